@@ -1,0 +1,161 @@
+//! Agent configuration: one `Config`, resolved once as defaults < TOML file
+//! < `CENSUS_*` environment < flags (`main.rs`), validated before use.
+//! Reference: docs/config-agent.md (checked against `Config::default()` by a test).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the key, certificates, agent id and sequence counter live.
+    pub state_dir: PathBuf,
+    /// Collector agent API URL. Empty: use the one recorded at enrollment.
+    pub server: String,
+    /// Heartbeat interval until the collector pushes its own.
+    #[serde(with = "duration_text")]
+    pub heartbeat_interval: Duration,
+    /// Inventory interval until the collector pushes its own.
+    #[serde(with = "duration_text")]
+    pub inventory_interval: Duration,
+    /// First retry delay after a failed send; doubles up to `backoff_max`, with jitter.
+    #[serde(with = "duration_text")]
+    pub backoff_initial: Duration,
+    #[serde(with = "duration_text")]
+    pub backoff_max: Duration,
+    /// Deadline of one call to the collector.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Reports kept in memory while the collector is unreachable; beyond
+    /// it the oldest heartbeats are dropped (inventory is kept).
+    pub max_pending_reports: usize,
+    /// Filesystem root that inventory is read from ("/" except in tests).
+    pub root: PathBuf,
+    /// "text" or "json" logs on stderr.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from("/var/lib/census-agent"),
+            server: String::new(),
+            heartbeat_interval: Duration::from_secs(60),
+            inventory_interval: Duration::from_secs(3600),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_pending_reports: 1000,
+            root: PathBuf::from("/"),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        c.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        Ok(c)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading config", path, e))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.heartbeat_interval < Duration::from_secs(1) {
+            return Err("heartbeat_interval must be at least 1s".into());
+        }
+        if self.inventory_interval < self.heartbeat_interval {
+            return Err("inventory_interval cannot be shorter than heartbeat_interval".into());
+        }
+        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
+            return Err("backoff_initial must be > 0 and backoff_max >= backoff_initial".into());
+        }
+        if self.request_timeout < Duration::from_secs(1) {
+            return Err("request_timeout must be at least 1s".into());
+        }
+        if self.max_pending_reports < 10 {
+            return Err("max_pending_reports must be at least 10".into());
+        }
+        if !self.server.is_empty() && !(self.server.starts_with("https://")) {
+            return Err(format!("server {:?} must be an https:// URL", self.server));
+        }
+        Ok(())
+    }
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    /// The largest whole unit: "90d", "1h", "90s" (humantime would print
+    /// "2months 29days 2h 52m 48s" for 90 days).
+    pub fn format_duration(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 {
+            return format!("{}ms", d.as_millis());
+        }
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs >= size && secs % size == 0 {
+                return format!("{}{unit}", secs / size);
+            }
+        }
+        format!("{secs}s")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        assert_eq!(Config::from_toml("", "t").expect("valid"), Config::default());
+        let err = Config::from_toml("heartbeat = \"1s\"", "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("heartbeat"), "{err}");
+        let err = Config::from_toml("server = \"http://x\"", "t").unwrap_err().to_string();
+        assert!(err.contains("https://"), "{err}");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let c = Config::from_toml(include_str!("../../deploy/agent.toml"), "deploy/agent.toml").expect("example parses");
+        assert_eq!(c.heartbeat_interval, Config::default().heartbeat_interval);
+    }
+
+    #[test]
+    fn config_reference_lists_every_key_with_its_default() {
+        let reference = include_str!("../../docs/config-agent.md");
+        let defaults = toml::to_string(&Config::default()).expect("serialise");
+        for line in defaults.lines() {
+            let Some((key, value)) = line.split_once(" = ") else { continue };
+            let row = format!("| `{key}` | `{value}` |");
+            assert!(reference.contains(&row), "docs/config-agent.md lacks the row starting {row}");
+        }
+    }
+}

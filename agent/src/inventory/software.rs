@@ -1,0 +1,37 @@
+//! Installed software: one `Package` per package-manager entry.
+//! Pure domain types; the parsers that produce them live in `collect::software`.
+
+/// Where a package record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageSource {
+    Dpkg,
+    Rpm,
+    Apk,
+    Pacman,
+    Snap,
+    Flatpak,
+    /// Windows "Uninstall" registry keys (HKLM, HKLM\...\WOW6432Node, HKCU).
+    WindowsRegistry,
+    /// macOS application bundle (`/Applications/*.app/Contents/Info.plist`).
+    MacApp,
+    /// macOS installer package receipt (`/var/db/receipts/*.plist`).
+    MacPkgReceipt,
+}
+
+/// One installed package as its package manager describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Package {
+    /// Package name as the package manager spells it (dpkg: `Package`).
+    pub name: String,
+    /// Version exactly as the package manager prints it (dpkg: `Version`,
+    /// with epoch; rpm: `[epoch:]version-release`).
+    pub version: String,
+    /// Architecture (dpkg `Architecture`, rpm `%{ARCH}`), when the source has one.
+    pub arch: Option<String>,
+    /// Vendor, publisher or maintainer, when the source has one.
+    pub vendor: Option<String>,
+    pub source: PackageSource,
+    /// Install time, Unix milliseconds, when the source records it.
+    pub install_time_unix_ms: Option<i64>,
+}

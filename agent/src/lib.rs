@@ -1,0 +1,29 @@
+//! Census endpoint agent. `main.rs` is a thin wrapper; the library exposes
+//! `run`, `enroll::enroll` and `collect::inventory` so the demo and tests can
+//! drive an agent in-process. See ARCHITECTURE.md.
+
+pub mod collect;
+pub mod config;
+pub mod enroll;
+pub mod error;
+pub mod inventory;
+pub mod render;
+pub mod run;
+pub mod state;
+pub mod transport;
+pub mod wire;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use run::run;
+
+/// This agent's version, reported to the collector.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Wall clock in Unix milliseconds; read only at the edges.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,210 @@
+//! `census-agent`: parse flags, resolve the config, start the runtime.
+//! No business logic here; see the library (`census_agent`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use census_agent::config::{Config, LogFormat};
+use census_agent::enroll::EnrollmentSecret;
+use census_agent::{Error, collect, render};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for bad usage or configuration (BSD EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "census-agent", version, about = "Census endpoint agent: inventory and health for the Census collector")]
+struct Args {
+    /// TOML config file; see docs/config-agent.md.
+    #[arg(long, env = "CENSUS_AGENT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Overrides `state_dir`.
+    #[arg(long, env = "CENSUS_STATE_DIR", global = true)]
+    state_dir: Option<PathBuf>,
+    /// Overrides `log_format` (text or json).
+    #[arg(long, env = "CENSUS_LOG_FORMAT", global = true)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll with a collector: generate a key, send a CSR with the enrollment secret, store the certificate.
+    Enroll {
+        /// Collector agent API URL, e.g. https://collector.example:7443
+        #[arg(long, env = "CENSUS_SERVER")]
+        server: String,
+        /// The collector's CA certificate (PEM) to pin.
+        #[arg(long, env = "CENSUS_CA")]
+        ca: PathBuf,
+        /// Enrollment secret (prefer the environment variable or --secret-file).
+        #[arg(long, env = "CENSUS_ENROLL_SECRET", hide_env_values = true, conflicts_with = "secret_file")]
+        secret: Option<String>,
+        /// File holding the enrollment secret.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Report to the collector until stopped.
+    Run {
+        /// Overrides `server`.
+        #[arg(long, env = "CENSUS_SERVER")]
+        server: Option<String>,
+        /// Overrides `heartbeat_interval` (e.g. 30s).
+        #[arg(long, env = "CENSUS_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Option<Duration>,
+        /// Overrides `backoff_max` (e.g. 10s).
+        #[arg(long, env = "CENSUS_BACKOFF_MAX", value_parser = humantime::parse_duration)]
+        backoff_max: Option<Duration>,
+    },
+    /// Print this host's inventory without any collector.
+    Inventory {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also print how long each section took.
+        #[arg(long)]
+        timings: bool,
+    },
+}
+
+fn resolve(args: &Args) -> Result<Config, Error> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.state_dir {
+        config.state_dir = d.clone();
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    if let Command::Run { server, heartbeat_interval, backoff_max } = &args.command {
+        if let Some(s) = server {
+            config.server = s.clone();
+        }
+        if let Some(h) = heartbeat_interval {
+            config.heartbeat_interval = *h;
+            config.inventory_interval = config.inventory_interval.max(*h);
+        }
+        if let Some(b) = backoff_max {
+            config.backoff_max = *b;
+            config.backoff_initial = config.backoff_initial.min(*b);
+        }
+    }
+    config.validate().map_err(Error::Config)?;
+    Ok(config)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let config = match resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("census-agent: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_tracing(config.log_format);
+    match execute(args.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("census-agent: {e}");
+            ExitCode::from(match e {
+                Error::Config(_) | Error::NotEnrolled(_) => EXIT_USAGE,
+                _ => 1,
+            })
+        }
+    }
+}
+
+fn execute(command: Command, config: Config) -> Result<(), Error> {
+    match command {
+        Command::Inventory { format, timings } => {
+            let (inv, t) = collect::inventory(&config.root);
+            let t = timings.then_some(t.as_slice());
+            print!("{}", match format {
+                Format::Json => render::json(&inv, t),
+                Format::Table => render::table_text(&inv, t),
+            });
+            Ok(())
+        }
+        Command::Enroll { server, ca, secret, secret_file } => {
+            let secret = match (secret, secret_file) {
+                (Some(s), _) => s,
+                (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?.trim().to_string(),
+                (None, None) => return Err(Error::Config("an enrollment secret is needed: --secret, CENSUS_ENROLL_SECRET or --secret-file".into())),
+            };
+            let ca_pem = std::fs::read_to_string(&ca).map_err(|e| Error::io("reading CA certificate", &ca, e))?;
+            let rt = runtime()?;
+            let state = rt.block_on(census_agent::enroll::enroll(
+                &server,
+                &ca_pem,
+                &EnrollmentSecret(secret),
+                &config.root,
+                &config.state_dir,
+                config.request_timeout,
+            ))?;
+            println!("enrolled as agent {} with {}; state in {}", state.agent_id, state.server, config.state_dir.display());
+            Ok(())
+        }
+        Command::Run { .. } => {
+            let rt = runtime()?;
+            rt.block_on(census_agent::run(config, shutdown_signal()))
+        }
+    }
+}
+
+/// One small runtime: the agent does little at a time, and every thread costs memory.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .map_err(|e| Error::Collector(format!("cannot start the async runtime: {e}")))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,181 @@
+//! The agent's state directory: what enrollment produced, and the report
+//! sequence counter.
+//!
+//! Files: `agent.toml` (agent id, server), `ca.pem` (the collector's CA,
+//! pinned), `agent.pem` (client certificate), `agent.key` (private key,
+//! mode 0600, never leaves the host), `seq` (last sequence number used).
+//! Every file is replaced atomically, so a crash never leaves half a key.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const IDENTITY_FILE: &str = "agent.toml";
+const CA_FILE: &str = "ca.pem";
+const CERT_FILE: &str = "agent.pem";
+const KEY_FILE: &str = "agent.key";
+const SEQ_FILE: &str = "seq";
+
+/// A private key in memory; Debug prints `***`.
+#[derive(Clone)]
+pub struct PrivateKeyPem(pub String);
+
+impl std::fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    agent_id: String,
+    server: String,
+    enrolled_at_unix_ms: i64,
+}
+
+/// Everything needed to talk to the collector with mutual TLS.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub agent_id: String,
+    pub server: String,
+    pub enrolled_at_unix_ms: i64,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: PrivateKeyPem,
+}
+
+impl Enrolled {
+    pub fn load(dir: &Path) -> Result<Enrolled> {
+        let identity_path = dir.join(IDENTITY_FILE);
+        if !identity_path.exists() {
+            return Err(Error::NotEnrolled(dir.to_path_buf()));
+        }
+        let read = |f: &str| -> Result<String> {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p).map_err(|e| Error::io("reading", p, e))
+        };
+        let id: IdentityFile = toml::from_str(&read(IDENTITY_FILE)?)
+            .map_err(|e| Error::Config(format!("{}: {e}", identity_path.display())))?;
+        Ok(Enrolled {
+            agent_id: id.agent_id,
+            server: id.server,
+            enrolled_at_unix_ms: id.enrolled_at_unix_ms,
+            ca_pem: read(CA_FILE)?,
+            cert_pem: read(CERT_FILE)?,
+            key_pem: PrivateKeyPem(read(KEY_FILE)?),
+        })
+    }
+
+    /// Writes the state; the identity file goes last, so a crash midway
+    /// leaves the agent "not enrolled" rather than half-enrolled.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("restricting", dir, e))?;
+        }
+        write_atomic(&dir.join(KEY_FILE), self.key_pem.0.as_bytes(), 0o600)?;
+        write_atomic(&dir.join(CERT_FILE), self.cert_pem.as_bytes(), 0o644)?;
+        write_atomic(&dir.join(CA_FILE), self.ca_pem.as_bytes(), 0o644)?;
+        let id = IdentityFile { agent_id: self.agent_id.clone(), server: self.server.clone(), enrolled_at_unix_ms: self.enrolled_at_unix_ms };
+        let text = toml::to_string(&id).map_err(|e| Error::Config(e.to_string()))?;
+        write_atomic(&dir.join(IDENTITY_FILE), text.as_bytes(), 0o644)?;
+        // A new enrollment starts a new sequence on the collector.
+        write_atomic(&dir.join(SEQ_FILE), b"0\n", 0o644)
+    }
+}
+
+/// The per-agent report sequence, persisted so a restart never reuses a
+/// number the collector may already have stored.
+#[derive(Debug)]
+pub struct SequenceCounter {
+    path: PathBuf,
+    last: u64,
+}
+
+impl SequenceCounter {
+    pub fn open(dir: &Path) -> Result<SequenceCounter> {
+        let path = dir.join(SEQ_FILE);
+        let last = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|e| Error::parse(path.display().to_string(), Some(1), format!("{e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        Ok(SequenceCounter { path, last })
+    }
+
+    /// Reserves the next number, durably, before any report carries it.
+    pub fn next(&mut self) -> Result<u64> {
+        let next = self.last + 1;
+        write_atomic(&self.path, format!("{next}\n").as_bytes(), 0o644)?;
+        self.last = next;
+        Ok(next)
+    }
+
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_key_is_private() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Enrolled {
+            agent_id: "abc".into(),
+            server: "https://127.0.0.1:1".into(),
+            enrolled_at_unix_ms: 5,
+            ca_pem: "CA".into(),
+            cert_pem: "CERT".into(),
+            key_pem: PrivateKeyPem("KEY".into()),
+        };
+        s.save(dir.path()).expect("save");
+        let l = Enrolled::load(dir.path()).expect("load");
+        assert_eq!((l.agent_id.as_str(), l.key_pem.0.as_str()), ("abc", "KEY"));
+        assert_eq!(format!("{:?}", l.key_pem), "***");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn sequence_survives_restart() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = SequenceCounter::open(dir.path()).expect("open");
+        assert_eq!(c.next().expect("n"), 1);
+        assert_eq!(c.next().expect("n"), 2);
+        let mut again = SequenceCounter::open(dir.path()).expect("reopen");
+        assert_eq!(again.last(), 2);
+        assert_eq!(again.next().expect("n"), 3);
+    }
+
+    #[test]
+    fn missing_state_says_not_enrolled() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(matches!(Enrolled::load(dir.path()), Err(Error::NotEnrolled(_))));
+    }
+}

@@ -1,0 +1,147 @@
+//! AdminService: the questions the CLI and the UI ask, behind a bearer
+//! token with a role.
+//!
+//! Authentication happens once, in `authenticate` (a tonic interceptor);
+//! each method then states the role it needs with `require`.
+
+use std::sync::Arc;
+
+use census_proto::v1 as pb;
+use census_proto::v1::admin_service_server::AdminService;
+use tonic::{Request, Response, Status};
+
+use crate::secrets::{Role, Secret};
+use crate::store::{HostView, Store};
+use crate::wire;
+
+/// Who is calling, attached to the request by `authenticate`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: String,
+    pub role: Role,
+}
+
+/// Interceptor: resolves `authorization: Bearer <token>` to a `Caller`.
+pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut request: Request<()>| {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing admin token: pass --token or set CENSUS_TOKEN"))?;
+        let value = header
+            .to_str()
+            .map_err(|_| Status::unauthenticated("authorization header is not valid ASCII"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
+        let token = Secret::new(token.trim());
+        let record = store
+            .admin_token(&token.hash())
+            .map_err(Status::from)?
+            .filter(|r| !r.revoked)
+            .ok_or_else(|| Status::unauthenticated("invalid or revoked admin token"))?;
+        let role = Role::parse(&record.role)
+            .ok_or_else(|| Status::internal(format!("token {} has an unknown role {:?}", record.id, record.role)))?;
+        request.extensions_mut().insert(Caller { token_id: record.id, role });
+        Ok(request)
+    }
+}
+
+/// Refuses the call unless the caller's role is at least `needed`.
+fn require<T>(request: &Request<T>, needed: Role) -> Result<Caller, Status> {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("request was not authenticated"))?;
+    if caller.role < needed {
+        return Err(Status::permission_denied(format!(
+            "this call needs the {} role; token {} has {}",
+            needed.as_str(),
+            caller.token_id,
+            caller.role.as_str()
+        )));
+    }
+    Ok(caller)
+}
+
+pub struct AdminApi {
+    store: Arc<dyn Store>,
+}
+
+impl AdminApi {
+    pub fn new(store: Arc<dyn Store>) -> AdminApi {
+        AdminApi { store }
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> crate::error::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_hosts(&self, request: Request<pb::ListHostsRequest>) -> Result<Response<pb::ListHostsResponse>, Status> {
+        require(&request, Role::Viewer)?;
+        let req = request.into_inner();
+        let page_size = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().map_err(|_| Status::invalid_argument("page_token is not one this server issued"))?
+        };
+        let mut hosts = self.with_store(|s| s.hosts()).await?;
+        hosts.sort_by(|a, b| {
+            a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
+        });
+        let total = hosts.len();
+        let page: Vec<pb::HostSummary> = hosts.iter().skip(offset).take(page_size).map(wire::host_summary).collect();
+        let next = offset + page.len();
+        let next_page_token = if next < total { next.to_string() } else { String::new() };
+        Ok(Response::new(pb::ListHostsResponse { hosts: page, next_page_token }))
+    }
+
+    async fn get_host(&self, request: Request<pb::GetHostRequest>) -> Result<Response<pb::GetHostResponse>, Status> {
+        require(&request, Role::Viewer)?;
+        let key = request.into_inner().id_or_hostname;
+        if key.is_empty() || key.len() > 255 {
+            return Err(Status::invalid_argument("id_or_hostname must be 1 to 255 bytes"));
+        }
+        let host: HostView = self
+            .with_store(move |s| {
+                if let Some(host) = s.host(&key)? {
+                    return Ok(host);
+                }
+                let named = s.agents_named(&key)?;
+                match named.as_slice() {
+                    [] => Err(crate::error::Error::NotFound(format!("no host with agent id or hostname {key:?}"))),
+                    [one] => s
+                        .host(&one.agent_id)?
+                        .ok_or_else(|| crate::error::Error::NotFound(format!("host {key:?} vanished while reading"))),
+                    many => Err(crate::error::Error::FailedPrecondition(format!(
+                        "{} hosts are named {key:?}; ask for one of these agent ids: {}",
+                        many.len(),
+                        many.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            })
+            .await?;
+        Ok(Response::new(pb::GetHostResponse {
+            summary: Some(wire::host_summary(&host)),
+            inventory: host.inventory.and_then(|r| r.inventory),
+        }))
+    }
+}

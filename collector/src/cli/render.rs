@@ -1,0 +1,207 @@
+//! What the CLI prints: tables for people, JSON (the proto field names) for
+//! scripts. Pure formatting over the admin API's messages.
+
+use std::time::SystemTime;
+
+use census_proto::v1 as pb;
+use comfy_table::{Table, presets};
+use tonic::Status;
+
+use super::Output;
+use super::connect::AdminClient;
+use crate::clock::unix_ms;
+
+/// Fetches every page of the host list.
+pub async fn all_hosts(client: &mut AdminClient) -> Result<Vec<pb::HostSummary>, Status> {
+    let mut hosts = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client.list_hosts(pb::ListHostsRequest { page_size: 0, page_token }).await?.into_inner();
+        hosts.extend(page.hosts);
+        if page.next_page_token.is_empty() {
+            return Ok(hosts);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+pub async fn hosts(client: &mut AdminClient, output: Output) -> Result<String, Status> {
+    let hosts = all_hosts(client).await?;
+    Ok(match output {
+        Output::Json => json(&hosts),
+        Output::Table => hosts_table(&hosts, unix_ms(SystemTime::now())),
+    })
+}
+
+pub async fn host(client: &mut AdminClient, id_or_hostname: &str, output: Output) -> Result<String, Status> {
+    let host = client.get_host(pb::GetHostRequest { id_or_hostname: id_or_hostname.to_string() }).await?.into_inner();
+    Ok(match output {
+        Output::Json => json(&host),
+        Output::Table => host_detail(&host, unix_ms(SystemTime::now())),
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(header.iter().map(|h| h.to_string()));
+    t
+}
+
+pub fn hosts_table(hosts: &[pb::HostSummary], now_ms: i64) -> String {
+    let mut t = table(&["HOSTNAME", "AGENT ID", "OS", "KERNEL", "CPUS", "MEMORY", "AGENT", "LAST SEEN"]);
+    for h in hosts {
+        t.add_row(vec![
+            h.hostname.clone(),
+            h.agent_id.chars().take(12).collect(),
+            h.os.clone(),
+            h.kernel.clone(),
+            h.cpu_logical_cores.to_string(),
+            bytes(h.memory_total_bytes),
+            h.agent_version.clone(),
+            ago(h.last_seen_unix_ms, now_ms),
+        ]);
+    }
+    format!("{t}\n{} host(s)\n", hosts.len())
+}
+
+pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
+    let mut out = String::new();
+    let s = host.summary.clone().unwrap_or_default();
+    let mut kv = table(&["", ""]);
+    kv.set_header(Vec::<String>::new());
+    for (k, v) in [
+        ("hostname", s.hostname.clone()),
+        ("agent id", s.agent_id.clone()),
+        ("host uuid", s.host_uuid.clone()),
+        ("agent version", s.agent_version.clone()),
+        ("last seen", ago(s.last_seen_unix_ms, now_ms)),
+        ("last seq", s.last_seq.to_string()),
+        ("revoked", s.revoked.to_string()),
+    ] {
+        kv.add_row(vec![k.to_string(), v]);
+    }
+    out.push_str(&format!("{kv}\n"));
+    let Some(inv) = &host.inventory else {
+        out.push_str("\nno inventory received yet\n");
+        return out;
+    };
+    if let Some(os) = &inv.os {
+        section(&mut out, "OS", &[
+            ("name", os.pretty_name.clone().unwrap_or_else(|| os.name.clone())),
+            ("kernel", os.kernel.clone()),
+            ("arch", os.arch.clone()),
+            ("timezone", os.timezone.clone().unwrap_or_else(|| "-".into())),
+            ("booted", os.boot_time_unix_ms.map(|b| ago(b, now_ms)).unwrap_or_else(|| "-".into())),
+        ]);
+    }
+    if let Some(cpu) = &inv.cpu {
+        section(&mut out, "CPU", &[
+            ("model", cpu.model.clone()),
+            ("vendor", cpu.vendor.clone()),
+            ("logical cores", cpu.logical_cores.to_string()),
+            ("physical cores", cpu.physical_cores.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
+            ("sockets", cpu.sockets.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
+            ("frequency", cpu.frequency_mhz.map(|f| format!("{f} MHz")).unwrap_or_else(|| "-".into())),
+        ]);
+    }
+    if let Some(m) = &inv.memory {
+        section(&mut out, "Memory", &[("total", bytes(m.total_bytes)), ("swap", bytes(m.swap_total_bytes))]);
+    }
+    if let Some(fs) = &inv.filesystems {
+        let mut t = table(&["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "INODES USED"]);
+        for f in &fs.filesystems {
+            t.add_row(vec![
+                f.mount_point.clone(),
+                f.device.clone(),
+                f.fs_type.clone(),
+                bytes(f.total_bytes),
+                percent(f.total_bytes.saturating_sub(f.free_bytes), f.total_bytes),
+                percent(f.inodes_total.saturating_sub(f.inodes_free), f.inodes_total),
+            ]);
+        }
+        out.push_str(&format!("\nFilesystems\n{t}\n"));
+    }
+    if let Some(net) = &inv.network {
+        let mut t = table(&["INTERFACE", "STATE", "MAC", "ADDRESSES"]);
+        for i in &net.interfaces {
+            let addrs: Vec<String> = i.addresses.iter().map(|a| format!("{}/{}", a.address, a.prefix_len)).collect();
+            t.add_row(vec![i.name.clone(), i.oper_state.clone(), i.mac.clone().unwrap_or_else(|| "-".into()), addrs.join(" ")]);
+        }
+        out.push_str(&format!("\nNetwork\n{t}\n"));
+    }
+    if !inv.errors.is_empty() {
+        out.push_str("\nSections that failed to collect\n");
+        for e in &inv.errors {
+            out.push_str(&format!("  {}: {}\n", e.section, e.message));
+        }
+    }
+    out
+}
+
+fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
+    let mut t = table(&["", ""]);
+    t.set_header(Vec::<String>::new());
+    for (k, v) in rows {
+        t.add_row(vec![format!("  {k}"), v.clone()]);
+    }
+    out.push_str(&format!("\n{title}\n{t}\n"));
+}
+
+/// Binary units, one decimal: "7.8 GiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 { "-".into() } else { format!("{:.0}%", part as f64 * 100.0 / whole as f64) }
+}
+
+/// "never", "12s ago", "3m ago", "5h ago", "2d ago".
+pub fn ago(then_ms: i64, now_ms: i64) -> String {
+    if then_ms <= 0 {
+        return "never".into();
+    }
+    let secs = (now_ms - then_ms).max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_ages() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(8 * 1024 * 1024 * 1024), "8.0 GiB");
+        assert_eq!(ago(0, 5), "never");
+        assert_eq!(ago(1_000, 61_000), "1m ago");
+        assert_eq!(ago(1_000, 1_000 + 3 * 86_400_000), "3d ago");
+    }
+
+    #[test]
+    fn hosts_table_shows_each_host() {
+        let h = pb::HostSummary { hostname: "web-07".into(), agent_id: "0123456789abcdef".into(), memory_total_bytes: 1 << 30, ..Default::default() };
+        let text = hosts_table(&[h], 0);
+        assert!(text.contains("web-07") && text.contains("0123456789ab") && text.contains("1.0 GiB"), "{text}");
+        assert!(text.ends_with("1 host(s)\n"));
+    }
+}

@@ -1,0 +1,276 @@
+//! Collector configuration: one `Config`, resolved once as
+//! defaults < TOML file < `CENSUS_*` environment < command-line flags, then
+//! validated. Every key, its default and its meaning is listed in
+//! `docs/config-collector.md`; a test checks that file against `Config::default()`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the sled database and the PKI (`pki/`).
+    pub data_dir: PathBuf,
+    /// Log format on stderr: "text" or "json".
+    pub log_format: LogFormat,
+    pub agent_api: AgentApi,
+    pub admin_api: AdminApi,
+    pub agents: AgentPolicy,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The agent-facing gRPC endpoint (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentApi {
+    /// Address for AgentService. Port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+}
+
+/// The admin-facing gRPC endpoint (TLS + bearer token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminApi {
+    /// Address for AdminService. Port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+}
+
+/// What the collector tells agents, and how it treats them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentPolicy {
+    /// Heartbeat interval pushed to agents.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Inventory collection interval pushed to agents.
+    #[serde(with = "humantime_serde")]
+    pub inventory_interval: Duration,
+    /// Lifetime of the client certificates issued at enrollment.
+    #[serde(with = "humantime_serde")]
+    pub certificate_lifetime: Duration,
+}
+
+/// Bounds on everything an agent sends. A request beyond them is refused
+/// whole, with a status naming the limit; nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest gRPC message accepted, bytes (checked by the transport
+    /// before decoding).
+    pub max_message_bytes: usize,
+    /// Largest single encoded report inside a request, bytes.
+    pub max_report_bytes: usize,
+    /// Most reports in one ReportRequest.
+    pub max_reports_per_request: usize,
+    /// Longest string field in a report or enrollment, bytes.
+    pub max_string_bytes: usize,
+    /// Most items in one inventory list (filesystems, interfaces, addresses, ...).
+    pub max_items_per_list: usize,
+    /// Largest CSR accepted at enrollment, bytes.
+    pub max_csr_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/census-collector"),
+            log_format: LogFormat::Text,
+            agent_api: AgentApi::default(),
+            admin_api: AdminApi::default(),
+            agents: AgentPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for AgentApi {
+    fn default() -> Self {
+        AgentApi { listen: SocketAddr::from(([0, 0, 0, 0], 7443)) }
+    }
+}
+
+impl Default for AdminApi {
+    fn default() -> Self {
+        AdminApi { listen: SocketAddr::from(([127, 0, 0, 1], 7444)) }
+    }
+}
+
+impl Default for AgentPolicy {
+    fn default() -> Self {
+        AgentPolicy {
+            heartbeat_interval: Duration::from_secs(60),
+            inventory_interval: Duration::from_secs(3600),
+            certificate_lifetime: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_report_bytes: 2 * 1024 * 1024,
+            max_reports_per_request: 256,
+            max_string_bytes: 4096,
+            max_items_per_list: 10_000,
+            max_csr_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document. `origin` names it in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        config.validate().map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading config", path, e))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks relations between keys that serde cannot express.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_report_bytes", l.max_report_bytes),
+            ("limits.max_reports_per_request", l.max_reports_per_request),
+            ("limits.max_string_bytes", l.max_string_bytes),
+            ("limits.max_items_per_list", l.max_items_per_list),
+            ("limits.max_csr_bytes", l.max_csr_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key} must be greater than 0"));
+            }
+        }
+        if l.max_report_bytes > l.max_message_bytes {
+            return Err(format!(
+                "limits.max_report_bytes ({}) cannot exceed limits.max_message_bytes ({})",
+                l.max_report_bytes, l.max_message_bytes
+            ));
+        }
+        let a = &self.agents;
+        if a.heartbeat_interval < Duration::from_secs(1) {
+            return Err("agents.heartbeat_interval must be at least 1s".into());
+        }
+        if a.inventory_interval < a.heartbeat_interval {
+            return Err("agents.inventory_interval cannot be shorter than agents.heartbeat_interval".into());
+        }
+        if a.certificate_lifetime < Duration::from_secs(60) {
+            return Err("agents.certificate_lifetime must be at least 60s".into());
+        }
+        if self.agent_api.listen == self.admin_api.listen && self.agent_api.listen.port() != 0 {
+            return Err("agent_api.listen and admin_api.listen must differ".into());
+        }
+        Ok(())
+    }
+
+    /// Path of the PKI directory inside the data directory.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+}
+
+/// `Duration` as a humantime string ("60s", "90d") in TOML.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    /// The largest whole unit: "90d", "1h", "90s" (humantime would print
+    /// "2months 29days 2h 52m 48s" for 90 days).
+    pub fn format_duration(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 {
+            return format!("{}ms", d.as_millis());
+        }
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs >= size && secs % size == 0 {
+                return format!("{}{unit}", secs / size);
+            }
+        }
+        format!("{secs}s")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("", "t").expect("empty config is valid"), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[limits]\nmax_mesage_bytes = 3\n", "census.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("census.toml"), "{text}");
+        assert!(text.contains("max_mesage_bytes"), "{text}");
+    }
+
+    #[test]
+    fn durations_parse_and_relations_are_checked() {
+        let c = Config::from_toml("[agents]\nheartbeat_interval = \"5s\"\ninventory_interval = \"1m\"\n", "t")
+            .expect("valid durations");
+        assert_eq!(c.agents.heartbeat_interval, Duration::from_secs(5));
+        let err = Config::from_toml("[agents]\nheartbeat_interval = \"5m\"\ninventory_interval = \"1m\"\n", "t")
+            .unwrap_err();
+        assert!(err.to_string().contains("inventory_interval"), "{err}");
+        let err = Config::from_toml("[limits]\nmax_report_bytes = 0\n", "t").unwrap_err();
+        assert!(err.to_string().contains("limits.max_report_bytes must be greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn example_config_in_deploy_parses() {
+        let text = include_str!("../../deploy/collector.toml");
+        let c = Config::from_toml(text, "deploy/collector.toml").expect("example config parses");
+        assert_eq!(c.limits, Limits::default(), "the example documents the default limits");
+    }
+
+    #[test]
+    fn config_reference_lists_every_key_with_its_default() {
+        let reference = include_str!("../../docs/config-collector.md");
+        let defaults = toml::to_string(&Config::default()).expect("defaults serialise");
+        let mut section = String::new();
+        for line in defaults.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                section = line.trim_matches(['[', ']']).to_string();
+                continue;
+            }
+            let Some((key, value)) = line.split_once(" = ") else { continue };
+            let full = if section.is_empty() { key.to_string() } else { format!("{section}.{key}") };
+            let row = format!("| `{full}` | `{value}` |");
+            assert!(reference.contains(&row), "docs/config-collector.md lacks the row starting {row}");
+        }
+    }
+}

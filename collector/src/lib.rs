@@ -1,0 +1,23 @@
+//! Census collector: gRPC ingest over mutual TLS, the sled store, and the
+//! admin API. `main.rs` (census-collector) and `bin/census.rs` (the admin
+//! CLI) are thin wrappers around this library; see ARCHITECTURE.md.
+
+pub mod admin_api;
+pub mod agent_api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod init;
+pub mod pki;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod validate;
+pub mod wire;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{Collector, run};

@@ -1,0 +1,183 @@
+//! `census-collector`: parse flags, resolve the config, start the runtime.
+//! No business logic here; see the library (`census_collector`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use census_collector::config::{Config, LogFormat};
+use census_collector::{Error, init, telemetry};
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad usage or configuration (BSD EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "census-collector", version, about = "Census collector: ingest, store and serve the fleet inventory")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data directory: CA, server certificate, first admin token and enrollment secret.
+    Init {
+        /// Data directory to create.
+        #[arg(long, env = "CENSUS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// DNS name or IP address agents use to reach this collector (repeatable).
+        #[arg(long = "san", required = true)]
+        sans: Vec<String>,
+        /// Print the result as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the agent and admin APIs.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML config file; see docs/config-collector.md.
+    #[arg(long, env = "CENSUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long, env = "CENSUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Overrides `agent_api.listen`.
+    #[arg(long, env = "CENSUS_AGENT_LISTEN")]
+    agent_listen: Option<SocketAddr>,
+    /// Overrides `admin_api.listen`.
+    #[arg(long, env = "CENSUS_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Overrides `log_format` ("text" or "json").
+    #[arg(long, env = "CENSUS_LOG_FORMAT", value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?} is not a log format; use text or json")),
+    }
+}
+
+impl ServeArgs {
+    /// defaults < file < env/flags (clap merges env and flags).
+    fn resolve(&self) -> Result<Config, Error> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = self.agent_listen {
+            config.agent_api.listen = a;
+        }
+        if let Some(a) = self.admin_listen {
+            config.admin_api.listen = a;
+        }
+        if let Some(f) = self.log_format {
+            config.log_format = f;
+        }
+        config.validate().map_err(Error::Config)?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match args.command {
+        Command::Init { data_dir, sans, json } => match init::init(&data_dir, &sans) {
+            Ok(done) => {
+                print_init(&data_dir, &done, json);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("census-collector: {e}");
+                ExitCode::from(match e {
+                    Error::Config(_) | Error::AlreadyInitialised(_) => EXIT_USAGE,
+                    _ => 1,
+                })
+            }
+        },
+        Command::Serve(serve) => {
+            let config = match serve.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("census-collector: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            telemetry::init_tracing(config.log_format);
+            match serve_until_signal(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("census-collector: {e:#}");
+                    let usage = e.downcast_ref::<Error>().is_some_and(|e| matches!(e, Error::Config(_) | Error::NotInitialised(_)));
+                    ExitCode::from(if usage { EXIT_USAGE } else { 1 })
+                }
+            }
+        }
+    }
+}
+
+fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let collector = census_collector::Collector::bind(config)?;
+        collector.serve(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_init(data_dir: &std::path::Path, done: &init::Initialised, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "data_dir": data_dir,
+            "ca_certificate": done.ca_path,
+            "admin_token": done.admin_token.expose(),
+            "enrollment_secret": done.enrollment_secret.expose(),
+        });
+        println!("{value}");
+        return;
+    }
+    println!("Initialised {}", data_dir.display());
+    println!("  CA certificate     {}   (give it to agents and admins)", done.ca_path.display());
+    println!("  admin token        {}", done.admin_token.expose());
+    println!("  enrollment secret  {}", done.enrollment_secret.expose());
+    println!("The token and the secret are shown only now; the collector keeps only their hashes.");
+}

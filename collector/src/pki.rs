@@ -1,0 +1,224 @@
+//! The collector's private PKI: a CA that signs the server certificate and
+//! every agent's client certificate.
+//!
+//! Files under `<data_dir>/pki/`: `ca.pem`, `ca.key`, `server.pem`,
+//! `server.key`. Private keys are written with mode 0600, atomically
+//! (temporary file + rename), and never logged. An agent certificate is
+//! issued from the CSR's public key only: subject, lifetime and usages are
+//! the collector's choice, so a CSR cannot ask for more than a client
+//! certificate for its own agent id.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_private;
+
+const CA_CERT: &str = "ca.pem";
+const CA_KEY: &str = "ca.key";
+const SERVER_CERT: &str = "server.pem";
+const SERVER_KEY: &str = "server.key";
+
+/// CA lifetime: long, because rotating a CA means touching every agent.
+const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Server certificate lifetime.
+const SERVER_LIFETIME: Duration = Duration::from_secs(397 * 24 * 3600);
+
+/// PEM material of the collector's PKI, loaded from `<data_dir>/pki`.
+pub struct Pki {
+    pub ca_cert_pem: String,
+    ca_key_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki").field("ca_key_pem", &"***").field("server_key_pem", &"***").finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a DER certificate: how the store recognises an agent's certificate.
+pub fn certificate_fingerprint(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
+}
+
+impl Pki {
+    /// Creates a new CA and a server certificate valid for `sans` (DNS names
+    /// or IP addresses) in `dir`. Refuses to overwrite an existing CA.
+    pub fn create(dir: &Path, sans: &[String], now: SystemTime) -> Result<Pki> {
+        if dir.join(CA_KEY).exists() {
+            return Err(Error::AlreadyInitialised(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+
+        let ca_key = KeyPair::generate().map_err(cert_err)?;
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name = name(&format!("Census CA {}", hex::encode(random_bytes::<4>())));
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        set_validity(&mut ca_params, now, CA_LIFETIME);
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err)?;
+
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let (server_cert_pem, server_key_pem) = issue_server_certificate(&issuer, sans, now)?;
+
+        let pki = Pki {
+            ca_cert_pem: ca_cert.pem(),
+            ca_key_pem: ca_key.serialize_pem(),
+            server_cert_pem,
+            server_key_pem,
+        };
+        pki.write(dir)?;
+        Ok(pki)
+    }
+
+    /// Loads the PKI from `dir`.
+    pub fn load(dir: &Path) -> Result<Pki> {
+        let read = |file: &str| -> Result<String> {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path).map_err(|e| Error::io("reading", path, e))
+        };
+        Ok(Pki {
+            ca_cert_pem: read(CA_CERT)?,
+            ca_key_pem: read(CA_KEY)?,
+            server_cert_pem: read(SERVER_CERT)?,
+            server_key_pem: read(SERVER_KEY)?,
+        })
+    }
+
+    /// Path of the CA certificate inside `dir` (handed to agents and the CLI).
+    pub fn ca_path(dir: &Path) -> PathBuf {
+        dir.join(CA_CERT)
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_public(&dir.join(CA_CERT), &self.ca_cert_pem)?;
+        write_private(&dir.join(CA_KEY), self.ca_key_pem.as_bytes())?;
+        write_public(&dir.join(SERVER_CERT), &self.server_cert_pem)?;
+        write_private(&dir.join(SERVER_KEY), self.server_key_pem.as_bytes())?;
+        Ok(())
+    }
+
+    /// Signs an agent's CSR: a client certificate whose common name is the
+    /// agent id, valid for `lifetime` from `now`. Returns (PEM, DER).
+    pub fn sign_agent_csr(&self, csr_pem: &str, agent_id: &str, lifetime: Duration, now: SystemTime) -> Result<(String, Vec<u8>)> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| Error::InvalidArgument(format!("csr_pem is not a valid PKCS#10 request: {e}")))?;
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, &ca_key).map_err(cert_err)?;
+
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(agent_id);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(SerialNumber::from_slice(&random_bytes::<16>()));
+        set_validity(&mut params, now, lifetime);
+        let request = CertificateSigningRequestParams { params, public_key: csr.public_key };
+        let cert = request.signed_by(&issuer).map_err(cert_err)?;
+        Ok((cert.pem(), cert.der().to_vec()))
+    }
+}
+
+fn issue_server_certificate(issuer: &Issuer<'_, &KeyPair>, sans: &[String], now: SystemTime) -> Result<(String, String)> {
+    let key = KeyPair::generate().map_err(cert_err)?;
+    let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err)?;
+    params.distinguished_name = name(sans.first().map(String::as_str).unwrap_or("census-collector"));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.serial_number = Some(SerialNumber::from_slice(&random_bytes::<16>()));
+    set_validity(&mut params, now, SERVER_LIFETIME);
+    let cert = params.signed_by(&key, issuer).map_err(cert_err)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Census");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn set_validity(params: &mut CertificateParams, now: SystemTime, lifetime: Duration) {
+    // Backdate a little so an endpoint whose clock runs slightly behind
+    // still accepts a certificate issued "now".
+    let now = time::OffsetDateTime::from(now);
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + lifetime;
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    // A DER serial must be positive: clear the sign bit.
+    bytes[0] &= 0x7f;
+    bytes
+}
+
+fn write_public(path: &Path, text: &str) -> Result<()> {
+    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
+}
+
+fn cert_err(e: rcgen::Error) -> Error {
+    Error::Certificate(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_certificate_uses_only_the_csr_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::create(dir.path(), &["localhost".into(), "127.0.0.1".into()], SystemTime::now()).expect("create pki");
+        let agent_key = KeyPair::generate().expect("key");
+        let mut asked = CertificateParams::new(vec!["evil.example".to_string()]).expect("params");
+        asked.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let csr = asked.serialize_request(&agent_key).expect("csr").pem().expect("pem");
+        let (pem, der) = pki.sign_agent_csr(&csr, "abc123", Duration::from_secs(3600), SystemTime::now()).expect("signed");
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        // The CA flag and the SAN the CSR asked for must not be in the result.
+        let parsed = CertificateSigningRequestParams::from_pem(&csr).expect("csr parses");
+        assert!(!parsed.params.subject_alt_names.is_empty(), "fixture really asks for a SAN");
+        let text = String::from_utf8_lossy(&der);
+        assert!(!text.contains("evil.example"), "SAN from the CSR leaked into the certificate");
+        // serverAuth OID 1.3.6.1.5.5.7.3.1 must not appear; clientAuth (.3.2) must.
+        let server_auth = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+        let client_auth = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+        assert!(!der.windows(8).any(|w| w == server_auth), "EKU from the CSR leaked");
+        assert!(der.windows(8).any(|w| w == client_auth), "client certificate has clientAuth");
+        assert!(text.contains("abc123"), "agent id is the subject");
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite_and_load_round_trips() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let created = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).expect("create");
+        let err = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).unwrap_err();
+        assert!(matches!(err, Error::AlreadyInitialised(_)));
+        let loaded = Pki::load(dir.path()).expect("load");
+        assert_eq!(loaded.ca_cert_pem, created.ca_cert_pem);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(CA_KEY)).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "CA key must be private");
+        }
+    }
+
+    #[test]
+    fn garbage_csr_is_invalid_argument() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).expect("create");
+        let err = pki.sign_agent_csr("not a csr", "a", Duration::from_secs(60), SystemTime::now()).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+}

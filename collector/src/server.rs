@@ -1,0 +1,126 @@
+//! Wiring of a running collector: open the store, load the PKI, bind both
+//! listeners, serve until the shutdown signal, then stop accepting and let
+//! in-flight requests finish (their acks only go out after durable writes).
+//!
+//! Contract lines on stdout, read by the e2e harness and the demo:
+//! `agent api listening on <addr>`, `admin api listening on <addr>`, `ready`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use census_proto::v1::admin_service_server::AdminServiceServer;
+use census_proto::v1::agent_service_server::AgentServiceServer;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::info;
+
+use crate::admin_api::{self, AdminApi};
+use crate::agent_api::AgentApi;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pki::Pki;
+use crate::store::Store;
+use crate::store::sled::SledStore;
+
+/// A collector whose sockets are bound but not yet serving.
+pub struct Collector {
+    config: Config,
+    store: Arc<dyn Store>,
+    pki: Arc<Pki>,
+    agent_incoming: TcpIncoming,
+    admin_incoming: TcpIncoming,
+    agent_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Collector {
+    /// Opens the data directory and binds the configured addresses.
+    pub fn bind(config: Config) -> Result<Collector> {
+        let pki_dir = config.pki_dir();
+        if !Pki::ca_path(&pki_dir).exists() {
+            return Err(Error::NotInitialised(config.data_dir.clone()));
+        }
+        let pki = Arc::new(Pki::load(&pki_dir)?);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&SledStore::path_in(&config.data_dir))?);
+        let bind = |addr: SocketAddr, what: &'static str| -> Result<(TcpIncoming, SocketAddr)> {
+            let incoming = TcpIncoming::bind(addr)
+                .map_err(|e| Error::Config(format!("cannot listen on {addr} for the {what}: {e}")))?
+                .with_nodelay(Some(true));
+            let local = incoming.local_addr().map_err(|e| Error::io("reading local address of", what, e))?;
+            Ok((incoming, local))
+        };
+        let (agent_incoming, agent_addr) = bind(config.agent_api.listen, "agent api")?;
+        let (admin_incoming, admin_addr) = bind(config.admin_api.listen, "admin api")?;
+        Ok(Collector { config, store, pki, agent_incoming, admin_incoming, agent_addr, admin_addr })
+    }
+
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves both APIs until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Collector { config, store, pki, agent_incoming, admin_incoming, agent_addr, admin_addr } = self;
+        let identity = Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
+        let ca = Certificate::from_pem(&pki.ca_cert_pem);
+
+        // Client certificates are optional at the TLS layer only so that
+        // Enroll can be called before the agent has one; when one is
+        // presented it must chain to our CA, and every call but Enroll
+        // refuses a connection without one.
+        let agent_tls = ServerTlsConfig::new().identity(identity.clone()).client_ca_root(ca).client_auth_optional(true);
+        let admin_tls = ServerTlsConfig::new().identity(identity);
+
+        let limits = config.limits.clone();
+        let agent_service = AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
+            .max_decoding_message_size(limits.max_message_bytes);
+        let admin_service = tonic::service::interceptor::InterceptedService::new(
+            AdminServiceServer::new(AdminApi::new(Arc::clone(&store))).max_decoding_message_size(1024 * 1024),
+            admin_api::authenticate(Arc::clone(&store)),
+        );
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let signal = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let tls_err = |e: tonic::transport::Error| Error::Certificate(format!("server TLS configuration: {e}"));
+        let agent_server = Server::builder()
+            .tls_config(agent_tls)
+            .map_err(tls_err)?
+            .add_service(agent_service)
+            .serve_with_incoming_shutdown(agent_incoming, signal(stop_rx.clone()));
+        let admin_server = Server::builder()
+            .tls_config(admin_tls)
+            .map_err(tls_err)?
+            .add_service(admin_service)
+            .serve_with_incoming_shutdown(admin_incoming, signal(stop_rx));
+
+        println!("agent api listening on {agent_addr}");
+        println!("admin api listening on {admin_addr}");
+        info!(%agent_addr, %admin_addr, data_dir = %config.data_dir.display(), "collector ready");
+        println!("ready");
+
+        let agent_task = tokio::spawn(agent_server);
+        let admin_task = tokio::spawn(admin_server);
+        shutdown.await;
+        info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        for task in [agent_task, admin_task] {
+            task.await
+                .map_err(|e| Error::Store(format!("server task failed: {e}")))?
+                .map_err(|e| Error::Store(format!("server stopped with an error: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds and serves `config` until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+    Collector::bind(config)?.serve(shutdown).await
+}

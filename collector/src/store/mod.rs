@@ -1,0 +1,74 @@
+//! Storage behind a narrow, intention-revealing trait. `store::sled` is the
+//! embedded default and the only module that imports sled; a shared SQL
+//! backend can implement the same trait without touching ingest or the
+//! admin API.
+//!
+//! Invariant for every implementation: when `put_reports` returns, what it
+//! reports as stored is durable (survives kill -9 and power loss as far as
+//! the filesystem's fsync guarantees).
+
+pub mod records;
+pub mod sled;
+
+use census_proto::v1 as pb;
+
+pub use self::records::{AgentRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
+use crate::error::Result;
+
+/// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
+pub type Digest = [u8; 32];
+
+/// What enrollment asks the store to record.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    /// The agent id: a fresh one, or the existing id of this host.
+    pub agent_id: String,
+    pub host_uuid: String,
+    pub hostname: String,
+    pub agent_version: String,
+    pub cert_fingerprint: Digest,
+    pub cert_not_after_unix_ms: i64,
+    pub enrolled_at_unix_ms: i64,
+    /// Hash of the enrollment secret used, whose use count is incremented.
+    pub secret_hash: Digest,
+}
+
+/// A host as the admin API shows it: its agent and latest inventory.
+#[derive(Debug, Clone)]
+pub struct HostView {
+    pub agent: AgentRecord,
+    pub inventory: Option<InventoryRecord>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Records an enrollment durably. If `new.agent_id` is already known
+    /// (the caller found the host by `agent_by_host`), the agent keeps its
+    /// history, its old certificate stops working and its sequence restarts.
+    fn enroll_agent(&self, new: NewAgent) -> Result<AgentRecord>;
+
+    /// The agent enrolled for this host UUID, if any.
+    fn agent_by_host(&self, host_uuid: &str) -> Result<Option<AgentRecord>>;
+
+    /// The agent whose current certificate has this fingerprint.
+    fn agent_by_certificate(&self, fingerprint: &Digest) -> Result<Option<AgentRecord>>;
+
+    /// Stores the reports of one agent whose seq is above its last stored
+    /// seq, atomically, then makes them durable. Returns the highest seq
+    /// now stored (the acknowledgement).
+    fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<u64>;
+
+    /// Every host, in no particular order.
+    fn hosts(&self) -> Result<Vec<HostView>>;
+
+    /// One host by agent id.
+    fn host(&self, agent_id: &str) -> Result<Option<HostView>>;
+
+    /// Agents whose hostname equals `hostname`, ignoring ASCII case.
+    fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>>;
+
+    fn put_admin_token(&self, hash: &Digest, token: &TokenRecord) -> Result<()>;
+    fn admin_token(&self, hash: &Digest) -> Result<Option<TokenRecord>>;
+
+    fn put_enrollment_secret(&self, hash: &Digest, secret: &EnrollmentSecretRecord) -> Result<()>;
+    fn enrollment_secret(&self, hash: &Digest) -> Result<Option<EnrollmentSecretRecord>>;
+}

@@ -1,0 +1,93 @@
+//! Stored record types. Every record is a protobuf message (prost) with a
+//! `schema` field as tag 1, so a record written by an older collector can be
+//! recognised and migrated, and a newer field is skipped by an older reader.
+
+use census_proto::v1 as pb;
+
+/// Schema version written into every record by this collector.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// One enrolled agent and the host it speaks for.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    /// 32 lower-case hex characters, the CN of its client certificate.
+    #[prost(string, tag = "2")]
+    pub agent_id: String,
+    #[prost(string, tag = "3")]
+    pub host_uuid: String,
+    #[prost(string, tag = "4")]
+    pub hostname: String,
+    /// SHA-256 of the DER client certificate currently valid for this agent.
+    #[prost(bytes = "vec", tag = "5")]
+    pub cert_fingerprint: Vec<u8>,
+    #[prost(int64, tag = "6")]
+    pub enrolled_at_unix_ms: i64,
+    #[prost(bool, tag = "7")]
+    pub revoked: bool,
+    /// Highest report sequence number stored; reports at or below are duplicates.
+    #[prost(uint64, tag = "8")]
+    pub last_seq: u64,
+    #[prost(int64, tag = "9")]
+    pub last_seen_unix_ms: i64,
+    #[prost(string, tag = "10")]
+    pub agent_version: String,
+    #[prost(int64, tag = "11")]
+    pub cert_not_after_unix_ms: i64,
+}
+
+/// The latest full inventory of a host.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InventoryRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    /// Sequence number of the report that carried it.
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
+    #[prost(int64, tag = "3")]
+    pub received_at_unix_ms: i64,
+    #[prost(message, optional, tag = "4")]
+    pub inventory: Option<pb::Inventory>,
+}
+
+/// An admin API token. The token itself is never stored: the key of this
+/// record is its SHA-256.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TokenRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    /// Short public identifier (first characters of the hash), for listing and revoking.
+    #[prost(string, tag = "2")]
+    pub id: String,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    /// "viewer", "operator" or "admin".
+    #[prost(string, tag = "4")]
+    pub role: String,
+    #[prost(int64, tag = "5")]
+    pub created_at_unix_ms: i64,
+    #[prost(bool, tag = "6")]
+    pub revoked: bool,
+}
+
+/// An enrollment secret. Keyed by its SHA-256; the secret is never stored.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EnrollmentSecretRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    #[prost(string, tag = "2")]
+    pub id: String,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(int64, tag = "4")]
+    pub created_at_unix_ms: i64,
+    /// 0 means it never expires.
+    #[prost(int64, tag = "5")]
+    pub expires_at_unix_ms: i64,
+    #[prost(bool, tag = "6")]
+    pub revoked: bool,
+    /// How many agents enrolled with it.
+    #[prost(uint64, tag = "7")]
+    pub uses: u64,
+}
