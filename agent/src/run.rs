@@ -196,11 +196,16 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                     backoff.reset();
                     retry_at = None;
                     if let Some(s) = response.settings {
+                        // A pushed interval takes effect now, not after the
+                        // (possibly much longer) interval already scheduled.
+                        let now = Instant::now();
                         if s.heartbeat_interval_s > 0 {
                             heartbeat_every = Duration::from_secs(u64::from(s.heartbeat_interval_s));
+                            next_heartbeat = next_heartbeat.min(now + heartbeat_every);
                         }
                         if s.inventory_interval_s > 0 {
                             inventory_every = Duration::from_secs(u64::from(s.inventory_interval_s));
+                            next_inventory = next_inventory.min(now + inventory_every);
                         }
                     }
                     if response.full_inventory_requested {
