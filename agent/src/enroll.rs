@@ -25,7 +25,7 @@ impl std::fmt::Debug for EnrollmentSecret {
 
 /// Enrolls with the collector at `server` and saves the result in `state_dir`.
 pub async fn enroll(server: &str, ca_pem: &str, secret: &EnrollmentSecret, root: &Path, state_dir: &Path, timeout: Duration) -> Result<Enrolled> {
-    let identity = crate::collect::system::identity(root)?;
+    let identity = crate::wire::identity(&crate::collect::identity::collect(root)?).map_err(Error::IdentityUnknown)?;
     let key = KeyPair::generate().map_err(|e| Error::Certificate(format!("generating the agent key: {e}")))?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -42,7 +42,7 @@ pub async fn enroll(server: &str, ca_pem: &str, secret: &EnrollmentSecret, root:
         .enroll(pb::EnrollRequest {
             enrollment_secret: secret.0.clone(),
             csr_pem: csr,
-            identity: Some(crate::wire::identity(&identity)),
+            identity: Some(identity),
             agent_version: crate::VERSION.to_string(),
         })
         .await

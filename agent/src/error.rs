@@ -39,6 +39,10 @@ pub enum Error {
     #[error("this agent is not enrolled (state directory {0}); run `census-agent enroll` first")]
     NotEnrolled(PathBuf),
 
+    /// The host has no UUID or host name to enroll under.
+    #[error("this host cannot be identified: {0}")]
+    IdentityUnknown(String),
+
     /// The collector refused or failed a call.
     #[error("{0}")]
     Collector(String),

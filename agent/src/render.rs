@@ -1,9 +1,16 @@
 //! `census-agent inventory` output: JSON (the domain types as serde shows
-//! them) or a table per section for people.
+//! them, everything) or a compact table per section for people: long lists
+//! (packages, services, accounts, sockets) show counts and their first
+//! `LIST_PREVIEW` rows; the JSON has them all.
+
+use std::collections::BTreeMap;
 
 use comfy_table::{Table, presets};
 
-use crate::inventory::{Inventory, SectionTiming};
+use crate::inventory::{Inventory, SectionTiming, Unreadable};
+
+/// Rows shown of a long list in the table output.
+const LIST_PREVIEW: usize = 10;
 
 pub fn json(inv: &Inventory, timings: Option<&[SectionTiming]>) -> String {
     let value = match timings {
@@ -28,14 +35,38 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+fn yes_no(v: bool) -> String {
+    if v { "yes" } else { "no" }.to_string()
+}
+
+/// A list section's title, its first rows, a line for the rows left out,
+/// and the section's unreadable fields.
+fn push_list(out: &mut String, title: &str, t: &Table, total: usize, section: &str, unreadable: &[Unreadable]) {
+    out.push_str(&format!("{title}\n{t}\n"));
+    if total > LIST_PREVIEW {
+        out.push_str(&format!("  ... {} more (all of them with --format json)\n", total - LIST_PREVIEW));
+    }
+    push_unreadable(out, section, unreadable);
+    out.push('\n');
+}
+
+fn push_unreadable(out: &mut String, section: &str, list: &[Unreadable]) {
+    for u in list {
+        out.push_str(&format!("  {section}.{} unreadable: {}\n", u.field, u.reason));
+    }
+}
+
 pub fn table_text(inv: &Inventory, timings: Option<&[SectionTiming]>) -> String {
     let mut out = String::new();
     if let Some(id) = &inv.identity {
         let mut t = table(&[]);
-        t.add_row(vec!["hostname".to_string(), id.hostname.clone()]);
-        t.add_row(vec!["host uuid".to_string(), format!("{} ({})", id.host_uuid, id.host_uuid_source)]);
+        t.add_row(vec!["hostname".to_string(), opt(&id.hostname)]);
+        t.add_row(vec!["fqdn".to_string(), opt(&id.fqdn)]);
+        t.add_row(vec!["host uuid".to_string(), format!("{} ({})", opt(&id.uuid), opt(&id.uuid_source.map(|s| s.as_str())))]);
         t.add_row(vec!["domain".to_string(), opt(&id.domain)]);
-        out.push_str(&format!("Identity\n{t}\n\n"));
+        out.push_str(&format!("Identity\n{t}\n"));
+        push_unreadable(&mut out, "identity", &id.unreadable);
+        out.push('\n');
     }
     if let Some(os) = &inv.os {
         let mut t = table(&[]);
@@ -81,6 +112,7 @@ pub fn table_text(inv: &Inventory, timings: Option<&[SectionTiming]>) -> String 
         }
         out.push_str(&format!("Network\n{t}\n\n"));
     }
+    more_sections(&mut out, inv);
     for e in &inv.errors {
         out.push_str(&format!("section {} failed: {}\n", e.section, e.message));
     }
@@ -92,4 +124,110 @@ pub fn table_text(inv: &Inventory, timings: Option<&[SectionTiming]>) -> String 
         out.push_str(&format!("Timings\n{t}\n"));
     }
     out
+}
+
+/// Software, hardware, network configuration, users, services, OS state:
+/// the sections with long lists, each shown as counts plus a preview.
+fn more_sections(out: &mut String, inv: &Inventory) {
+    if let Some(packages) = &inv.software {
+        let mut per_source: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in packages {
+            *per_source.entry(p.source.as_str()).or_default() += 1;
+        }
+        let counts: Vec<String> = per_source.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let mut t = table(&["PACKAGE", "VERSION", "ARCH", "SOURCE"]);
+        for p in packages.iter().take(LIST_PREVIEW) {
+            t.add_row(vec![p.name.clone(), p.version.clone(), opt(&p.arch), p.source.as_str().to_string()]);
+        }
+        push_list(out, &format!("Software: {} packages ({})", packages.len(), counts.join(", ")), &t, packages.len(), "software", &[]);
+    }
+    if let Some(h) = &inv.hardware {
+        let s = &h.system;
+        let mut t = table(&[]);
+        t.add_row(vec!["system".to_string(), format!("{} {}", opt(&s.vendor), opt(&s.model))]);
+        t.add_row(vec!["serial".to_string(), opt(&s.serial)]);
+        t.add_row(vec!["chassis".to_string(), opt(&s.chassis_type)]);
+        t.add_row(vec!["bios".to_string(), format!("{} {} ({})", opt(&s.bios_vendor), opt(&s.bios_version), opt(&s.bios_date))]);
+        let virt = &h.virtualization;
+        t.add_row(vec!["virtualization".to_string(), format!("{:?} {}", virt.kind, opt(&virt.technology)).to_lowercase()]);
+        let modules = h.memory_modules.as_ref().map(|m| {
+            m.iter().map(|m| format!("{} {} MiB {}", m.slot, m.size_bytes >> 20, opt(&m.memory_type))).collect::<Vec<_>>().join(", ")
+        });
+        t.add_row(vec!["memory modules".to_string(), opt(&modules)]);
+        for d in &h.disks {
+            let smart = d.smart.as_ref().and_then(|s| s.passed).map(|p| if p { "SMART ok" } else { "SMART FAILING" });
+            t.add_row(vec![format!("disk {}", d.name), format!("{:?} {} bytes {} {}", d.kind, d.size_bytes, opt(&d.model), opt(&smart))]);
+        }
+        for g in &h.gpus {
+            t.add_row(vec![format!("gpu {}", g.pci_address), format!("{} {:04x}:{:04x} driver {}", opt(&g.vendor), g.vendor_id, g.device_id, opt(&g.driver))]);
+        }
+        for b in &h.batteries {
+            t.add_row(vec![format!("battery {}", b.name), format!("{}% charged, health {}%, {} cycles", opt(&b.capacity_percent), opt(&b.health_percent.map(|h| format!("{h:.0}"))), opt(&b.cycle_count))]);
+        }
+        out.push_str(&format!("Hardware\n{t}\n"));
+        push_unreadable(out, "hardware", &h.unreadable);
+        out.push('\n');
+    }
+    if let Some(n) = &inv.netconfig {
+        let mut t = table(&[]);
+        for g in &n.default_gateways {
+            t.add_row(vec!["default gateway".to_string(), format!("{} dev {} metric {}", g.gateway, g.interface, g.metric)]);
+        }
+        if let Some(dns) = &n.dns {
+            t.add_row(vec!["nameservers".to_string(), dns.nameservers.join(" ")]);
+            if dns.systemd_resolved_stub {
+                t.add_row(vec!["upstream nameservers".to_string(), dns.upstream_nameservers.join(" ")]);
+            }
+            t.add_row(vec!["search".to_string(), dns.search.join(" ")]);
+        }
+        out.push_str(&format!("Network configuration\n{t}\n"));
+        push_unreadable(out, "netconfig", &n.unreadable);
+        out.push('\n');
+        if let Some(listening) = &n.listening {
+            let mut t = table(&["PROTO", "ADDRESS", "PORT", "UID", "PROCESSES"]);
+            for l in listening.iter().take(LIST_PREVIEW) {
+                let procs: Vec<String> = l.processes.iter().map(|p| format!("{}/{}", p.pid, opt(&p.name))).collect();
+                t.add_row(vec![format!("{:?}", l.protocol).to_lowercase(), l.address.to_string(), l.port.to_string(), l.uid.to_string(), procs.join(" ")]);
+            }
+            push_list(out, &format!("Listening sockets: {}", listening.len()), &t, listening.len(), "netconfig", &[]);
+        }
+    }
+    if let Some(u) = &inv.users {
+        let mut t = table(&[]);
+        let logins = u.accounts.iter().filter(|a| a.login).count();
+        t.add_row(vec!["accounts".to_string(), format!("{} ({logins} can log in)", u.accounts.len())]);
+        t.add_row(vec!["groups".to_string(), u.groups.len().to_string()]);
+        t.add_row(vec!["admins".to_string(), u.admins.join(" ")]);
+        let sessions = u.sessions.as_ref().map(|s| s.iter().map(|s| format!("{}@{}", s.user, s.tty)).collect::<Vec<_>>().join(" "));
+        t.add_row(vec!["sessions".to_string(), opt(&sessions)]);
+        t.add_row(vec!["last logins".to_string(), opt(&u.last_logins.as_ref().map(|l| l.len()))]);
+        out.push_str(&format!("Users\n{t}\n"));
+        push_unreadable(out, "users", &u.unreadable);
+        out.push('\n');
+    }
+    if let Some(s) = &inv.services {
+        let mut t = table(&["SERVICE", "ACTIVE", "SUB", "ENABLED"]);
+        // Failed units first: they are what an admin looks for.
+        let failed = s.units.iter().filter(|u| u.active_state.as_deref() == Some("failed"));
+        let others = s.units.iter().filter(|u| u.active_state.as_deref() != Some("failed"));
+        for u in failed.chain(others).take(LIST_PREVIEW) {
+            t.add_row(vec![u.name.clone(), opt(&u.active_state), opt(&u.sub_state), opt(&u.enabled)]);
+        }
+        let title = format!("Services ({:?}): {} units, {} failed", s.manager, s.units.len(), s.failed.len());
+        push_list(out, &title, &t, s.units.len(), "services", &s.unreadable);
+    }
+    if let Some(o) = &inv.os_state {
+        let mut t = table(&[]);
+        t.add_row(vec!["timezone".to_string(), opt(&o.timezone)]);
+        let reboot = o.pending_reboot.as_ref().map(|r| if r.required { format!("required ({})", r.packages.join(" ")) } else { "no".to_string() });
+        t.add_row(vec!["pending reboot".to_string(), opt(&reboot)]);
+        t.add_row(vec!["secure boot".to_string(), opt(&o.secure_boot.map(|s| format!("{s:?}")))]);
+        t.add_row(vec!["root encrypted".to_string(), opt(&o.root_encrypted.map(yes_no))]);
+        for f in o.filesystems_encryption.iter().flatten() {
+            t.add_row(vec![format!("encrypted {}", f.mount_point), yes_no(f.encrypted)]);
+        }
+        out.push_str(&format!("OS state\n{t}\n"));
+        push_unreadable(out, "os_state", &o.unreadable);
+        out.push('\n');
+    }
 }

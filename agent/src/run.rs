@@ -88,7 +88,7 @@ struct Reporter {
 
 impl Reporter {
     fn enqueue(&mut self, body: pb::report::Body) -> Result<()> {
-        let seq = self.seq.next()?;
+        let seq = self.seq.reserve_next()?;
         self.pending.push_back(pb::Report { seq, created_at_unix_ms: crate::now_unix_ms(), body: Some(body) });
         while self.pending.len() > self.max_pending {
             // Heartbeats are cheap to lose; inventory is what admins ask about.

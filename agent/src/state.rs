@@ -110,7 +110,7 @@ impl SequenceCounter {
     }
 
     /// Reserves the next number, durably, before any report carries it.
-    pub fn next(&mut self) -> Result<u64> {
+    pub fn reserve_next(&mut self) -> Result<u64> {
         let next = self.last + 1;
         write_atomic(&self.path, format!("{next}\n").as_bytes(), 0o644)?;
         self.last = next;
@@ -166,11 +166,11 @@ mod tests {
     fn sequence_survives_restart() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut c = SequenceCounter::open(dir.path()).expect("open");
-        assert_eq!(c.next().expect("n"), 1);
-        assert_eq!(c.next().expect("n"), 2);
+        assert_eq!(c.reserve_next().expect("n"), 1);
+        assert_eq!(c.reserve_next().expect("n"), 2);
         let mut again = SequenceCounter::open(dir.path()).expect("reopen");
         assert_eq!(again.last(), 2);
-        assert_eq!(again.next().expect("n"), 3);
+        assert_eq!(again.reserve_next().expect("n"), 3);
     }
 
     #[test]

@@ -2,39 +2,115 @@
 //! files, runs OS commands or calls sysinfo. Each section is collected
 //! independently; a failed section becomes a `SectionError` in the
 //! inventory and never stops the others (ripgrep's "(args, errs)").
+//!
+//! One file or folder per section: `identity`, `system` (OS, CPU, memory,
+//! filesystems, interfaces), `software/` (one module per package source),
+//! `hardware/`, `netconfig/`, `users/`, `services/`, `os_state`. `fs` holds
+//! the bounded file reads they share.
 
+pub mod fs;
+pub mod hardware;
+pub mod identity;
+pub mod netconfig;
+pub mod os_state;
+pub mod services;
+pub mod software;
 pub mod system;
+pub mod users;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::Result;
-use crate::inventory::{Inventory, SectionError, SectionTiming};
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, Package, PackageSource, SectionError, SectionTiming};
 
 /// Collects a full inventory of the host whose filesystem is at `root`.
 pub fn inventory(root: &Path) -> (Inventory, Vec<SectionTiming>) {
     let mut inv = Inventory::default();
     let mut timings = Vec::new();
-    inv.identity = section("identity", &mut inv.errors, &mut timings, || system::identity(root));
-    inv.os = section("os", &mut inv.errors, &mut timings, || system::os(root));
-    inv.cpu = section("cpu", &mut inv.errors, &mut timings, || system::cpu(root));
-    inv.memory = section("memory", &mut inv.errors, &mut timings, || system::memory(root));
-    inv.filesystems = section("filesystems", &mut inv.errors, &mut timings, || system::filesystems(root));
-    inv.network = section("network", &mut inv.errors, &mut timings, || system::network(root));
+    let (errors, t) = (&mut inv.errors, &mut timings);
+    inv.identity = section("identity", errors, t, || identity::collect(root));
+    inv.os = section("os", errors, t, || system::os(root));
+    inv.cpu = section("cpu", errors, t, || system::cpu(root));
+    inv.memory = section("memory", errors, t, || system::memory(root));
+    inv.filesystems = section("filesystems", errors, t, || system::filesystems(root));
+    inv.network = section("network", errors, t, || system::network(root));
+    inv.software = timed("software", t, || software_section(software::collect_all(root), errors));
+    inv.hardware = section("hardware", errors, t, || hardware::collect(root));
+    inv.netconfig = section("netconfig", errors, t, || netconfig::collect(root));
+    inv.users = section("users", errors, t, || users::collect(root));
+    inv.services = section("services", errors, t, || services::collect(root));
+    inv.os_state = section("os_state", errors, t, || os_state::collect(root));
     inv.collected_at_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     (inv, timings)
 }
 
 fn section<T>(name: &'static str, errors: &mut Vec<SectionError>, timings: &mut Vec<SectionTiming>, f: impl FnOnce() -> Result<T>) -> Option<T> {
-    let started = Instant::now();
-    let result = f();
-    timings.push(SectionTiming { section: name, wall_micros: started.elapsed().as_micros() as u64 });
-    match result {
+    match timed(name, timings, f) {
         Ok(v) => Some(v),
         Err(e) => {
             tracing::warn!(section = name, error = %e, "inventory section failed");
-            errors.push(SectionError { section: name, message: e.to_string() });
+            errors.push(SectionError { section: name.to_string(), message: e.to_string() });
             None
         }
+    }
+}
+
+fn timed<T>(name: &'static str, timings: &mut Vec<SectionTiming>, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = f();
+    timings.push(SectionTiming { section: name, wall_micros: started.elapsed().as_micros() as u64 });
+    result
+}
+
+/// Software is collected per package source: a failed source (or its
+/// skipped records) becomes one `SectionError` named `software.<source>`,
+/// and the packages of every other source are still reported. The section
+/// is absent only when sources failed and none yielded a package.
+fn software_section((packages, failures): (Vec<Package>, Vec<(PackageSource, Error)>), errors: &mut Vec<SectionError>) -> Option<Vec<Package>> {
+    let mut by_source: BTreeMap<PackageSource, Vec<String>> = BTreeMap::new();
+    for (source, error) in failures {
+        by_source.entry(source).or_default().push(error.to_string());
+    }
+    let failed = !by_source.is_empty();
+    for (source, messages) in by_source {
+        let section = format!("software.{}", source.as_str());
+        tracing::warn!(section = %section, errors = messages.len(), "package source failed");
+        errors.push(SectionError { section, message: messages.join("; ") });
+    }
+    (!failed || !packages.is_empty()).then_some(packages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, source: PackageSource) -> Package {
+        Package { name: name.into(), version: "1".into(), arch: None, vendor: None, source, install_time_unix_ms: None }
+    }
+
+    #[test]
+    fn a_failed_package_source_is_one_error_and_keeps_the_others() {
+        let mut errors = Vec::new();
+        let failures = vec![
+            (PackageSource::Rpm, Error::parse("rpm -qa output", Some(3), "bad line")),
+            (PackageSource::Rpm, Error::parse("rpm -qa output", Some(9), "bad line")),
+            (PackageSource::Snap, Error::Command { command: "snap list".into(), reason: "timed out".into() }),
+        ];
+        let packages = software_section((vec![pkg("bash", PackageSource::Dpkg)], failures), &mut errors);
+        assert_eq!(packages.map(|p| p.len()), Some(1));
+        let sections: Vec<&str> = errors.iter().map(|e| e.section.as_str()).collect();
+        assert_eq!(sections, ["software.rpm", "software.snap"]);
+        assert!(errors[0].message.contains("line 3") && errors[0].message.contains("line 9"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn software_is_absent_only_when_sources_failed_and_nothing_was_read() {
+        let mut errors = Vec::new();
+        assert_eq!(software_section((Vec::new(), Vec::new()), &mut errors), Some(Vec::new()));
+        let failures = vec![(PackageSource::Dpkg, Error::parse("/var/lib/dpkg/status", None, "too large"))];
+        assert_eq!(software_section((Vec::new(), failures), &mut errors), None);
+        assert_eq!(errors.len(), 1);
     }
 }

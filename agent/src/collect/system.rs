@@ -1,5 +1,5 @@
-//! Core system sections on Linux: identity, OS, CPU, memory, filesystems,
-//! network interfaces.
+//! Core system sections on Linux: OS, CPU, memory, filesystems, network
+//! interfaces. (Host identity is `collect::identity`.)
 //!
 //! Each source is a `read_*` (the only code touching the filesystem, always
 //! under `root`, which is "/" in production and a fixture tree in tests)
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::inventory::{Cpu, Filesystem, HostIdentity, IpAddress, Memory, NetworkInterface, Os, Unreadable};
+use crate::inventory::{Cpu, Filesystem, IpAddress, Memory, NetworkInterface, Os, Unreadable};
 
 /// Largest OS text file the parsers accept; /proc files are far smaller.
 const MAX_TEXT: u64 = 4 * 1024 * 1024;
@@ -25,43 +25,6 @@ pub fn read_text(root: &Path, rel: &str) -> Result<String> {
         return Err(Error::parse(path.display().to_string(), None, format!("larger than {MAX_TEXT} bytes")));
     }
     Ok(text)
-}
-
-// ---------------------------------------------------------------- identity
-
-pub fn identity(root: &Path) -> Result<HostIdentity> {
-    let hostname = read_text(root, "proc/sys/kernel/hostname")?.trim().to_string();
-    if hostname.is_empty() {
-        return Err(Error::parse("/proc/sys/kernel/hostname", None, "empty host name"));
-    }
-    // The DMI UUID survives OS reinstalls but is root-only; machine-id is
-    // readable by everyone but changes with a reinstall.
-    let (host_uuid, host_uuid_source) = match read_text(root, "sys/class/dmi/id/product_uuid").ok().and_then(|t| parse_uuid(&t)) {
-        Some(u) => (u, "dmi"),
-        None => {
-            let text = read_text(root, "etc/machine-id")?;
-            (parse_uuid(&text).ok_or_else(|| Error::parse("/etc/machine-id", Some(1), "not a 32-hex-digit id"))?, "machine-id")
-        }
-    };
-    let domain = read_text(root, "proc/sys/kernel/domainname").ok().and_then(|d| {
-        let d = d.trim();
-        (!d.is_empty() && d != "(none)").then(|| d.to_string())
-    });
-    Ok(HostIdentity { host_uuid, host_uuid_source, hostname, fqdn: None, domain })
-}
-
-/// Accepts a UUID with or without dashes; returns it lower-case, or None
-/// for placeholders firmware vendors ship (all zeros, all F's).
-pub fn parse_uuid(text: &str) -> Option<String> {
-    let t = text.trim().to_ascii_lowercase();
-    let hex: String = t.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    if hex.chars().all(|c| c == '0') || hex.chars().all(|c| c == 'f') {
-        return None;
-    }
-    Some(t)
 }
 
 // ---------------------------------------------------------------- OS
@@ -293,7 +256,7 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() + 0 && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
             let v = (bytes[i + 1] - b'0') as u32 * 64 + (bytes[i + 2] - b'0') as u32 * 8 + (bytes[i + 3] - b'0') as u32;
             out.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
@@ -432,11 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn uuids_and_macs() {
-        assert_eq!(parse_uuid("4C4C4544-0042-3510-8051-B7C04F4E4D32\n").as_deref(), Some("4c4c4544-0042-3510-8051-b7c04f4e4d32"));
-        assert_eq!(parse_uuid("0123456789abcdef0123456789abcdef").as_deref(), Some("0123456789abcdef0123456789abcdef"));
-        assert_eq!(parse_uuid("00000000-0000-0000-0000-000000000000"), None);
-        assert_eq!(parse_uuid("nope"), None);
+    fn macs() {
         assert_eq!(parse_mac("52:54:00:AB:CD:EF\n").as_deref(), Some("52:54:00:ab:cd:ef"));
         assert_eq!(parse_mac("00:00:00:00:00:00"), None);
     }

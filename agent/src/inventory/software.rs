@@ -19,6 +19,24 @@ pub enum PackageSource {
     MacPkgReceipt,
 }
 
+impl PackageSource {
+    /// The name used in JSON, on the wire and in section names
+    /// (`software.rpm`); the same as the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageSource::Dpkg => "dpkg",
+            PackageSource::Rpm => "rpm",
+            PackageSource::Apk => "apk",
+            PackageSource::Pacman => "pacman",
+            PackageSource::Snap => "snap",
+            PackageSource::Flatpak => "flatpak",
+            PackageSource::WindowsRegistry => "windows_registry",
+            PackageSource::MacApp => "mac_app",
+            PackageSource::MacPkgReceipt => "mac_pkg_receipt",
+        }
+    }
+}
+
 /// One installed package as its package manager describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Package {

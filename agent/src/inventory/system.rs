@@ -1,19 +1,9 @@
-//! Core system sections: identity, OS, CPU, memory, filesystems, network
-//! interfaces.
+//! Core system sections: OS, CPU, memory, filesystems, network interfaces.
+//! (Host identity is `inventory::identity`.)
 
 use serde::Serialize;
 
 use super::Unreadable;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HostIdentity {
-    pub host_uuid: String,
-    /// "dmi" or "machine-id".
-    pub host_uuid_source: &'static str,
-    pub hostname: String,
-    pub fqdn: Option<String>,
-    pub domain: Option<String>,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Os {
