@@ -131,7 +131,169 @@ impl Checker<'_> {
         self.string("identity.hostname", &id.hostname)?;
         self.string("identity.host_uuid_source", &id.host_uuid_source)?;
         self.opt("identity.fqdn", &id.fqdn)?;
-        self.opt("identity.domain", &id.domain)
+        self.opt("identity.domain", &id.domain)?;
+        self.unreadable("identity", &id.unreadable)
+    }
+
+    /// A list of strings: its length and every item.
+    fn strings(&mut self, field: &str, list: &[String]) -> Result<(), Violation> {
+        self.count(field, list.len())?;
+        list.iter().try_for_each(|v| self.string(field, v))
+    }
+
+    fn software(&mut self, sw: &pb::SoftwareSection) -> Result<(), Violation> {
+        self.count("software.packages", sw.packages.len())?;
+        for p in &sw.packages {
+            self.string("software.packages.name", &p.name)?;
+            self.string("software.packages.version", &p.version)?;
+            self.string("software.packages.source", &p.source)?;
+            self.opt("software.packages.arch", &p.arch)?;
+            self.opt("software.packages.vendor", &p.vendor)?;
+        }
+        Ok(())
+    }
+
+    fn hardware(&mut self, hw: &pb::HardwareSection) -> Result<(), Violation> {
+        if let Some(s) = &hw.system {
+            for (f, v) in [
+                ("hardware.system.vendor", &s.vendor),
+                ("hardware.system.model", &s.model),
+                ("hardware.system.serial", &s.serial),
+                ("hardware.system.chassis_type", &s.chassis_type),
+                ("hardware.system.bios_vendor", &s.bios_vendor),
+                ("hardware.system.bios_version", &s.bios_version),
+                ("hardware.system.bios_date", &s.bios_date),
+            ] {
+                self.opt(f, v)?;
+            }
+        }
+        self.count("hardware.memory_modules", hw.memory_modules.len())?;
+        for m in &hw.memory_modules {
+            self.string("hardware.memory_modules.slot", &m.slot)?;
+            for (f, v) in [
+                ("hardware.memory_modules.bank", &m.bank),
+                ("hardware.memory_modules.memory_type", &m.memory_type),
+                ("hardware.memory_modules.manufacturer", &m.manufacturer),
+                ("hardware.memory_modules.part_number", &m.part_number),
+                ("hardware.memory_modules.serial", &m.serial),
+            ] {
+                self.opt(f, v)?;
+            }
+        }
+        self.count("hardware.disks", hw.disks.len())?;
+        for d in &hw.disks {
+            self.string("hardware.disks.name", &d.name)?;
+            self.string("hardware.disks.kind", &d.kind)?;
+            self.opt("hardware.disks.model", &d.model)?;
+            self.opt("hardware.disks.serial", &d.serial)?;
+        }
+        self.count("hardware.gpus", hw.gpus.len())?;
+        for g in &hw.gpus {
+            self.string("hardware.gpus.pci_address", &g.pci_address)?;
+            self.opt("hardware.gpus.vendor", &g.vendor)?;
+            self.opt("hardware.gpus.driver", &g.driver)?;
+        }
+        self.count("hardware.batteries", hw.batteries.len())?;
+        for b in &hw.batteries {
+            self.string("hardware.batteries.name", &b.name)?;
+            self.opt("hardware.batteries.manufacturer", &b.manufacturer)?;
+            self.opt("hardware.batteries.model", &b.model)?;
+            self.opt("hardware.batteries.status", &b.status)?;
+        }
+        if let Some(v) = &hw.virtualization {
+            self.string("hardware.virtualization.kind", &v.kind)?;
+            self.opt("hardware.virtualization.technology", &v.technology)?;
+        }
+        self.unreadable("hardware", &hw.unreadable)
+    }
+
+    fn netconfig(&mut self, net: &pb::NetConfigSection) -> Result<(), Violation> {
+        self.count("netconfig.default_gateways", net.default_gateways.len())?;
+        for g in &net.default_gateways {
+            self.string("netconfig.default_gateways.gateway", &g.gateway)?;
+            self.string("netconfig.default_gateways.interface", &g.interface)?;
+        }
+        if let Some(dns) = &net.dns {
+            self.strings("netconfig.dns.nameservers", &dns.nameservers)?;
+            self.strings("netconfig.dns.search", &dns.search)?;
+            self.strings("netconfig.dns.upstream_nameservers", &dns.upstream_nameservers)?;
+        }
+        self.count("netconfig.listening", net.listening.len())?;
+        for l in &net.listening {
+            self.string("netconfig.listening.protocol", &l.protocol)?;
+            self.string("netconfig.listening.address", &l.address)?;
+            self.count("netconfig.listening.processes", l.processes.len())?;
+            for p in &l.processes {
+                self.opt("netconfig.listening.processes.name", &p.name)?;
+            }
+        }
+        self.unreadable("netconfig", &net.unreadable)
+    }
+
+    fn users(&mut self, users: &pb::UsersSection) -> Result<(), Violation> {
+        self.count("users.accounts", users.accounts.len())?;
+        for a in &users.accounts {
+            self.string("users.accounts.name", &a.name)?;
+            self.string("users.accounts.home", &a.home)?;
+            self.opt("users.accounts.gecos", &a.gecos)?;
+            self.opt("users.accounts.shell", &a.shell)?;
+        }
+        self.count("users.groups", users.groups.len())?;
+        for g in &users.groups {
+            self.string("users.groups.name", &g.name)?;
+            self.strings("users.groups.members", &g.members)?;
+        }
+        self.strings("users.admins", &users.admins)?;
+        self.count("users.sessions", users.sessions.len())?;
+        for s in &users.sessions {
+            self.string("users.sessions.user", &s.user)?;
+            self.string("users.sessions.tty", &s.tty)?;
+            self.opt("users.sessions.host", &s.host)?;
+        }
+        self.count("users.last_logins", users.last_logins.len())?;
+        for l in &users.last_logins {
+            self.string("users.last_logins.user", &l.user)?;
+            self.string("users.last_logins.source", &l.source)?;
+            self.opt("users.last_logins.tty", &l.tty)?;
+            self.opt("users.last_logins.host", &l.host)?;
+        }
+        self.unreadable("users", &users.unreadable)
+    }
+
+    fn services(&mut self, services: &pb::ServicesSection) -> Result<(), Violation> {
+        self.string("services.manager", &services.manager)?;
+        self.count("services.units", services.units.len())?;
+        for u in &services.units {
+            self.string("services.units.name", &u.name)?;
+            for (f, v) in [
+                ("services.units.description", &u.description),
+                ("services.units.load_state", &u.load_state),
+                ("services.units.active_state", &u.active_state),
+                ("services.units.sub_state", &u.sub_state),
+                ("services.units.enabled", &u.enabled),
+            ] {
+                self.opt(f, v)?;
+            }
+        }
+        self.strings("services.failed", &services.failed)?;
+        self.unreadable("services", &services.unreadable)
+    }
+
+    fn os_state(&mut self, os: &pb::OsStateSection) -> Result<(), Violation> {
+        self.opt("os_state.timezone", &os.timezone)?;
+        self.opt("os_state.secure_boot", &os.secure_boot)?;
+        if let Some(r) = &os.pending_reboot {
+            self.strings("os_state.pending_reboot.packages", &r.packages)?;
+            self.string("os_state.pending_reboot.source", &r.source)?;
+        }
+        self.count("os_state.filesystems_encryption", os.filesystems_encryption.len())?;
+        for f in &os.filesystems_encryption {
+            self.string("os_state.filesystems_encryption.mount_point", &f.mount_point)?;
+            self.string("os_state.filesystems_encryption.device", &f.device)?;
+            self.string("os_state.filesystems_encryption.fs_type", &f.fs_type)?;
+            self.opt("os_state.filesystems_encryption.crypt_device", &f.crypt_device)?;
+        }
+        self.unreadable("os_state", &os.unreadable)
     }
 
     fn inventory(&mut self, inv: &pb::Inventory) -> Result<(), Violation> {
@@ -186,6 +348,24 @@ impl Checker<'_> {
                     self.string("network.interfaces.addresses.address", &a.address)?;
                 }
             }
+        }
+        if let Some(sw) = &inv.software {
+            self.software(sw)?;
+        }
+        if let Some(hw) = &inv.hardware {
+            self.hardware(hw)?;
+        }
+        if let Some(net) = &inv.netconfig {
+            self.netconfig(net)?;
+        }
+        if let Some(users) = &inv.users {
+            self.users(users)?;
+        }
+        if let Some(services) = &inv.services {
+            self.services(services)?;
+        }
+        if let Some(os) = &inv.os_state {
+            self.os_state(os)?;
         }
         self.count("errors", inv.errors.len())?;
         for e in &inv.errors {
@@ -244,5 +424,54 @@ mod tests {
         let report = pb::Report { seq: 1, created_at_unix_ms: 0, body: Some(pb::report::Body::Inventory(inv)) };
         let err = report_request(&request(vec![report]), &limits).unwrap_err();
         assert!(err.to_string().contains("inventory.filesystems has 2 items"), "{err}");
+    }
+
+    fn inventory_report(inv: pb::Inventory) -> pb::ReportRequest {
+        request(vec![pb::Report { seq: 1, created_at_unix_ms: 0, body: Some(pb::report::Body::Inventory(inv)) }])
+    }
+
+    #[test]
+    fn bounds_the_package_list() {
+        let package = pb::Package { name: "bash".into(), version: "5.2".into(), source: "dpkg".into(), ..Default::default() };
+        let inv = |n: usize| pb::Inventory { software: Some(pb::SoftwareSection { packages: vec![package.clone(); n] }), ..Default::default() };
+        let limits = Limits { max_items_per_list: 3, ..Limits::default() };
+        assert_eq!(report_request(&inventory_report(inv(3)), &limits), Ok(()));
+        let err = report_request(&inventory_report(inv(4)), &limits).unwrap_err();
+        assert!(matches!(err, Violation::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("inventory.software.packages has 4 items"), "{err}");
+    }
+
+    #[test]
+    fn bounds_strings_in_the_new_sections() {
+        let limits = Limits { max_string_bytes: 16, ..Limits::default() };
+        let long = "x".repeat(17);
+        let vendor = pb::Inventory {
+            software: Some(pb::SoftwareSection {
+                packages: vec![pb::Package { name: "bash".into(), vendor: Some(long.clone()), ..Default::default() }],
+            }),
+            ..Default::default()
+        };
+        let err = report_request(&inventory_report(vendor), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.software.packages.vendor is 17 bytes"), "{err}");
+
+        let member = pb::Inventory {
+            users: Some(pb::UsersSection {
+                groups: vec![pb::Group { name: "sudo".into(), gid: 27, members: vec![long.clone()] }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = report_request(&inventory_report(member), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.users.groups.members is 17 bytes"), "{err}");
+
+        let reason = pb::Inventory {
+            os_state: Some(pb::OsStateSection {
+                unreadable: vec![pb::Unreadable { field: "secure_boot".into(), reason: long }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = report_request(&inventory_report(reason), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.os_state.unreadable.reason"), "{err}");
     }
 }
