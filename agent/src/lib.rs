@@ -6,6 +6,7 @@ pub mod collect;
 pub mod config;
 pub mod enroll;
 pub mod error;
+pub mod health;
 pub mod inventory;
 pub mod render;
 pub mod run;
