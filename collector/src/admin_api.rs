@@ -144,4 +144,32 @@ impl AdminService for AdminApi {
             inventory: host.inventory.and_then(|r| r.inventory),
         }))
     }
+
+    async fn list_software(&self, request: Request<pb::ListSoftwareRequest>) -> Result<Response<pb::ListSoftwareResponse>, Status> {
+        require(&request, Role::Viewer)?;
+        let req = request.into_inner();
+        if req.name.is_empty() || req.name.len() > 255 || req.name.contains('\0') {
+            return Err(Status::invalid_argument("name must be 1 to 255 bytes without NUL"));
+        }
+        let name = req.name.clone();
+        let (installs, hostnames) = self
+            .with_store(move |s| {
+                let installs = s.software_installs(&name)?;
+                let mut hostnames = std::collections::HashMap::new();
+                for i in &installs {
+                    if !hostnames.contains_key(&i.agent_id) {
+                        let hostname = s.host(&i.agent_id)?.map(|h| h.agent.hostname).unwrap_or_default();
+                        hostnames.insert(i.agent_id.clone(), hostname);
+                    }
+                }
+                Ok((installs, hostnames))
+            })
+            .await?;
+        let versions = crate::software::versions_newest_first(installs)
+            .into_iter()
+            .filter(|g| req.version.is_empty() || g.version == req.version)
+            .map(|g| wire::software_version(g, &hostnames))
+            .collect();
+        Ok(Response::new(pb::ListSoftwareResponse { name: req.name, versions }))
+    }
 }

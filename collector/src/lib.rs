@@ -13,9 +13,11 @@ pub mod init;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+pub mod software;
 pub mod store;
 pub mod telemetry;
 pub mod validate;
+pub mod version;
 pub mod wire;
 
 pub use config::Config;

@@ -94,6 +94,11 @@ impl Checker<'_> {
                 self.limits.max_string_bytes
             )));
         }
+        // NUL separates key parts in the store's indexes (and never occurs
+        // in names an OS produces), so it is refused rather than escaped.
+        if value.contains('\0') {
+            return Err(Violation::Invalid(format!("{}{field} contains a NUL byte", self.path)));
+        }
         Ok(())
     }
 
@@ -390,6 +395,12 @@ mod tests {
 
     fn request(reports: Vec<pb::Report>) -> pb::ReportRequest {
         pb::ReportRequest { agent_id: "a".into(), reports }
+    }
+
+    #[test]
+    fn refuses_nul_bytes() {
+        let err = report_request(&request(vec![hb(1, "0.1\0evil")]), &Limits::default()).unwrap_err();
+        assert!(matches!(&err, Violation::Invalid(m) if m.contains("NUL")), "{err}");
     }
 
     #[test]

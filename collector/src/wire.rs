@@ -27,3 +27,14 @@ pub fn host_summary(host: &HostView) -> pb::HostSummary {
         revoked: host.agent.revoked,
     }
 }
+
+/// One version group of `census software NAME`, hosts ordered by hostname.
+pub fn software_version(group: crate::software::VersionGroup, hostnames: &std::collections::HashMap<String, String>) -> pb::SoftwareVersion {
+    let mut hosts: Vec<pb::SoftwareHost> = group
+        .agents
+        .into_iter()
+        .map(|(agent_id, arch)| pb::SoftwareHost { hostname: hostnames.get(&agent_id).cloned().unwrap_or_default(), agent_id, arch })
+        .collect();
+    hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname).then_with(|| a.agent_id.cmp(&b.agent_id)));
+    pb::SoftwareVersion { version: group.version, source: group.source, host_count: hosts.len() as u64, hosts }
+}

@@ -62,6 +62,17 @@ pub enum Command {
         /// Agent id or hostname.
         id_or_hostname: String,
     },
+    /// One package across the fleet: versions (newest first) and host counts.
+    Software {
+        /// Exact package name, e.g. openssl.
+        name: String,
+        /// List the hosts behind each version (or only this version's hosts with --version).
+        #[arg(long)]
+        hosts: bool,
+        /// Only this exact version.
+        #[arg(long)]
+        version: Option<String>,
+    },
 }
 
 /// Settings from the CLI config file (all optional; flags and env win).
@@ -126,6 +137,9 @@ pub async fn run(cli: Cli) -> u8 {
     let result = match &cli.command {
         Command::Hosts => render::hosts(&mut client, cli.output).await,
         Command::Host { id_or_hostname } => render::host(&mut client, id_or_hostname, cli.output).await,
+        Command::Software { name, hosts, version } => {
+            render::software(&mut client, name, version.as_deref(), *hosts || version.is_some(), cli.output).await
+        }
     };
     match result {
         Ok(text) => {

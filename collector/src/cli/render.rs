@@ -41,6 +41,36 @@ pub async fn host(client: &mut AdminClient, id_or_hostname: &str, output: Output
     })
 }
 
+pub async fn software(client: &mut AdminClient, name: &str, version: Option<&str>, with_hosts: bool, output: Output) -> Result<String, Status> {
+    let reply = client
+        .list_software(pb::ListSoftwareRequest { name: name.to_string(), version: version.unwrap_or_default().to_string() })
+        .await?
+        .into_inner();
+    Ok(match output {
+        Output::Json => json(&reply),
+        Output::Table => software_table(&reply, with_hosts),
+    })
+}
+
+pub fn software_table(reply: &pb::ListSoftwareResponse, with_hosts: bool) -> String {
+    if reply.versions.is_empty() {
+        return format!("no host has a package named {:?}\n", reply.name);
+    }
+    let mut t = if with_hosts { table(&["VERSION", "SOURCE", "HOSTNAME", "AGENT ID", "ARCH"]) } else { table(&["VERSION", "SOURCE", "HOSTS"]) };
+    let mut total = 0;
+    for v in &reply.versions {
+        total += v.host_count;
+        if with_hosts {
+            for h in &v.hosts {
+                t.add_row(vec![v.version.clone(), v.source.clone(), h.hostname.clone(), h.agent_id.clone(), h.arch.clone().unwrap_or_else(|| "-".into())]);
+            }
+        } else {
+            t.add_row(vec![v.version.clone(), v.source.clone(), v.host_count.to_string()]);
+        }
+    }
+    format!("{t}\n{} version(s) of {} on {total} host install(s)\n", reply.versions.len(), reply.name)
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
@@ -136,6 +166,12 @@ pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
         }
         out.push_str(&format!("\nNetwork\n{t}\n"));
     }
+    render_hardware(&mut out, inv);
+    render_netconfig(&mut out, inv);
+    render_os_state(&mut out, inv);
+    render_users(&mut out, inv);
+    render_services(&mut out, inv);
+    render_software(&mut out, inv);
     if !inv.errors.is_empty() {
         out.push_str("\nSections that failed to collect\n");
         for e in &inv.errors {
@@ -143,6 +179,114 @@ pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
         }
     }
     out
+}
+
+fn dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+fn unreadable_note(out: &mut String, list: &[pb::Unreadable]) {
+    for u in list {
+        out.push_str(&format!("  (unreadable: {}: {})\n", u.field, u.reason));
+    }
+}
+
+fn render_hardware(out: &mut String, inv: &pb::Inventory) {
+    let Some(hw) = &inv.hardware else { return };
+    let sys = hw.system.clone().unwrap_or_default();
+    let virt = hw.virtualization.clone().unwrap_or_default();
+    section(out, "Hardware", &[
+        ("vendor", dash(&sys.vendor)),
+        ("model", dash(&sys.model)),
+        ("serial", dash(&sys.serial)),
+        ("chassis", dash(&sys.chassis_type)),
+        ("BIOS", format!("{} {} {}", dash(&sys.bios_vendor), dash(&sys.bios_version), dash(&sys.bios_date))),
+        ("virtualization", format!("{} {}", virt.kind, virt.technology.unwrap_or_default()).trim().to_string()),
+        ("memory modules", hw.memory_modules.iter().map(|m| format!("{} {}", m.slot, bytes(m.size_bytes))).collect::<Vec<_>>().join(", ")),
+        ("GPUs", hw.gpus.iter().map(|g| format!("{} {}", g.pci_address, dash(&g.vendor))).collect::<Vec<_>>().join(", ")),
+        (
+            "batteries",
+            hw.batteries
+                .iter()
+                .map(|b| format!("{} health {}", b.name, b.health_percent.map(|h| format!("{h:.0}%")).unwrap_or_else(|| "-".into())))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ]);
+    if !hw.disks.is_empty() {
+        let mut t = table(&["DISK", "KIND", "SIZE", "MODEL", "SERIAL", "SMART"]);
+        for d in &hw.disks {
+            let smart = d.smart.as_ref().and_then(|s| s.passed).map(|p| if p { "passed" } else { "FAILED" }).unwrap_or("-");
+            t.add_row(vec![d.name.clone(), d.kind.clone(), bytes(d.size_bytes), dash(&d.model), dash(&d.serial), smart.to_string()]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    unreadable_note(out, &hw.unreadable);
+}
+
+fn render_netconfig(out: &mut String, inv: &pb::Inventory) {
+    let Some(nc) = &inv.netconfig else { return };
+    let dns = nc.dns.clone().unwrap_or_default();
+    section(out, "Network configuration", &[
+        ("default gateways", nc.default_gateways.iter().map(|g| format!("{} via {}", g.gateway, g.interface)).collect::<Vec<_>>().join(", ")),
+        ("DNS servers", dns.nameservers.join(", ")),
+        ("DNS search", dns.search.join(", ")),
+    ]);
+    if !nc.listening.is_empty() {
+        let mut t = table(&["PROTO", "ADDRESS", "PORT", "PROCESS"]);
+        for l in &nc.listening {
+            let procs: Vec<String> = l.processes.iter().map(|p| format!("{}({})", p.name.clone().unwrap_or_default(), p.pid)).collect();
+            t.add_row(vec![l.protocol.clone(), l.address.clone(), l.port.to_string(), procs.join(" ")]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    unreadable_note(out, &nc.unreadable);
+}
+
+fn render_os_state(out: &mut String, inv: &pb::Inventory) {
+    let Some(st) = &inv.os_state else { return };
+    let reboot = st.pending_reboot.as_ref().map(|r| if r.required { "required" } else { "no" }).unwrap_or("-");
+    section(out, "OS state", &[
+        ("timezone", dash(&st.timezone)),
+        ("pending reboot", reboot.to_string()),
+        ("secure boot", dash(&st.secure_boot)),
+        ("root encrypted", st.root_encrypted.map(|e| e.to_string()).unwrap_or_else(|| "-".into())),
+    ]);
+    unreadable_note(out, &st.unreadable);
+}
+
+fn render_users(out: &mut String, inv: &pb::Inventory) {
+    let Some(u) = &inv.users else { return };
+    let logins: Vec<&str> = u.accounts.iter().filter(|a| a.login).map(|a| a.name.as_str()).collect();
+    section(out, "Users", &[
+        ("accounts", u.accounts.len().to_string()),
+        ("login accounts", logins.join(", ")),
+        ("admins", u.admins.join(", ")),
+        ("sessions", u.sessions.iter().map(|s| format!("{}@{}", s.user, s.tty)).collect::<Vec<_>>().join(", ")),
+    ]);
+    unreadable_note(out, &u.unreadable);
+}
+
+fn render_services(out: &mut String, inv: &pb::Inventory) {
+    let Some(sv) = &inv.services else { return };
+    let enabled = sv.units.iter().filter(|u| u.enabled.as_deref() == Some("enabled")).count();
+    section(out, "Services", &[
+        ("manager", sv.manager.clone()),
+        ("units", format!("{} ({enabled} enabled)", sv.units.len())),
+        ("failed", if sv.failed.is_empty() { "none".into() } else { sv.failed.join(", ") }),
+    ]);
+    unreadable_note(out, &sv.unreadable);
+}
+
+fn render_software(out: &mut String, inv: &pb::Inventory) {
+    let Some(sw) = &inv.software else { return };
+    let mut by_source: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in &sw.packages {
+        *by_source.entry(p.source.as_str()).or_default() += 1;
+    }
+    let rows: Vec<(&str, String)> = by_source.iter().map(|(s, n)| (*s, format!("{n} packages"))).collect();
+    section(out, "Software", &rows);
+    out.push_str("  (every package: --output json; one package across the fleet: census software NAME)\n");
 }
 
 fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {

@@ -33,6 +33,36 @@ pub struct NewAgent {
     pub secret_hash: Digest,
 }
 
+/// One package installed on one host, as the software index records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftwareInstall {
+    pub name: String,
+    pub version: String,
+    pub source: String,
+    pub arch: Option<String>,
+    pub agent_id: String,
+}
+
+/// The software index entries an inventory implies.
+pub fn software_installs_of(agent_id: &str, inventory: &pb::Inventory) -> Vec<SoftwareInstall> {
+    inventory
+        .software
+        .as_ref()
+        .map(|s| {
+            s.packages
+                .iter()
+                .map(|p| SoftwareInstall {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    source: p.source.clone(),
+                    arch: p.arch.clone(),
+                    agent_id: agent_id.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A host as the admin API shows it: its agent and latest inventory.
 #[derive(Debug, Clone)]
 pub struct HostView {
@@ -62,6 +92,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// One host by agent id.
     fn host(&self, agent_id: &str) -> Result<Option<HostView>>;
+
+    /// Every (version, source, arch, agent id) of the package `name`, from
+    /// the software index kept in step with stored inventories.
+    fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>>;
 
     /// Agents whose hostname equals `hostname`, ignoring ASCII case.
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>>;

@@ -11,6 +11,13 @@
 //! | `inventory`        | agent id                     | `InventoryRecord`       |
 //! | `admin_tokens`     | SHA-256 of the token         | `TokenRecord`           |
 //! | `enroll_secrets`   | SHA-256 of the secret        | `EnrollmentSecretRecord`|
+//! | `software`         | name 0 version 0 source 0 arch 0 agent id | empty  |
+//!
+//! The `software` index is rewritten for an agent in the same transaction
+//! that replaces its inventory (old entries removed, new ones added), so a
+//! fleet-wide package query is a prefix scan and never disagrees with the
+//! stored inventories. Names, versions, sources and architectures never
+//! contain a NUL byte (validated on ingest), so the separator is unambiguous.
 //!
 //! Multi-tree updates run in one sled transaction, so a crash leaves either
 //! all of a report batch or none of it; `put_reports` and `enroll_agent`
@@ -24,7 +31,10 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
-use super::{AgentRecord, Digest, EnrollmentSecretRecord, HostView, InventoryRecord, NewAgent, Store, TokenRecord};
+use super::{
+    AgentRecord, Digest, EnrollmentSecretRecord, HostView, InventoryRecord, NewAgent, SoftwareInstall, Store, TokenRecord,
+    software_installs_of,
+};
 use crate::error::{Error, Result};
 
 /// Layout version of the whole database. Bump it with a migration in
@@ -39,6 +49,7 @@ pub struct SledStore {
     inventory: sled::Tree,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
+    software: sled::Tree,
 }
 
 impl SledStore {
@@ -61,6 +72,7 @@ impl SledStore {
             inventory: db.open_tree("inventory")?,
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
+            software: db.open_tree("software")?,
             db,
         })
     }
@@ -102,6 +114,24 @@ fn migrate(meta: &sled::Tree, dir: &Path) -> Result<()> {
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
     M::decode(bytes).map_err(|e| Error::Store(format!("corrupt {what} record: {e}")))
+}
+
+fn software_key(i: &SoftwareInstall) -> Vec<u8> {
+    let arch = i.arch.as_deref().unwrap_or("");
+    let mut key = Vec::with_capacity(i.name.len() + i.version.len() + i.source.len() + arch.len() + i.agent_id.len() + 4);
+    for (n, part) in [i.name.as_str(), i.version.as_str(), i.source.as_str(), arch, i.agent_id.as_str()].into_iter().enumerate() {
+        if n > 0 {
+            key.push(0);
+        }
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}
+
+fn parse_software_key(key: &[u8]) -> Option<SoftwareInstall> {
+    let mut parts = key.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
+    let (name, version, source, arch, agent_id) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some(SoftwareInstall { name, version, source, arch: (!arch.is_empty()).then_some(arch), agent_id })
 }
 
 fn abort(e: Error) -> ConflictableTransactionError<Error> {
@@ -175,7 +205,7 @@ impl Store for SledStore {
     }
 
     fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<u64> {
-        let acked = (&self.agents, &self.inventory).transaction(|(agents, inventory)| {
+        let acked = (&self.agents, &self.inventory, &self.software).transaction(|(agents, inventory, software)| {
             let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
                 return Err(abort(Error::NotFound(format!("agent {agent_id} is not enrolled"))));
             };
@@ -194,6 +224,15 @@ impl Store for SledStore {
                     Some(pb::report::Body::Inventory(inv)) => {
                         if let Some(identity) = &inv.identity {
                             agent.hostname = identity.hostname.clone();
+                        }
+                        if let Some(old) = inventory.get(agent_id.as_bytes())? {
+                            let old: InventoryRecord = tx_decode(&old, "inventory")?;
+                            for install in old.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default() {
+                                software.remove(software_key(&install))?;
+                            }
+                        }
+                        for install in software_installs_of(agent_id, inv) {
+                            software.insert(software_key(&install), &[])?;
                         }
                         let record = InventoryRecord {
                             schema: RECORD_SCHEMA,
@@ -233,6 +272,19 @@ impl Store for SledStore {
         let agent = decode(&value, "agent")?;
         let inventory = self.inventory.get(agent_id.as_bytes())?.map(|b| decode(&b, "inventory")).transpose()?;
         Ok(Some(HostView { agent, inventory }))
+    }
+
+    fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>> {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.software.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            if let Some(install) = parse_software_key(&key) {
+                out.push(install);
+            }
+        }
+        Ok(out)
     }
 
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>> {
@@ -327,6 +379,40 @@ mod tests {
         let err = store.put_reports("nobody", &[heartbeat(1)], 1).unwrap_err();
         assert!(matches!(err, Error::NotFound(_)), "{err}");
         assert!(store.hosts().expect("hosts").is_empty());
+    }
+
+    fn inventory_with(seq: u64, packages: &[(&str, &str)]) -> pb::Report {
+        let software = pb::SoftwareSection {
+            packages: packages
+                .iter()
+                .map(|(n, v)| pb::Package { name: n.to_string(), version: v.to_string(), source: "dpkg".into(), arch: Some("amd64".into()), ..Default::default() })
+                .collect(),
+        };
+        pb::Report {
+            seq,
+            created_at_unix_ms: 0,
+            body: Some(pb::report::Body::Inventory(pb::Inventory { software: Some(software), ..Default::default() })),
+        }
+    }
+
+    #[test]
+    fn software_index_follows_the_latest_inventory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        store.enroll_agent(new_agent("a2", "u2", 2)).expect("enroll");
+        store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1"), ("curl", "7.88")])], 1).expect("put");
+        store.put_reports("a2", &[inventory_with(1, &[("openssl", "3.0.13-1"), ("openssl-dev", "3.0.13-1")])], 1).expect("put");
+        let mut openssl = store.software_installs("openssl").expect("query");
+        openssl.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        assert_eq!(openssl.len(), 2, "a prefix of another name (openssl-dev) is not matched");
+        assert_eq!((openssl[0].agent_id.as_str(), openssl[0].version.as_str()), ("a1", "3.0.11-1"));
+        assert_eq!(openssl[0].arch.as_deref(), Some("amd64"));
+        // a1 upgrades openssl and removes curl: the index follows.
+        store.put_reports("a1", &[inventory_with(2, &[("openssl", "3.0.13-1")])], 2).expect("put");
+        let versions: Vec<String> = store.software_installs("openssl").expect("q").into_iter().map(|i| i.version).collect();
+        assert_eq!(versions, vec!["3.0.13-1".to_string(), "3.0.13-1".to_string()]);
+        assert!(store.software_installs("curl").expect("q").is_empty());
     }
 
     #[test]

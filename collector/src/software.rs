@@ -1,0 +1,67 @@
+//! Fleet-wide software questions, as pure functions over the software
+//! index: group one package's installs into versions (newest first, in the
+//! package ecosystem's own ordering) with their hosts.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use crate::store::SoftwareInstall;
+use crate::version::{Ecosystem, compare};
+
+/// One version of a package and the agents that have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionGroup {
+    pub version: String,
+    pub source: String,
+    /// (agent id, arch), ordered by agent id, one entry per agent.
+    pub agents: Vec<(String, Option<String>)>,
+}
+
+/// Groups installs by (source, version), newest version first. A
+/// multi-arch package installed twice on one host counts that host once.
+pub fn versions_newest_first(installs: Vec<SoftwareInstall>) -> Vec<VersionGroup> {
+    let mut groups: BTreeMap<(String, String), BTreeMap<String, Option<String>>> = BTreeMap::new();
+    for i in installs {
+        let agents = groups.entry((i.source, i.version)).or_default();
+        let arch = agents.entry(i.agent_id).or_insert(None);
+        *arch = match (arch.take(), i.arch) {
+            (Some(a), Some(b)) if a != b => Some(format!("{a},{b}")),
+            (a, b) => a.or(b),
+        };
+    }
+    let mut out: Vec<VersionGroup> = groups
+        .into_iter()
+        .map(|((source, version), agents)| VersionGroup { version, source, agents: agents.into_iter().collect() })
+        .collect();
+    out.sort_by(|a, b| newest_first(a, b));
+    out
+}
+
+fn newest_first(a: &VersionGroup, b: &VersionGroup) -> Ordering {
+    a.source.cmp(&b.source).then_with(|| compare(Ecosystem::for_source(&a.source), &b.version, &a.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install(version: &str, agent: &str, arch: &str) -> SoftwareInstall {
+        SoftwareInstall { name: "openssl".into(), version: version.into(), source: "dpkg".into(), arch: Some(arch.into()), agent_id: agent.into() }
+    }
+
+    #[test]
+    fn groups_and_orders_by_dpkg_rules() {
+        let groups = versions_newest_first(vec![
+            install("3.0.11-1~deb12u2", "a", "amd64"),
+            install("3.0.11-1", "b", "amd64"),
+            install("1:1.0", "c", "amd64"),
+            install("3.0.11-1", "d", "amd64"),
+            install("3.0.11-1", "d", "i386"),
+        ]);
+        let order: Vec<&str> = groups.iter().map(|g| g.version.as_str()).collect();
+        // The epoch wins; a tilde sorts before the bare revision.
+        assert_eq!(order, vec!["1:1.0", "3.0.11-1", "3.0.11-1~deb12u2"]);
+        assert_eq!(groups[1].agents.len(), 2, "host d counted once");
+        assert_eq!(groups[1].agents[1], ("d".to_string(), Some("amd64,i386".to_string())));
+    }
+}
