@@ -30,9 +30,20 @@ pub struct Config {
     /// Deadline of one call to the collector.
     #[serde(with = "duration_text")]
     pub request_timeout: Duration,
-    /// Reports kept in memory while the collector is unreachable; beyond
-    /// it the oldest heartbeats are dropped (inventory is kept).
-    pub max_pending_reports: usize,
+    /// Seconds between health samples.
+    #[serde(with = "duration_text")]
+    pub health_interval: Duration,
+    /// Health samples are sent together, one report per this interval.
+    #[serde(with = "duration_text")]
+    pub health_batch_interval: Duration,
+    /// A full inventory snapshot at least this often (anti-entropy);
+    /// between them only deltas are sent.
+    #[serde(with = "duration_text")]
+    pub full_inventory_interval: Duration,
+    /// Size bound of the on-disk report spool (`state_dir/spool`), bytes.
+    /// When full, the oldest health batches are dropped first (and counted);
+    /// inventory is never dropped.
+    pub spool_max_bytes: u64,
     /// Filesystem root that inventory is read from ("/" except in tests).
     pub root: PathBuf,
     /// "text" or "json" logs on stderr.
@@ -57,7 +68,10 @@ impl Default for Config {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
-            max_pending_reports: 1000,
+            health_interval: Duration::from_secs(15),
+            health_batch_interval: Duration::from_secs(60),
+            full_inventory_interval: Duration::from_secs(24 * 3600),
+            spool_max_bytes: 64 * 1024 * 1024,
             root: PathBuf::from("/"),
             log_format: LogFormat::Text,
         }
@@ -89,8 +103,17 @@ impl Config {
         if self.request_timeout < Duration::from_secs(1) {
             return Err("request_timeout must be at least 1s".into());
         }
-        if self.max_pending_reports < 10 {
-            return Err("max_pending_reports must be at least 10".into());
+        if self.health_interval < Duration::from_secs(1) {
+            return Err("health_interval must be at least 1s".into());
+        }
+        if self.health_batch_interval < self.health_interval {
+            return Err("health_batch_interval cannot be shorter than health_interval".into());
+        }
+        if self.full_inventory_interval < self.inventory_interval {
+            return Err("full_inventory_interval cannot be shorter than inventory_interval".into());
+        }
+        if self.spool_max_bytes < 64 * 1024 {
+            return Err("spool_max_bytes must be at least 65536".into());
         }
         if !self.server.is_empty() && !(self.server.starts_with("https://")) {
             return Err(format!("server {:?} must be an https:// URL", self.server));

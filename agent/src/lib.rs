@@ -4,12 +4,14 @@
 
 pub mod collect;
 pub mod config;
+pub mod delta;
 pub mod enroll;
 pub mod error;
 pub mod health;
 pub mod inventory;
 pub mod render;
 pub mod run;
+pub mod spool;
 pub mod state;
 pub mod transport;
 pub mod wire;

@@ -1,14 +1,22 @@
 //! `census-agent run`: the reporting loop.
 //!
-//! Heartbeats and inventory snapshots are numbered with a persisted
-//! sequence, queued, and sent oldest first. A report leaves the queue only
-//! when the collector acknowledges it (after its durable write), or when the
-//! collector refuses it as malformed or too large (it would be refused
-//! forever; the refusal is logged as an error). Transient failures, such as
-//! a collector restart, are retried with jittered exponential backoff; the
-//! channel reconnects by itself.
+//! Four timers feed one durable queue (`spool::Spool`): heartbeats, health
+//! samples (sent as one `HealthBatch` per batch interval), inventory
+//! (a full snapshot on enrollment, every `full_inventory_interval` and when
+//! the collector asks; otherwise a delta against the last queued inventory,
+//! and nothing at all when nothing changed). Every report gets a persisted
+//! sequence number and is written to the spool before it is sent; it leaves
+//! the spool only when the collector acknowledges it (after its durable
+//! write), or when the collector refuses it as malformed or too large (it
+//! would be refused forever; logged as an error). Transient failures, such
+//! as a collector restart, are retried with jittered exponential backoff;
+//! the channel reconnects by itself. After a restart the spool is replayed
+//! in seq order.
+//!
+//! Health batches and deltas are sent only to a collector that advertised
+//! them (`AgentSettings.accepts_health_and_deltas`, proto rule 6); until
+//! then the agent sends full snapshots and keeps no health.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,15 +24,20 @@ use census_proto::v1 as pb;
 use census_proto::v1::agent_service_client::AgentServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::state::{Enrolled, SequenceCounter};
+use crate::health::Sampler;
+use crate::spool::Spool;
+use crate::state::{Enrolled, InventoryBase, SequenceCounter};
 use crate::transport::{self, error_chain};
 
-/// Heartbeats sent together in one request at most.
+/// Reports sent together in one request at most (an inventory goes alone).
 const MAX_BATCH: usize = 64;
+/// Bytes of reports in one request at most, well under the collector's
+/// default 4 MiB message limit.
+const MAX_BATCH_BYTES: u64 = 1024 * 1024;
 
 /// Jittered exponential backoff: each delay is drawn from [d/2, d], d
 /// doubling up to `max`, so a fleet that lost its collector does not come
@@ -80,61 +93,145 @@ fn classify(status: &tonic::Status) -> SendError {
 struct Reporter {
     client: AgentServiceClient<Channel>,
     agent_id: String,
+    state_dir: PathBuf,
     seq: SequenceCounter,
-    pending: VecDeque<pb::Report>,
-    max_pending: usize,
-    dropped_heartbeats: u64,
+    spool: Spool,
+    /// The collector accepts health batches and inventory deltas.
+    accepts_new: bool,
+    /// What the collector holds as this agent's inventory, if all goes well.
+    base: Option<InventoryBase>,
+    full_inventory_every: Duration,
+    /// The collector asked for a full snapshot.
+    full_requested: bool,
+    /// Dropped counts already logged, to log each increase once.
+    dropped_logged: crate::spool::Dropped,
 }
 
 impl Reporter {
-    fn enqueue(&mut self, body: pb::report::Body) -> Result<()> {
+    /// Numbers the report and writes it to the spool.
+    fn enqueue(&mut self, body: pb::report::Body) -> Result<u64> {
         let seq = self.seq.reserve_next()?;
-        self.pending.push_back(pb::Report { seq, created_at_unix_ms: crate::now_unix_ms(), body: Some(body) });
-        while self.pending.len() > self.max_pending {
-            // Heartbeats are cheap to lose; inventory is what admins ask about.
-            let Some(pos) = self.pending.iter().position(|r| matches!(r.body, Some(pb::report::Body::Heartbeat(_)))) else { break };
-            self.pending.remove(pos);
-            self.dropped_heartbeats += 1;
+        let report = pb::Report { seq, created_at_unix_ms: crate::now_unix_ms(), body: Some(body) };
+        self.spool.push(&report)?;
+        let dropped = self.spool.dropped();
+        if dropped != self.dropped_logged {
+            warn!(
+                health_batches = dropped.health_batches,
+                health_samples = dropped.health_samples,
+                heartbeats = dropped.heartbeats,
+                spool_bytes = self.spool.total_bytes(),
+                "spool full: dropped the oldest health batches (totals since the spool was created)"
+            );
+            self.dropped_logged = dropped;
         }
+        Ok(seq)
+    }
+
+    /// Queues `inventory` as a full snapshot or as a delta against the base.
+    fn enqueue_inventory(&mut self, mut inventory: pb::Inventory) -> Result<()> {
+        crate::delta::canonicalize(&mut inventory);
+        let now = crate::now_unix_ms();
+        let full_due = self.base.as_ref().is_none_or(|b| {
+            now.saturating_sub(b.last_full_unix_ms) >= i64::try_from(self.full_inventory_every.as_millis()).unwrap_or(i64::MAX)
+        });
+        let last_full_unix_ms = match (&self.base, self.accepts_new && !full_due && !self.full_requested) {
+            (Some(base), true) => {
+                let delta = crate::delta::diff(&base.inventory, &inventory, base.seq);
+                if crate::delta::is_empty(&delta, &base.inventory) {
+                    debug!(base_seq = base.seq, "inventory unchanged; nothing to send");
+                    return Ok(());
+                }
+                let last_full = base.last_full_unix_ms;
+                let seq = self.enqueue(pb::report::Body::InventoryDelta(delta))?;
+                debug!(seq, "inventory delta queued");
+                self.save_base(seq, last_full, inventory)?;
+                return Ok(());
+            }
+            _ => now,
+        };
+        let seq = self.enqueue(pb::report::Body::Inventory(inventory.clone()))?;
+        info!(seq, "full inventory queued");
+        self.full_requested = false;
+        self.save_base(seq, last_full_unix_ms, inventory)
+    }
+
+    fn save_base(&mut self, seq: u64, last_full_unix_ms: i64, inventory: pb::Inventory) -> Result<()> {
+        let base = InventoryBase { seq, last_full_unix_ms, inventory };
+        base.save(&self.state_dir)?;
+        self.base = Some(base);
         Ok(())
     }
 
-    /// The next batch: one inventory alone, or up to MAX_BATCH heartbeats.
-    fn batch(&self) -> Vec<pb::Report> {
-        match self.pending.front() {
-            None => Vec::new(),
-            Some(r) if matches!(r.body, Some(pb::report::Body::Inventory(_))) => vec![r.clone()],
-            Some(_) => self
-                .pending
-                .iter()
-                .take_while(|r| matches!(r.body, Some(pb::report::Body::Heartbeat(_))))
-                .take(MAX_BATCH)
-                .cloned()
-                .collect(),
-        }
-    }
-
     async fn send(&mut self) -> std::result::Result<pb::ReportResponse, SendError> {
-        let batch = self.batch();
+        let batch = self.spool.next_batch(MAX_BATCH, MAX_BATCH_BYTES).map_err(|e| SendError::Transient(format!("reading the spool: {e}")))?;
         let (first, last) = (batch.first().map(|r| r.seq).unwrap_or(0), batch.last().map(|r| r.seq).unwrap_or(0));
+        let span = tracing::debug_span!("report", seq_first = first, seq_last = last);
         let request = pb::ReportRequest { agent_id: self.agent_id.clone(), reports: batch };
-        match self.client.report(request).await {
+        match self.client.report(request).instrument(span.clone()).await {
             Ok(response) => {
                 let response = response.into_inner();
                 let acked = response.acked_through;
-                self.pending.retain(|r| r.seq > acked);
-                debug!(seq_first = first, seq_last = last, acked, "reports acknowledged");
+                self.spool.ack(acked);
+                span.in_scope(|| debug!(acked, "reports acknowledged"));
                 Ok(response)
             }
             Err(status) => {
                 let err = classify(&status);
                 if let SendError::Refused(reason) = &err {
-                    error!(seq_first = first, seq_last = last, %reason, "collector refused reports; dropping them");
-                    self.pending.retain(|r| r.seq < first || r.seq > last);
+                    span.in_scope(|| error!(%reason, "collector refused reports; dropping them"));
+                    self.spool.discard(first, last);
                 }
                 Err(err)
             }
         }
+    }
+}
+
+/// Health samples waiting for the next batch, with the sampler's errors
+/// logged once per distinct message.
+struct HealthState {
+    sampler: Option<Sampler>,
+    samples: Vec<pb::HealthSample>,
+    errors_logged: std::collections::HashSet<String>,
+}
+
+impl HealthState {
+    async fn sample(&mut self, root: PathBuf) {
+        let Some(mut sampler) = self.sampler.take() else { return };
+        let joined = tokio::task::spawn_blocking(move || {
+            let mounts = crate::collect::health_mounts(&root);
+            let (sample, errors) = sampler.sample(crate::now_unix_ms(), &mounts);
+            (sampler, sample, errors)
+        })
+        .await;
+        match joined {
+            Ok((sampler, sample, errors)) => {
+                for e in errors {
+                    let text = e.to_string();
+                    if self.errors_logged.insert(text.clone()) {
+                        debug!(error = %text, "health metric unreadable");
+                    }
+                }
+                self.samples.push(crate::wire::health_sample(&sample));
+                self.sampler = Some(sampler);
+            }
+            Err(e) => error!(error = %e, "health sampling task failed; health sampling stops"),
+        }
+    }
+
+    /// The batch to queue, with the failed units attached to its newest
+    /// sample (systemctl runs once per batch, not per sample).
+    async fn take_batch(&mut self, root: PathBuf, dropped: crate::spool::Dropped) -> Option<pb::HealthBatch> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let failed = tokio::task::spawn_blocking(move || crate::collect::failed_units(&root)).await.ok().flatten();
+        let mut samples = std::mem::take(&mut self.samples);
+        if let (Some(units), Some(last)) = (failed, samples.last_mut()) {
+            last.failed_units = units;
+            last.failed_units_known = true;
+        }
+        Some(pb::HealthBatch { samples, dropped_batches_total: dropped.health_batches, dropped_samples_total: dropped.health_samples })
     }
 }
 
@@ -145,25 +242,33 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let channel = transport::report_channel(&state, &server, config.request_timeout)?;
     let span = tracing::info_span!("agent", agent_id = %state.agent_id);
     let _enter = span.enter();
+    let spool = Spool::open(&config.state_dir, config.spool_max_bytes)?;
     let mut reporter = Reporter {
         client: AgentServiceClient::new(channel),
         agent_id: state.agent_id.clone(),
+        state_dir: config.state_dir.clone(),
         seq: SequenceCounter::open(&config.state_dir)?,
-        pending: VecDeque::new(),
-        max_pending: config.max_pending_reports,
-        dropped_heartbeats: 0,
+        dropped_logged: spool.dropped(),
+        spool,
+        accepts_new: crate::state::load_collector_accepts_new(&config.state_dir),
+        base: InventoryBase::load(&config.state_dir),
+        full_inventory_every: config.full_inventory_interval,
+        full_requested: false,
     };
-    info!(%server, last_seq = reporter.seq.last(), "agent started");
+    info!(%server, last_seq = reporter.seq.last(), spooled = reporter.spool.len(), "agent started");
 
     let started = Instant::now();
+    let root: PathBuf = config.root.clone();
+    let mut health = HealthState { sampler: Some(Sampler::new(&root)), samples: Vec::new(), errors_logged: Default::default() };
     let mut heartbeat_every = config.heartbeat_interval;
     let mut inventory_every = config.inventory_interval;
     let mut next_heartbeat = Instant::now();
     let mut next_inventory = Instant::now();
+    let mut next_sample = Instant::now();
+    let mut next_batch = Instant::now() + config.health_batch_interval;
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
     let mut retry_at: Option<Instant> = None;
     let mut connected = false;
-    let root: PathBuf = config.root.clone();
     tokio::pin!(shutdown);
 
     loop {
@@ -173,7 +278,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root))
                 .await
                 .map_err(|e| crate::error::Error::Collector(format!("inventory task failed: {e}")))?;
-            reporter.enqueue(pb::report::Body::Inventory(crate::wire::inventory(&inventory)))?;
+            reporter.enqueue_inventory(crate::wire::inventory(&inventory))?;
             next_inventory = now + inventory_every;
         }
         if now >= next_heartbeat {
@@ -181,8 +286,23 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             reporter.enqueue(pb::report::Body::Heartbeat(hb))?;
             next_heartbeat = now + heartbeat_every;
         }
+        if now >= next_sample {
+            health.sample(root.clone()).await;
+            next_sample = now + config.health_interval;
+        }
+        if now >= next_batch {
+            if !reporter.accepts_new {
+                // An older collector would refuse the batch (proto rule 6).
+                health.samples.clear();
+            } else if let Some(batch) = health.take_batch(root.clone(), reporter.spool.dropped()).await {
+                let n = batch.samples.len();
+                let seq = reporter.enqueue(pb::report::Body::Health(batch))?;
+                debug!(seq, samples = n, "health batch queued");
+            }
+            next_batch = now + config.health_batch_interval;
+        }
 
-        if !reporter.pending.is_empty() && retry_at.is_none_or(|t| now >= t) {
+        if !reporter.spool.is_empty() && retry_at.is_none_or(|t| now >= t) {
             let outcome = tokio::select! {
                 outcome = reporter.send() => outcome,
                 _ = &mut shutdown => break,
@@ -207,27 +327,29 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                             inventory_every = Duration::from_secs(u64::from(s.inventory_interval_s));
                             next_inventory = next_inventory.min(now + inventory_every);
                         }
+                        if s.accepts_health_and_deltas != reporter.accepts_new {
+                            reporter.accepts_new = s.accepts_health_and_deltas;
+                            crate::state::save_collector_accepts_new(&reporter.state_dir, reporter.accepts_new)?;
+                        }
                     }
-                    if response.full_inventory_requested {
+                    if response.full_inventory_requested && !reporter.full_requested {
+                        info!("the collector asked for a full inventory");
+                        reporter.full_requested = true;
                         next_inventory = Instant::now();
-                    }
-                    if reporter.dropped_heartbeats > 0 {
-                        warn!(dropped = reporter.dropped_heartbeats, "heartbeats were dropped while the collector was unreachable");
-                        reporter.dropped_heartbeats = 0;
                     }
                     continue;
                 }
                 Err(SendError::Refused(_)) => continue,
                 Err(SendError::Transient(reason)) => {
                     let delay = backoff.next_delay(rand::random::<f64>());
-                    warn!(%reason, retry_in = ?delay, pending = reporter.pending.len(), "cannot deliver reports; will retry");
+                    warn!(%reason, retry_in = ?delay, spooled = reporter.spool.len(), "cannot deliver reports; will retry");
                     connected = false;
                     retry_at = Some(Instant::now() + delay);
                 }
             }
         }
 
-        let mut wake = next_heartbeat.min(next_inventory);
+        let mut wake = next_heartbeat.min(next_inventory).min(next_sample).min(next_batch);
         if let Some(t) = retry_at {
             wake = wake.min(t.max(Instant::now()));
         }
@@ -236,7 +358,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             _ = &mut shutdown => break,
         }
     }
-    info!(pending = reporter.pending.len(), "agent stopping");
+    // Samples taken since the last batch go to the spool, not to waste.
+    if reporter.accepts_new {
+        if let Some(batch) = health.take_batch(root.clone(), reporter.spool.dropped()).await {
+            reporter.enqueue(pb::report::Body::Health(batch))?;
+        }
+    }
+    info!(spooled = reporter.spool.len(), "agent stopping");
     Ok(())
 }
 

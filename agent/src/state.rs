@@ -18,6 +18,8 @@ const CA_FILE: &str = "ca.pem";
 const CERT_FILE: &str = "agent.pem";
 const KEY_FILE: &str = "agent.key";
 const SEQ_FILE: &str = "seq";
+const BASE_FILE: &str = "inventory.base";
+const CAPS_FILE: &str = "collector.features";
 
 /// A private key in memory; Debug prints `***`.
 #[derive(Clone)]
@@ -85,7 +87,10 @@ impl Enrolled {
         let id = IdentityFile { agent_id: self.agent_id.clone(), server: self.server.clone(), enrolled_at_unix_ms: self.enrolled_at_unix_ms };
         let text = toml::to_string(&id).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join(IDENTITY_FILE), text.as_bytes(), 0o644)?;
-        // A new enrollment starts a new sequence on the collector.
+        // A new enrollment starts a new sequence on the collector, with no
+        // inventory base and no queued reports of the old identity.
+        let _ = std::fs::remove_file(dir.join(BASE_FILE));
+        let _ = std::fs::remove_dir_all(dir.join("spool"));
         write_atomic(&dir.join(SEQ_FILE), b"0\n", 0o644)
     }
 }
@@ -122,7 +127,7 @@ impl SequenceCounter {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -133,6 +138,54 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut f = options.open(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into", path, e))
+}
+
+/// The last inventory the agent queued for the collector, and its seq: the
+/// base of the next delta. Written after the report is in the spool, so a
+/// crash in between leaves an older base; the collector then sees a delta
+/// whose base it does not hold and asks for a full snapshot (self-healing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryBase {
+    pub seq: u64,
+    /// When the last full snapshot was queued, Unix ms.
+    pub last_full_unix_ms: i64,
+    pub inventory: census_proto::v1::Inventory,
+}
+
+impl InventoryBase {
+    /// `None` when there is none yet, or it is unreadable (then the next
+    /// inventory is a full snapshot, which is always safe).
+    pub fn load(dir: &Path) -> Option<InventoryBase> {
+        use prost::Message;
+        let bytes = std::fs::read(dir.join(BASE_FILE)).ok()?;
+        if bytes.len() < 16 {
+            return None;
+        }
+        let seq = u64::from_le_bytes(bytes[0..8].try_into().ok()?);
+        let last_full_unix_ms = i64::from_le_bytes(bytes[8..16].try_into().ok()?);
+        let inventory = census_proto::v1::Inventory::decode(&bytes[16..]).ok()?;
+        Some(InventoryBase { seq, last_full_unix_ms, inventory })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        use prost::Message;
+        let mut bytes = Vec::with_capacity(16 + self.inventory.encoded_len());
+        bytes.extend_from_slice(&self.seq.to_le_bytes());
+        bytes.extend_from_slice(&self.last_full_unix_ms.to_le_bytes());
+        self.inventory.encode(&mut bytes).map_err(|e| Error::Collector(format!("encoding the inventory base: {e}")))?;
+        write_atomic(&dir.join(BASE_FILE), &bytes, 0o600)
+    }
+}
+
+/// Whether the collector said it accepts health batches and inventory
+/// deltas (`AgentSettings.accepts_health_and_deltas`), remembered across
+/// restarts so the first report after a restart need not wait to learn it.
+pub fn load_collector_accepts_new(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(CAPS_FILE)).is_ok_and(|t| t.trim() == "health_and_deltas")
+}
+
+pub fn save_collector_accepts_new(dir: &Path, accepts: bool) -> Result<()> {
+    write_atomic(&dir.join(CAPS_FILE), if accepts { b"health_and_deltas\n".as_slice() } else { b"\n".as_slice() }, 0o644)
 }
 
 #[cfg(test)]

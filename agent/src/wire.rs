@@ -316,3 +316,75 @@ fn os_state(o: &inv::OsState) -> pb::OsStateSection {
         unreadable: unreadable(&o.unreadable),
     }
 }
+
+/// A health sample on the wire.
+pub fn health_sample(s: &crate::health::HealthSample) -> pb::HealthSample {
+    pb::HealthSample {
+        taken_at_unix_ms: s.taken_at_unix_ms,
+        cpu_percent: s.cpu_percent,
+        load1: s.load.as_ref().map(|l| l.one),
+        load5: s.load.as_ref().map(|l| l.five),
+        load15: s.load.as_ref().map(|l| l.fifteen),
+        memory_total_bytes: s.memory.as_ref().map(|m| m.total_bytes),
+        memory_available_bytes: s.memory.as_ref().map(|m| m.available_bytes),
+        memory_used_bytes: s.memory.as_ref().map(|m| m.used_bytes),
+        swap_total_bytes: s.memory.as_ref().map(|m| m.swap_total_bytes),
+        swap_used_bytes: s.memory.as_ref().map(|m| m.swap_used_bytes),
+        filesystems: s
+            .filesystems
+            .iter()
+            .map(|f| pb::FilesystemUsage {
+                mount_point: f.mount_point.clone(),
+                total_bytes: f.total_bytes,
+                available_bytes: f.available_bytes,
+                used_percent: f.used_percent,
+                inodes_used_percent: f.inodes_used_percent,
+            })
+            .collect(),
+        disks: s
+            .disks
+            .iter()
+            .flatten()
+            .map(|d| pb::DiskRate {
+                device: d.device.clone(),
+                read_bytes_per_s: d.read_bytes_per_sec,
+                write_bytes_per_s: d.write_bytes_per_sec,
+                reads_per_s: d.reads_per_sec,
+                writes_per_s: d.writes_per_sec,
+            })
+            .collect(),
+        network: s
+            .network
+            .iter()
+            .flatten()
+            .map(|n| pb::NetRate {
+                interface: n.interface.clone(),
+                rx_bytes_per_s: n.rx_bytes_per_sec,
+                tx_bytes_per_s: n.tx_bytes_per_sec,
+                rx_errors: n.rx_errors,
+                tx_errors: n.tx_errors,
+                rx_drops: n.rx_drops,
+                tx_drops: n.tx_drops,
+            })
+            .collect(),
+        process_count: s.process_count,
+        top_by_cpu: s
+            .top_by_cpu
+            .iter()
+            .flatten()
+            .map(|p| pb::ProcessCpu { pid: p.pid, name: p.name.clone(), cpu_percent: p.cpu_percent })
+            .collect(),
+        top_by_memory: s
+            .top_by_memory
+            .iter()
+            .flatten()
+            .map(|p| pb::ProcessMemory { pid: p.pid, name: p.name.clone(), rss_bytes: p.rss_bytes })
+            .collect(),
+        temperatures: s.temperatures.iter().map(|t| pb::Temperature { sensor: t.sensor.clone(), celsius: t.celsius }).collect(),
+        uptime_s: s.uptime_seconds,
+        failed_units: s.failed_units.clone().unwrap_or_default(),
+        failed_units_known: s.failed_units.is_some(),
+        agent_rss_bytes: s.agent_rss_bytes,
+        agent_cpu_s: s.agent_cpu_seconds,
+    }
+}

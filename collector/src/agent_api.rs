@@ -39,6 +39,8 @@ impl AgentApi {
         pb::AgentSettings {
             heartbeat_interval_s: u32::try_from(self.policy.heartbeat_interval.as_secs()).unwrap_or(u32::MAX),
             inventory_interval_s: u32::try_from(self.policy.inventory_interval.as_secs()).unwrap_or(u32::MAX),
+            // Not yet: health batches and inventory deltas are not stored.
+            accepts_health_and_deltas: false,
         }
     }
 

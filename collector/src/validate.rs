@@ -57,6 +57,13 @@ pub fn report_request(req: &pb::ReportRequest, limits: &Limits) -> Result<(), Vi
             None => return Err(Violation::Invalid(format!("report seq {} has no body", report.seq))),
             Some(pb::report::Body::Heartbeat(hb)) => check.string("heartbeat.agent_version", &hb.agent_version)?,
             Some(pb::report::Body::Inventory(inv)) => check.inventory(inv)?,
+            // Not advertised in AgentSettings yet (proto rule 6).
+            Some(pb::report::Body::Health(_) | pb::report::Body::InventoryDelta(_)) => {
+                return Err(Violation::Invalid(format!(
+                    "report seq {} is a health batch or inventory delta, which this collector does not accept yet",
+                    report.seq
+                )));
+            }
         }
     }
     Ok(())

@@ -46,6 +46,37 @@ pub fn inventory(root: &Path) -> (Inventory, Vec<SectionTiming>) {
     (inv, timings)
 }
 
+/// Mount points and their `statvfs` for health sampling: the same real
+/// filesystems the inventory lists. Unreadable mounts are left out.
+pub fn health_mounts(root: &Path) -> Vec<(String, crate::health::FsStat)> {
+    system::filesystems(root)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            // `filesystems` already multiplied by the fragment size: blocks of 1 byte.
+            let st = crate::health::FsStat {
+                fragment_size: 1,
+                blocks: f.total_bytes,
+                blocks_free: f.free_bytes,
+                blocks_available: f.available_bytes,
+                files: f.inodes_total,
+                files_free: f.inodes_free,
+            };
+            (f.mount_point, st)
+        })
+        .collect()
+}
+
+/// Failed systemd units of the running system, `None` when unknown (not
+/// the live root, or no systemctl).
+pub fn failed_units(root: &Path) -> Option<Vec<String>> {
+    if root != Path::new("/") {
+        return None;
+    }
+    let text = services::run_systemctl(&["--failed", "--plain", "--no-legend", "--no-pager"]).ok()?;
+    crate::health::parse::parse_systemctl_failed(&text).ok()
+}
+
 fn section<T>(name: &'static str, errors: &mut Vec<SectionError>, timings: &mut Vec<SectionTiming>, f: impl FnOnce() -> Result<T>) -> Option<T> {
     match timed(name, timings, f) {
         Ok(v) => Some(v),

@@ -242,7 +242,8 @@ impl Store for SledStore {
                         };
                         inventory.insert(agent_id.as_bytes(), record.encode_to_vec())?;
                     }
-                    None => {}
+                    // Refused by validate until this collector stores them.
+                    Some(pb::report::Body::Health(_) | pb::report::Body::InventoryDelta(_)) | None => {}
                 }
             }
             if changed {

@@ -141,7 +141,7 @@ pub fn merge(
     }
 }
 
-fn run_systemctl(args: &[&str]) -> Result<String> {
+pub(crate) fn run_systemctl(args: &[&str]) -> Result<String> {
     let command = format!("systemctl {}", args.join(" "));
     let out = std::process::Command::new("systemctl")
         .args(args)
