@@ -27,6 +27,9 @@ pub const QUERY_FORMAT: &str =
 /// Where rpm keeps its database (old and new location), relative to root.
 const DATABASE_DIRS: [&str; 2] = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"];
 
+/// Database files of rpm's backends: sqlite (rpm >= 4.16), bdb, ndb.
+const DATABASE_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
+
 /// 10,000 packages print about 1 MiB; refuse absurd output.
 const MAX_OUTPUT_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -36,10 +39,14 @@ const WHAT: &str = "rpm -qa output";
 /// `rpm` command is not installed (rpm can be installed on a Debian host
 /// without managing anything).
 pub fn collect(root: &Path) -> Result<Option<Listing>> {
-    if !DATABASE_DIRS
-        .iter()
-        .any(|dir| under_root(root, dir).is_dir())
-    {
+    // A database file, not just the directory: installing the rpm tool on
+    // a Debian host creates an empty /var/lib/rpm, and spawning rpm there
+    // costs tens of milliseconds to learn nothing.
+    if !DATABASE_DIRS.iter().any(|dir| {
+        DATABASE_FILES.iter().any(|file| {
+            std::fs::metadata(under_root(root, dir).join(file)).is_ok_and(|m| m.is_file() && m.len() > 0)
+        })
+    }) {
         return Ok(None);
     }
     Ok(read_query_output(root)?.map(|text| parse_query_output(&text)))

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmark: CPU time and peak memory of ONE full inventory collection,
+# census-agent against fusioninventory-agent's local inventory, measured in
+# the same run with the same method (bench/footprint.py: wait4 rusage).
+#
+# usage: bench/inventory.sh [RUNS]      (default 10; needs root for apt)
+# Prints a markdown table for docs/BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-10}
+
+if ! command -v fusioninventory-inventory >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fusioninventory-agent >/dev/null
+fi
+cargo build -q --release -p census-agent
+target_dir=$(cargo metadata --format-version 1 --no-deps | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+agent="$target_dir/release/census-agent"
+
+# One unmeasured run of each warms the page cache the same way for both.
+"$agent" inventory --format json >/dev/null
+fusioninventory-inventory >/dev/null 2>&1
+
+census=$(/usr/bin/python3 bench/footprint.py "$RUNS" census-agent -- "$agent" inventory --format json)
+fusion=$(/usr/bin/python3 bench/footprint.py "$RUNS" fusioninventory-agent -- fusioninventory-inventory)
+packages=$("$agent" inventory --format json | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["software"]))')
+
+/usr/bin/python3 - "$census" "$fusion" "$packages" "$RUNS" <<'PY'
+import json, sys
+c, f = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+packages, runs = sys.argv[3], sys.argv[4]
+print(f"One full inventory, median of {runs} runs (min-max); {packages} packages on this host\n")
+print("| agent | CPU ms | wall ms | peak RSS MiB |")
+print("|---|---|---|---|")
+for r in (c, f):
+    cells = [f"{r[k]['median']} ({r[k]['min']}-{r[k]['max']})" for k in ("cpu_ms", "wall_ms", "peak_rss_mib")]
+    print(f"| {r['label']} | " + " | ".join(cells) + " |")
+ratio = f["cpu_ms"]["median"] / max(c["cpu_ms"]["median"], 0.1)
+print(f"\ncensus-agent uses {ratio:.1f}x less CPU than fusioninventory-agent; targets: <= 55 ms CPU, <= 20 MB peak.")
+PY
