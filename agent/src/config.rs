@@ -112,8 +112,8 @@ impl Config {
         if self.full_inventory_interval < self.inventory_interval {
             return Err("full_inventory_interval cannot be shorter than inventory_interval".into());
         }
-        if self.spool_max_bytes < 64 * 1024 {
-            return Err("spool_max_bytes must be at least 65536".into());
+        if self.spool_max_bytes < 4096 {
+            return Err("spool_max_bytes must be at least 4096".into());
         }
         if !self.server.is_empty() && !(self.server.starts_with("https://")) {
             return Err(format!("server {:?} must be an https:// URL", self.server));

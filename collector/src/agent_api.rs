@@ -39,8 +39,7 @@ impl AgentApi {
         pb::AgentSettings {
             heartbeat_interval_s: u32::try_from(self.policy.heartbeat_interval.as_secs()).unwrap_or(u32::MAX),
             inventory_interval_s: u32::try_from(self.policy.inventory_interval.as_secs()).unwrap_or(u32::MAX),
-            // Not yet: health batches and inventory deltas are not stored.
-            accepts_health_and_deltas: false,
+            accepts_health_and_deltas: true,
         }
     }
 
@@ -165,8 +164,12 @@ impl AgentService for AgentApi {
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();
-        let acked_through = blocking(move || store.put_reports(&agent_id, &req.reports, received)).await?;
-        Ok(Response::new(pb::ReportResponse { acked_through, settings: Some(self.settings()), full_inventory_requested: false }))
+        let ingested = blocking(move || store.put_reports(&agent_id, &req.reports, received)).await?;
+        Ok(Response::new(pb::ReportResponse {
+            acked_through: ingested.acked_through,
+            settings: Some(self.settings()),
+            full_inventory_requested: ingested.full_inventory_requested,
+        }))
     }
 }
 

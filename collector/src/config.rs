@@ -22,6 +22,37 @@ pub struct Config {
     pub admin_api: AdminApi,
     pub agents: AgentPolicy,
     pub limits: Limits,
+    pub metrics: Metrics,
+}
+
+/// Health metrics storage: how long each resolution is kept, and how often
+/// the background compaction rolls raw samples up and expires old data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Raw health samples (every 15 s per host by default).
+    #[serde(with = "humantime_serde")]
+    pub raw_retention: Duration,
+    /// 5-minute rollups (count, sum, min, max per metric).
+    #[serde(with = "humantime_serde")]
+    pub five_minute_retention: Duration,
+    /// 1-hour rollups.
+    #[serde(with = "humantime_serde")]
+    pub hourly_retention: Duration,
+    /// Time between background compactions.
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            raw_retention: Duration::from_secs(7 * 86_400),
+            five_minute_retention: Duration::from_secs(90 * 86_400),
+            hourly_retention: Duration::from_secs(730 * 86_400),
+            compaction_interval: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -61,6 +92,9 @@ pub struct AgentPolicy {
     /// Lifetime of the client certificates issued at enrollment.
     #[serde(with = "humantime_serde")]
     pub certificate_lifetime: Duration,
+    /// A host is offline once this many heartbeat intervals passed without
+    /// a report from it.
+    pub offline_after_missed_heartbeats: u32,
 }
 
 /// Bounds on everything an agent sends. A request beyond them is refused
@@ -92,6 +126,7 @@ impl Default for Config {
             admin_api: AdminApi::default(),
             agents: AgentPolicy::default(),
             limits: Limits::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -114,6 +149,7 @@ impl Default for AgentPolicy {
             heartbeat_interval: Duration::from_secs(60),
             inventory_interval: Duration::from_secs(3600),
             certificate_lifetime: Duration::from_secs(90 * 24 * 3600),
+            offline_after_missed_heartbeats: 3,
         }
     }
 }
@@ -176,6 +212,19 @@ impl Config {
         }
         if a.certificate_lifetime < Duration::from_secs(60) {
             return Err("agents.certificate_lifetime must be at least 60s".into());
+        }
+        if a.offline_after_missed_heartbeats == 0 {
+            return Err("agents.offline_after_missed_heartbeats must be at least 1".into());
+        }
+        let m = &self.metrics;
+        if m.raw_retention < Duration::from_secs(3600) {
+            return Err("metrics.raw_retention must be at least 1h".into());
+        }
+        if m.five_minute_retention < m.raw_retention || m.hourly_retention < m.five_minute_retention {
+            return Err("metrics retentions must grow with the resolution: raw_retention <= five_minute_retention <= hourly_retention".into());
+        }
+        if m.compaction_interval < Duration::from_secs(1) {
+            return Err("metrics.compaction_interval must be at least 1s".into());
         }
         if self.agent_api.listen == self.admin_api.listen && self.agent_api.listen.port() != 0 {
             return Err("agent_api.listen and admin_api.listen must differ".into());

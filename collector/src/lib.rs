@@ -4,12 +4,15 @@
 
 pub mod admin_api;
 pub mod agent_api;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod init;
+pub mod inventory_delta;
+pub mod metrics;
 pub mod pki;
 pub mod secrets;
 pub mod server;

@@ -80,7 +80,7 @@ impl Collector {
         let agent_service = AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
             .max_decoding_message_size(limits.max_message_bytes);
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(Arc::clone(&store))).max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone())).max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
 
@@ -108,8 +108,10 @@ impl Collector {
 
         let agent_task = tokio::spawn(agent_server);
         let admin_task = tokio::spawn(admin_server);
+        let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone()));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");
+        compactor.abort();
         let _ = stop_tx.send(true);
         for task in [agent_task, admin_task] {
             task.await
@@ -117,6 +119,28 @@ impl Collector {
                 .map_err(|e| Error::Store(format!("server stopped with an error: {e}")))?;
         }
         Ok(())
+    }
+}
+
+/// Rolls metrics up and expires old data every `compaction_interval`, on a
+/// blocking thread: ingest never waits for it (sled serves both at once).
+/// A failed round is logged and retried next interval. Aborting this task
+/// mid-round is safe: compaction only rewrites what it can recompute.
+async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config::Metrics) {
+    let mut every = tokio::time::interval(retention.compaction_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (store, retention) = (Arc::clone(&store), retention.clone());
+        let round = tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::unix_ms(std::time::SystemTime::now()), &retention)).await;
+        match round {
+            Ok(Ok(done)) if done != crate::store::Compaction::default() => {
+                tracing::debug!(agents = done.agents_rolled_up, buckets = done.buckets_written, expired = done.expired, "metrics compacted");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics compaction failed; retrying next interval"),
+            Err(e) => tracing::warn!(error = %e, "metrics compaction task failed"),
+        }
     }
 }
 

@@ -57,12 +57,15 @@ pub fn report_request(req: &pb::ReportRequest, limits: &Limits) -> Result<(), Vi
             None => return Err(Violation::Invalid(format!("report seq {} has no body", report.seq))),
             Some(pb::report::Body::Heartbeat(hb)) => check.string("heartbeat.agent_version", &hb.agent_version)?,
             Some(pb::report::Body::Inventory(inv)) => check.inventory(inv)?,
-            // Not advertised in AgentSettings yet (proto rule 6).
-            Some(pb::report::Body::Health(_) | pb::report::Body::InventoryDelta(_)) => {
-                return Err(Violation::Invalid(format!(
-                    "report seq {} is a health batch or inventory delta, which this collector does not accept yet",
-                    report.seq
-                )));
+            Some(pb::report::Body::Health(batch)) => check.health(batch)?,
+            Some(pb::report::Body::InventoryDelta(d)) => {
+                if let Some(changed) = &d.changed {
+                    check.inventory(changed)?;
+                }
+                check.path = "inventory_delta.".into();
+                check.count("cleared_sections", d.cleared_sections.len())?;
+                check.software(&pb::SoftwareSection { packages: d.packages_added.clone() })?;
+                check.software(&pb::SoftwareSection { packages: d.packages_removed.clone() })?;
             }
         }
     }
@@ -306,6 +309,29 @@ impl Checker<'_> {
             self.opt("os_state.filesystems_encryption.crypt_device", &f.crypt_device)?;
         }
         self.unreadable("os_state", &os.unreadable)
+    }
+
+    /// Names here become parts of metric names and store keys: bounded,
+    /// NUL-free.
+    fn health(&mut self, batch: &pb::HealthBatch) -> Result<(), Violation> {
+        self.path = "health.".into();
+        self.count("samples", batch.samples.len())?;
+        for s in &batch.samples {
+            self.count("samples.filesystems", s.filesystems.len())?;
+            s.filesystems.iter().try_for_each(|f| self.string("samples.filesystems.mount_point", &f.mount_point))?;
+            self.count("samples.disks", s.disks.len())?;
+            s.disks.iter().try_for_each(|d| self.string("samples.disks.device", &d.device))?;
+            self.count("samples.network", s.network.len())?;
+            s.network.iter().try_for_each(|n| self.string("samples.network.interface", &n.interface))?;
+            self.count("samples.top_by_cpu", s.top_by_cpu.len())?;
+            s.top_by_cpu.iter().try_for_each(|p| self.string("samples.top_by_cpu.name", &p.name))?;
+            self.count("samples.top_by_memory", s.top_by_memory.len())?;
+            s.top_by_memory.iter().try_for_each(|p| self.string("samples.top_by_memory.name", &p.name))?;
+            self.count("samples.temperatures", s.temperatures.len())?;
+            s.temperatures.iter().try_for_each(|t| self.string("samples.temperatures.sensor", &t.sensor))?;
+            self.strings("samples.failed_units", &s.failed_units)?;
+        }
+        Ok(())
     }
 
     fn inventory(&mut self, inv: &pb::Inventory) -> Result<(), Violation> {

@@ -6,7 +6,7 @@ use census_proto::v1 as pb;
 use crate::store::HostView;
 
 /// The host-list line for one host.
-pub fn host_summary(host: &HostView) -> pb::HostSummary {
+pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
     let inv = host.inventory.as_ref().and_then(|r| r.inventory.as_ref());
     let os = inv.and_then(|i| i.os.as_ref());
     pb::HostSummary {
@@ -25,6 +25,24 @@ pub fn host_summary(host: &HostView) -> pb::HostSummary {
         last_seen_unix_ms: host.agent.last_seen_unix_ms,
         last_seq: host.agent.last_seq,
         revoked: host.agent.revoked,
+        online,
+        health_dropped_batches: host.agent.health_dropped_batches,
+        health_dropped_samples: host.agent.health_dropped_samples,
+        health_samples_stored: host.agent.health_samples_stored,
+        reports_stored: host.agent.reports_stored,
+    }
+}
+
+/// One line of `census changes`.
+pub fn host_change(agent_id: &str, hostname: &str, c: crate::store::ChangeRecord) -> pb::HostChange {
+    pb::HostChange {
+        agent_id: agent_id.to_string(),
+        hostname: hostname.to_string(),
+        at_unix_ms: c.at_unix_ms,
+        kind: c.kind,
+        subject: c.subject,
+        old: c.old,
+        new: c.new,
     }
 }
 

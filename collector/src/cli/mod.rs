@@ -73,6 +73,27 @@ pub enum Command {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Change history (software, hardware, network, OS) of one host or the fleet.
+    Changes {
+        /// Agent id or hostname; every host when absent.
+        host: Option<String>,
+        /// How far back, e.g. 7d, 24h, 30m.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+    },
+    /// One health metric of one host as a series, with a small chart.
+    Metrics {
+        /// Agent id or hostname.
+        host: String,
+        /// Metric name, e.g. cpu, load1, mem.used_percent, fs./.used_percent.
+        metric: String,
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// raw, 5m or 1h; default: the finest kept that far back.
+        #[arg(long)]
+        resolution: Option<String>,
+    },
 }
 
 /// Settings from the CLI config file (all optional; flags and env win).
@@ -139,6 +160,10 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Host { id_or_hostname } => render::host(&mut client, id_or_hostname, cli.output).await,
         Command::Software { name, hosts, version } => {
             render::software(&mut client, name, version.as_deref(), *hosts || version.is_some(), cli.output).await
+        }
+        Command::Changes { host, since } => render::changes(&mut client, host.as_deref(), *since, cli.output).await,
+        Command::Metrics { host, metric, since, resolution } => {
+            render::metrics(&mut client, host, metric, *since, resolution.as_deref(), cli.output).await
         }
     };
     match result {

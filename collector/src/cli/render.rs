@@ -71,6 +71,98 @@ pub fn software_table(reply: &pb::ListSoftwareResponse, with_hosts: bool) -> Str
     format!("{t}\n{} version(s) of {} on {total} host install(s)\n", reply.versions.len(), reply.name)
 }
 
+pub async fn changes(client: &mut AdminClient, host: Option<&str>, since: std::time::Duration, output: Output) -> Result<String, Status> {
+    let now = unix_ms(SystemTime::now());
+    let since_unix_ms = now.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let reply = client
+        .list_changes(pb::ListChangesRequest { host: host.unwrap_or_default().to_string(), since_unix_ms })
+        .await?
+        .into_inner();
+    Ok(match output {
+        Output::Json => json(&reply.changes),
+        Output::Table => changes_table(&reply.changes, now),
+    })
+}
+
+pub fn changes_table(changes: &[pb::HostChange], now_ms: i64) -> String {
+    let mut t = table(&["WHEN", "HOSTNAME", "CHANGE", "WHAT", "OLD", "NEW"]);
+    for c in changes {
+        t.add_row(vec![
+            ago(c.at_unix_ms, now_ms),
+            c.hostname.clone(),
+            c.kind.clone(),
+            c.subject.clone(),
+            if c.old.is_empty() { "-".into() } else { c.old.clone() },
+            if c.new.is_empty() { "-".into() } else { c.new.clone() },
+        ]);
+    }
+    format!("{t}\n{} change(s)\n", changes.len())
+}
+
+pub async fn metrics(
+    client: &mut AdminClient,
+    host: &str,
+    metric: &str,
+    since: std::time::Duration,
+    resolution: Option<&str>,
+    output: Output,
+) -> Result<String, Status> {
+    let now = unix_ms(SystemTime::now());
+    let since_unix_ms = now.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let reply = client
+        .get_metrics(pb::GetMetricsRequest {
+            host: host.to_string(),
+            metric: metric.to_string(),
+            since_unix_ms,
+            resolution: resolution.unwrap_or_default().to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(match output {
+        Output::Json => json(&reply),
+        Output::Table => metrics_table(&reply, now),
+    })
+}
+
+/// A sparkline over the series, then one row per point.
+pub fn metrics_table(reply: &pb::GetMetricsResponse, now_ms: i64) -> String {
+    if reply.points.is_empty() {
+        let mut text = format!("no {} data for {:?} in that range ({} resolution)\n", reply.metric, reply.agent_id, reply.resolution);
+        if !reply.available.is_empty() {
+            text.push_str(&format!("metrics of this host: {}\n", reply.available.join(", ")));
+        }
+        return text;
+    }
+    let values: Vec<f64> = reply.points.iter().map(|p| p.value).collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    let mut out = format!("{} ({} resolution, {} points)  min {lo:.2}  max {hi:.2}\n{}\n", reply.metric, reply.resolution, values.len(), sparkline(&values, 72));
+    let mut t = table(&["WHEN", "VALUE", "MIN", "MAX", "SAMPLES"]);
+    for p in &reply.points {
+        t.add_row(vec![ago(p.at_unix_ms, now_ms), format!("{:.2}", p.value), format!("{:.2}", p.min), format!("{:.2}", p.max), p.count.to_string()]);
+    }
+    out.push_str(&format!("{t}\n"));
+    out
+}
+
+/// Eight-level block characters, the series resampled to at most `width`.
+pub fn sparkline(values: &[f64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    if values.is_empty() || width == 0 {
+        return String::new();
+    }
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    let n = values.len().min(width);
+    (0..n)
+        .map(|i| {
+            // Mean of the values falling in column i.
+            let (a, b) = (i * values.len() / n, ((i + 1) * values.len() / n).max(i * values.len() / n + 1));
+            let v = values[a..b].iter().sum::<f64>() / (b - a) as f64;
+            let level = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 3 };
+            BARS[level.min(7)]
+        })
+        .collect()
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
@@ -85,11 +177,12 @@ fn table(header: &[&str]) -> Table {
 }
 
 pub fn hosts_table(hosts: &[pb::HostSummary], now_ms: i64) -> String {
-    let mut t = table(&["HOSTNAME", "AGENT ID", "OS", "KERNEL", "CPUS", "MEMORY", "AGENT", "LAST SEEN"]);
+    let mut t = table(&["HOSTNAME", "AGENT ID", "STATUS", "OS", "KERNEL", "CPUS", "MEMORY", "AGENT", "LAST SEEN"]);
     for h in hosts {
         t.add_row(vec![
             h.hostname.clone(),
             h.agent_id.chars().take(12).collect(),
+            if h.revoked { "revoked" } else if h.online { "online" } else { "offline" }.to_string(),
             h.os.clone(),
             h.kernel.clone(),
             h.cpu_logical_cores.to_string(),
@@ -339,6 +432,29 @@ mod tests {
         assert_eq!(ago(0, 5), "never");
         assert_eq!(ago(1_000, 61_000), "1m ago");
         assert_eq!(ago(1_000, 1_000 + 3 * 86_400_000), "3d ago");
+    }
+
+    #[test]
+    fn sparkline_scales_and_resamples() {
+        assert_eq!(sparkline(&[0.0, 7.0], 10), "▁█");
+        assert_eq!(sparkline(&[5.0, 5.0], 10), "▄▄");
+        assert_eq!(sparkline(&(0..100).map(f64::from).collect::<Vec<_>>(), 4).chars().count(), 4);
+        assert_eq!(sparkline(&[], 4), "");
+    }
+
+    #[test]
+    fn changes_table_shows_old_and_new() {
+        let c = pb::HostChange {
+            hostname: "web-07".into(),
+            kind: "software.upgraded".into(),
+            subject: "openssl (dpkg)".into(),
+            old: "3.0.2".into(),
+            new: "3.0.13".into(),
+            at_unix_ms: 1_000,
+            ..Default::default()
+        };
+        let text = changes_table(&[c], 61_000);
+        assert!(text.contains("software.upgraded") && text.contains("3.0.2") && text.contains("3.0.13") && text.contains("1m ago"), "{text}");
     }
 
     #[test]

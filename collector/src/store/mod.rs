@@ -12,7 +12,8 @@ pub mod sled;
 
 use census_proto::v1 as pb;
 
-pub use self::records::{AgentRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
+pub use self::records::{AgentRecord, BucketRecord, ChangeRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
+use crate::metrics::{Bucket, Resolution};
 use crate::error::Result;
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
@@ -63,6 +64,21 @@ pub fn software_installs_of(agent_id: &str, inventory: &pb::Inventory) -> Vec<So
         .unwrap_or_default()
 }
 
+/// What `put_reports` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    pub acked_through: u64,
+    pub full_inventory_requested: bool,
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compaction {
+    pub agents_rolled_up: usize,
+    pub buckets_written: usize,
+    pub expired: usize,
+}
+
 /// A host as the admin API shows it: its agent and latest inventory.
 #[derive(Debug, Clone)]
 pub struct HostView {
@@ -83,9 +99,28 @@ pub trait Store: Send + Sync + 'static {
     fn agent_by_certificate(&self, fingerprint: &Digest) -> Result<Option<AgentRecord>>;
 
     /// Stores the reports of one agent whose seq is above its last stored
-    /// seq, atomically, then makes them durable. Returns the highest seq
-    /// now stored (the acknowledgement).
-    fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<u64>;
+    /// seq, atomically, then makes them durable: inventories (full, or a
+    /// delta applied to the stored one) with the change history they imply,
+    /// raw health samples. Returns the highest seq now stored (the
+    /// acknowledgement) and whether a delta could not be applied (then the
+    /// agent is asked for a full snapshot; the delta itself is acknowledged
+    /// and dropped).
+    fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<Ingested>;
+
+    /// Change history, oldest first: of one agent, or of every agent when
+    /// `agent_id` is `None`, from `since_unix_ms` on.
+    fn changes(&self, agent_id: Option<&str>, since_unix_ms: i64) -> Result<Vec<(String, ChangeRecord)>>;
+
+    /// Raw health samples of an agent with `from <= taken_at < to`, oldest first.
+    fn health_samples(&self, agent_id: &str, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<pb::HealthSample>>;
+
+    /// Rollup buckets of one metric, `from <= start < to`, oldest first.
+    fn rollups(&self, agent_id: &str, metric: &str, resolution: Resolution, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<Bucket>>;
+
+    /// Rolls up raw samples stored since the last compaction and deletes
+    /// what is past its retention. Runs in the background; ingest does not
+    /// wait for it.
+    fn compact_metrics(&self, now_unix_ms: i64, retention: &crate::config::Metrics) -> Result<Compaction>;
 
     /// Every host, in no particular order.
     fn hosts(&self) -> Result<Vec<HostView>>;

@@ -35,6 +35,57 @@ pub struct AgentRecord {
     pub agent_version: String,
     #[prost(int64, tag = "11")]
     pub cert_not_after_unix_ms: i64,
+    /// Health batches the agent's spool dropped because it was full
+    /// (cumulative, as last reported in a `HealthBatch`).
+    #[prost(uint64, tag = "12")]
+    pub health_dropped_batches: u64,
+    /// Health samples in those batches, cumulative.
+    #[prost(uint64, tag = "13")]
+    pub health_dropped_samples: u64,
+    /// Health samples stored (each counted once, duplicates skipped).
+    #[prost(uint64, tag = "14")]
+    pub health_samples_stored: u64,
+    /// Reports stored for this agent since it (re)enrolled, each once.
+    /// Equals `last_seq` unless the agent's spool superseded some
+    /// inventory reports (a full snapshot replaces older queued ones).
+    #[prost(uint64, tag = "15")]
+    pub reports_stored: u64,
+}
+
+/// One entry of a host's change history (`changes::Change`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChangeRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    #[prost(int64, tag = "2")]
+    pub at_unix_ms: i64,
+    /// `ChangeKind::as_str`, e.g. "software.upgraded".
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    #[prost(string, tag = "4")]
+    pub subject: String,
+    #[prost(string, tag = "5")]
+    pub old: String,
+    #[prost(string, tag = "6")]
+    pub new: String,
+    /// Seq of the report whose inventory revealed the change.
+    #[prost(uint64, tag = "7")]
+    pub seq: u64,
+}
+
+/// A metric rollup bucket (`metrics::Bucket`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    #[prost(uint64, tag = "2")]
+    pub count: u64,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(double, tag = "4")]
+    pub min: f64,
+    #[prost(double, tag = "5")]
+    pub max: f64,
 }
 
 /// The latest full inventory of a host.

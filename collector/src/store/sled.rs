@@ -12,6 +12,24 @@
 //! | `admin_tokens`     | SHA-256 of the token         | `TokenRecord`           |
 //! | `enroll_secrets`   | SHA-256 of the secret        | `EnrollmentSecretRecord`|
 //! | `software`         | name 0 version 0 source 0 arch 0 agent id | empty  |
+//! | `changes`          | agent id, time, seq, index   | `ChangeRecord`          |
+//! | `metrics_raw`      | agent id, time               | `census.v1.HealthSample`|
+//! | `metrics_5m`       | agent id, metric 0, bucket start | `BucketRecord`      |
+//! | `metrics_1h`       | agent id, metric 0, bucket start | `BucketRecord`      |
+//! | `metrics_dirty`    | agent id                     | time, earliest sample not yet rolled up |
+//!
+//! Agent ids are 32 ASCII hex characters, so an agent's keys are a fixed
+//! 32-byte prefix. Times are i64 Unix ms stored big-endian with the sign
+//! bit flipped (`time_key`), so byte order is time order and a time range
+//! is a key range.
+//!
+//! Health: raw samples are written in the ingest transaction (durable
+//! before the ack), with `metrics_dirty` lowered to the earliest new
+//! sample. `compact_metrics` (background) recomputes the 5-minute and
+//! 1-hour buckets of the hours a dirty mark covers from scratch, so late
+//! samples (an agent replaying its spool after an outage) are rolled up
+//! too and rerunning is harmless; it clears a mark only if ingest has not
+//! moved it meanwhile (compare-and-swap).
 //!
 //! The `software` index is rewritten for an agent in the same transaction
 //! that replaces its inventory (old entries removed, new ones added), so a
@@ -32,9 +50,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
 use super::{
-    AgentRecord, Digest, EnrollmentSecretRecord, HostView, InventoryRecord, NewAgent, SoftwareInstall, Store, TokenRecord,
-    software_installs_of,
+    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord,
+    NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
+use crate::metrics::{self, Bucket, Resolution};
 use crate::error::{Error, Result};
 
 /// Layout version of the whole database. Bump it with a migration in
@@ -50,6 +69,11 @@ pub struct SledStore {
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
+    changes: sled::Tree,
+    metrics_raw: sled::Tree,
+    metrics_5m: sled::Tree,
+    metrics_1h: sled::Tree,
+    metrics_dirty: sled::Tree,
 }
 
 impl SledStore {
@@ -73,6 +97,11 @@ impl SledStore {
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
+            changes: db.open_tree("changes")?,
+            metrics_raw: db.open_tree("metrics_raw")?,
+            metrics_5m: db.open_tree("metrics_5m")?,
+            metrics_1h: db.open_tree("metrics_1h")?,
+            metrics_dirty: db.open_tree("metrics_dirty")?,
             db,
         })
     }
@@ -134,6 +163,49 @@ fn parse_software_key(key: &[u8]) -> Option<SoftwareInstall> {
     Some(SoftwareInstall { name, version, source, arch: (!arch.is_empty()).then_some(arch), agent_id })
 }
 
+/// "Is `b` newer than `a`?" in the package source's own version ordering.
+fn newer(source: &str, a: &str, b: &str) -> bool {
+    let eco = crate::version::Ecosystem::for_source(source);
+    crate::version::compare(eco, b, a) == std::cmp::Ordering::Greater
+}
+
+/// A time as 8 bytes whose byte order is time order.
+fn time_key(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from_key(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
+}
+
+fn agent_time_key(agent_id: &str, t: i64) -> Vec<u8> {
+    let mut k = agent_id.as_bytes().to_vec();
+    k.extend_from_slice(&time_key(t));
+    k
+}
+
+fn change_key(agent_id: &str, t: i64, seq: u64, index: usize) -> Vec<u8> {
+    let mut k = agent_time_key(agent_id, t);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes());
+    k
+}
+
+fn bucket_key(agent_id: &str, metric: &str, start: i64) -> Vec<u8> {
+    let mut k = agent_id.as_bytes().to_vec();
+    k.extend_from_slice(metric.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&time_key(start));
+    k
+}
+
+fn bucket_record(b: &Bucket) -> Vec<u8> {
+    BucketRecord { schema: RECORD_SCHEMA, count: b.count, sum: b.sum, min: b.min, max: b.max }.encode_to_vec()
+}
+
 fn abort(e: Error) -> ConflictableTransactionError<Error> {
     ConflictableTransactionError::Abort(e)
 }
@@ -163,6 +235,7 @@ impl Store for SledStore {
                         old.enrolled_at_unix_ms = new.enrolled_at_unix_ms;
                         old.revoked = false;
                         old.last_seq = 0;
+                        old.reports_stored = 0;
                         old
                     }
                     None => AgentRecord {
@@ -177,6 +250,10 @@ impl Store for SledStore {
                         last_seen_unix_ms: 0,
                         agent_version: new.agent_version.clone(),
                         cert_not_after_unix_ms: new.cert_not_after_unix_ms,
+                        health_dropped_batches: 0,
+                        health_dropped_samples: 0,
+                        health_samples_stored: 0,
+                        reports_stored: 0,
                     },
                 };
                 agents.insert(record.agent_id.as_bytes(), record.encode_to_vec())?;
@@ -204,57 +281,202 @@ impl Store for SledStore {
         self.agents.get(&id)?.map(|b| decode(&b, "agent")).transpose()
     }
 
-    fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<u64> {
-        let acked = (&self.agents, &self.inventory, &self.software).transaction(|(agents, inventory, software)| {
+    fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<Ingested> {
+        let trees = (&self.agents, &self.inventory, &self.software, &self.changes, &self.metrics_raw, &self.metrics_dirty);
+        let outcome = trees.transaction(|(agents, inventory, software, changes, raw, dirty)| {
             let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
                 return Err(abort(Error::NotFound(format!("agent {agent_id} is not enrolled"))));
             };
             let mut changed = false;
+            let mut full_inventory_requested = false;
+            let mut earliest_sample: Option<i64> = None;
             let already_stored = agent.last_seq;
             for report in reports.iter().filter(|r| r.seq > already_stored) {
                 changed = true;
                 agent.last_seq = report.seq;
+                agent.reports_stored += 1;
                 agent.last_seen_unix_ms = received_at_unix_ms;
-                match &report.body {
+                let new_inventory = match &report.body {
                     Some(pb::report::Body::Heartbeat(hb)) => {
                         if !hb.agent_version.is_empty() {
                             agent.agent_version = hb.agent_version.clone();
                         }
+                        None
                     }
-                    Some(pb::report::Body::Inventory(inv)) => {
-                        if let Some(identity) = &inv.identity {
-                            agent.hostname = identity.hostname.clone();
+                    Some(pb::report::Body::Health(batch)) => {
+                        agent.health_dropped_batches = agent.health_dropped_batches.max(batch.dropped_batches_total);
+                        agent.health_dropped_samples = agent.health_dropped_samples.max(batch.dropped_samples_total);
+                        for sample in &batch.samples {
+                            raw.insert(agent_time_key(agent_id, sample.taken_at_unix_ms), sample.encode_to_vec())?;
+                            earliest_sample = Some(earliest_sample.map_or(sample.taken_at_unix_ms, |e| e.min(sample.taken_at_unix_ms)));
                         }
-                        if let Some(old) = inventory.get(agent_id.as_bytes())? {
-                            let old: InventoryRecord = tx_decode(&old, "inventory")?;
-                            for install in old.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default() {
-                                software.remove(software_key(&install))?;
-                            }
-                        }
-                        for install in software_installs_of(agent_id, inv) {
-                            software.insert(software_key(&install), &[])?;
-                        }
-                        let record = InventoryRecord {
-                            schema: RECORD_SCHEMA,
-                            seq: report.seq,
-                            received_at_unix_ms,
-                            inventory: Some(inv.clone()),
-                        };
-                        inventory.insert(agent_id.as_bytes(), record.encode_to_vec())?;
+                        agent.health_samples_stored += batch.samples.len() as u64;
+                        None
                     }
-                    // Refused by validate until this collector stores them.
-                    Some(pb::report::Body::Health(_) | pb::report::Body::InventoryDelta(_)) | None => {}
+                    Some(pb::report::Body::Inventory(inv)) => Some(inv.clone()),
+                    Some(pb::report::Body::InventoryDelta(delta)) => {
+                        let stored: Option<InventoryRecord> =
+                            inventory.get(agent_id.as_bytes())?.map(|b| tx_decode(&b, "inventory")).transpose()?;
+                        let applied = stored.as_ref().and_then(|r| {
+                            crate::inventory_delta::apply(delta, r.inventory.as_ref()?, r.seq)
+                        });
+                        if applied.is_none() {
+                            tracing::warn!(
+                                seq = report.seq,
+                                base_seq = delta.base_seq,
+                                stored_seq = stored.as_ref().map(|r| r.seq),
+                                "inventory delta does not apply to the stored inventory; asking for a full snapshot"
+                            );
+                            full_inventory_requested = true;
+                        }
+                        applied
+                    }
+                    None => None,
+                };
+                let Some(inv) = new_inventory else { continue };
+                if let Some(identity) = &inv.identity {
+                    agent.hostname = identity.hostname.clone();
                 }
+                if let Some(old) = inventory.get(agent_id.as_bytes())? {
+                    let old: InventoryRecord = tx_decode(&old, "inventory")?;
+                    for install in old.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default() {
+                        software.remove(software_key(&install))?;
+                    }
+                    if let Some(old_inv) = &old.inventory {
+                        let at = if inv.collected_at_unix_ms > 0 { inv.collected_at_unix_ms } else { received_at_unix_ms };
+                        for (i, c) in crate::changes::changes(old_inv, &inv, at, &newer).into_iter().enumerate() {
+                            let record = ChangeRecord {
+                                schema: RECORD_SCHEMA,
+                                at_unix_ms: c.at_unix_ms,
+                                kind: c.kind.as_str().to_string(),
+                                subject: c.subject,
+                                old: c.old,
+                                new: c.new,
+                                seq: report.seq,
+                            };
+                            changes.insert(change_key(agent_id, c.at_unix_ms, report.seq, i), record.encode_to_vec())?;
+                        }
+                    }
+                }
+                for install in software_installs_of(agent_id, &inv) {
+                    software.insert(software_key(&install), &[])?;
+                }
+                let record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
+                inventory.insert(agent_id.as_bytes(), record.encode_to_vec())?;
+            }
+            if let Some(t) = earliest_sample {
+                let mark = dirty.get(agent_id.as_bytes())?.map(|v| time_from_key(&v)).map_or(t, |m| m.min(t));
+                dirty.insert(agent_id.as_bytes(), time_key(mark).to_vec())?;
             }
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             }
-            Ok((agent.last_seq, changed))
+            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed))
         })?;
-        if acked.1 {
+        if outcome.1 {
             self.flush()?;
         }
-        Ok(acked.0)
+        Ok(outcome.0)
+    }
+
+    fn changes(&self, agent_id: Option<&str>, since_unix_ms: i64) -> Result<Vec<(String, ChangeRecord)>> {
+        let mut out = Vec::new();
+        let ids: Vec<String> = match agent_id {
+            Some(id) => vec![id.to_string()],
+            None => self.agents.iter().keys().map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned())).collect::<Result<_, _>>()?,
+        };
+        for id in ids {
+            let from = agent_time_key(&id, since_unix_ms);
+            let mut end = id.as_bytes().to_vec();
+            end.extend_from_slice(&[0xff; 9]);
+            for entry in self.changes.range(from..end) {
+                let (_, value) = entry?;
+                out.push((id.clone(), decode(&value, "change")?));
+            }
+        }
+        out.sort_by_key(|(_, c): &(String, ChangeRecord)| c.at_unix_ms);
+        Ok(out)
+    }
+
+    fn health_samples(&self, agent_id: &str, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<pb::HealthSample>> {
+        let mut out = Vec::new();
+        for entry in self.metrics_raw.range(agent_time_key(agent_id, from_unix_ms)..agent_time_key(agent_id, to_unix_ms)) {
+            let (_, value) = entry?;
+            out.push(decode(&value, "health sample")?);
+        }
+        Ok(out)
+    }
+
+    fn rollups(&self, agent_id: &str, metric: &str, resolution: Resolution, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<Bucket>> {
+        let tree = match resolution {
+            Resolution::FiveMinutes => &self.metrics_5m,
+            Resolution::OneHour => &self.metrics_1h,
+            Resolution::Raw => return Err(Error::Store("raw samples are not rollups".into())),
+        };
+        let mut out = Vec::new();
+        for entry in tree.range(bucket_key(agent_id, metric, from_unix_ms)..bucket_key(agent_id, metric, to_unix_ms)) {
+            let (key, value) = entry?;
+            let r: BucketRecord = decode(&value, "rollup")?;
+            out.push(Bucket { start_unix_ms: time_from_key(&key[key.len() - 8..]), count: r.count, sum: r.sum, min: r.min, max: r.max });
+        }
+        Ok(out)
+    }
+
+    fn compact_metrics(&self, now_unix_ms: i64, retention: &crate::config::Metrics) -> Result<Compaction> {
+        let mut done = Compaction::default();
+        let hour = Resolution::OneHour.width_ms();
+        for entry in self.metrics_dirty.iter() {
+            let (agent, mark) = entry?;
+            let agent_id = String::from_utf8_lossy(&agent).into_owned();
+            // Whole hours, so every 5-minute bucket of a recomputed hour is fresh.
+            let from = metrics::bucket_start(time_from_key(&mark), hour);
+            let mut points: std::collections::BTreeMap<String, Vec<(i64, f64)>> = std::collections::BTreeMap::new();
+            for sample in self.health_samples(&agent_id, from, i64::MAX)? {
+                for (name, v) in metrics::values_of(&sample) {
+                    points.entry(name).or_default().push((sample.taken_at_unix_ms, v));
+                }
+            }
+            for (metric, pts) in points {
+                let five = metrics::rollup(pts, Resolution::FiveMinutes.width_ms());
+                for b in &five {
+                    self.metrics_5m.insert(bucket_key(&agent_id, &metric, b.start_unix_ms), bucket_record(b))?;
+                }
+                // Hours from every stored 5-minute bucket in them, including
+                // ones whose raw samples have already expired.
+                let stored = self.rollups(&agent_id, &metric, Resolution::FiveMinutes, from, i64::MAX)?;
+                let hours = metrics::rollup_buckets(stored, hour);
+                for b in &hours {
+                    self.metrics_1h.insert(bucket_key(&agent_id, &metric, b.start_unix_ms), bucket_record(b))?;
+                }
+                done.buckets_written += five.len() + hours.len();
+            }
+            // Ingest may have lowered the mark meanwhile: then keep it.
+            let _ = self.metrics_dirty.compare_and_swap(&agent, Some(&mark), None::<&[u8]>)?;
+            done.agents_rolled_up += 1;
+        }
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        for (tree, keep) in [
+            (&self.metrics_raw, retention.raw_retention),
+            (&self.metrics_5m, retention.five_minute_retention),
+            (&self.metrics_1h, retention.hourly_retention),
+        ] {
+            let cutoff = now_unix_ms.saturating_sub(ms(keep));
+            // Every key ends with its time; a full scan keeps the layout
+            // simple (a time-first index is the next step at fleet scale).
+            let mut expired = Vec::new();
+            for key in tree.iter().keys() {
+                let key = key?;
+                if key.len() >= 8 && time_from_key(&key[key.len() - 8..]) < cutoff {
+                    expired.push(key);
+                }
+            }
+            for key in expired {
+                tree.remove(key)?;
+                done.expired += 1;
+            }
+        }
+        self.flush()?;
+        Ok(done)
     }
 
     fn hosts(&self) -> Result<Vec<HostView>> {
@@ -349,13 +571,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = SledStore::open(dir.path()).expect("open");
         store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
-        assert_eq!(store.put_reports("a1", &[heartbeat(1), heartbeat(2)], 10).expect("put"), 2);
+        assert_eq!(store.put_reports("a1", &[heartbeat(1), heartbeat(2)], 10).expect("put").acked_through, 2);
         // A retry of 2 plus a new 3: 2 is skipped, 3 stored.
-        assert_eq!(store.put_reports("a1", &[heartbeat(2), heartbeat(3)], 20).expect("put"), 3);
+        assert_eq!(store.put_reports("a1", &[heartbeat(2), heartbeat(3)], 20).expect("put").acked_through, 3);
         // A pure retry changes nothing, not even last_seen.
-        assert_eq!(store.put_reports("a1", &[heartbeat(3)], 30).expect("put"), 3);
+        assert_eq!(store.put_reports("a1", &[heartbeat(3)], 30).expect("put").acked_through, 3);
         let host = store.host("a1").expect("get").expect("exists");
         assert_eq!(host.agent.last_seq, 3);
+        assert_eq!(host.agent.reports_stored, 3, "each report counted once");
         assert_eq!(host.agent.last_seen_unix_ms, 20);
     }
 
@@ -438,5 +661,91 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).expect("reopen");
         assert_eq!(store.host("a1").expect("get").expect("exists").agent.last_seq, 7);
+    }
+
+    const AGENT: &str = "0123456789abcdef0123456789abcdef";
+
+    fn delta(seq: u64, base_seq: u64, added: &[(&str, &str)], removed: &[(&str, &str)]) -> pb::Report {
+        let pkgs = |list: &[(&str, &str)]| -> Vec<pb::Package> {
+            list.iter()
+                .map(|(n, v)| pb::Package { name: n.to_string(), version: v.to_string(), source: "dpkg".into(), arch: Some("amd64".into()), ..Default::default() })
+                .collect()
+        };
+        let d = pb::InventoryDelta {
+            base_seq,
+            collected_at_unix_ms: 1_000 + seq as i64,
+            changed: Some(pb::Inventory::default()),
+            packages_added: pkgs(added),
+            packages_removed: pkgs(removed),
+            ..Default::default()
+        };
+        pb::Report { seq, created_at_unix_ms: 0, body: Some(pb::report::Body::InventoryDelta(d)) }
+    }
+
+    #[test]
+    fn deltas_apply_on_their_base_record_changes_and_otherwise_ask_for_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent(AGENT, "u1", 1)).expect("enroll");
+        let first = store.put_reports(AGENT, &[delta(1, 0, &[("vim", "9")], &[])], 10).expect("put");
+        assert_eq!((first.acked_through, first.full_inventory_requested), (1, true), "no base: ask for a snapshot");
+        store.put_reports(AGENT, &[inventory_with(2, &[("bash", "5.1"), ("openssl", "3.0.2")])], 20).expect("put");
+        let ok = store
+            .put_reports(AGENT, &[delta(3, 2, &[("openssl", "3.0.13"), ("vim", "9")], &[("openssl", "3.0.2")])], 30)
+            .expect("put");
+        assert!(!ok.full_inventory_requested);
+        let stale = store.put_reports(AGENT, &[delta(4, 2, &[], &[("vim", "9")])], 40).expect("put");
+        assert!(stale.full_inventory_requested, "base 2 is no longer what is stored");
+        let inv = store.host(AGENT).expect("get").expect("host").inventory.expect("inv");
+        assert_eq!(inv.seq, 3);
+        let names: Vec<_> = inv.inventory.expect("inv").software.expect("sw").packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+        assert_eq!(names, ["bash=5.1", "openssl=3.0.13", "vim=9"]);
+        let changes: Vec<_> = store.changes(Some(AGENT), 0).expect("changes").into_iter().map(|(_, c)| (c.kind, c.old, c.new)).collect();
+        assert_eq!(
+            changes,
+            [("software.upgraded".to_string(), "3.0.2".to_string(), "3.0.13".to_string()), ("software.installed".into(), "".into(), "9".into())]
+        );
+        assert!(store.changes(None, 1_004).expect("since").is_empty(), "since filters by time");
+        assert_eq!(store.software_installs("vim").expect("index").len(), 1, "index follows applied deltas");
+    }
+
+    #[test]
+    fn health_is_stored_once_rolled_up_and_expired() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent(AGENT, "u1", 1)).expect("enroll");
+        let minute = 60_000;
+        let batch = |seq: u64, start: i64| pb::Report {
+            seq,
+            created_at_unix_ms: 0,
+            body: Some(pb::report::Body::Health(pb::HealthBatch {
+                samples: (0..4).map(|i| pb::HealthSample { taken_at_unix_ms: start + i * 15_000, cpu_percent: Some(i as f64), ..Default::default() }).collect(),
+                dropped_batches_total: seq,
+                dropped_samples_total: seq * 4,
+            })),
+        };
+        let day = 86_400_000;
+        store.put_reports(AGENT, &[batch(1, 10 * day), batch(2, 10 * day + minute)], 1).expect("put");
+        store.put_reports(AGENT, &[batch(2, 10 * day + minute)], 1).expect("retry");
+        let agent = store.host(AGENT).expect("get").expect("host").agent;
+        assert_eq!((agent.health_samples_stored, agent.health_dropped_batches, agent.health_dropped_samples), (8, 2, 8));
+        assert_eq!(store.health_samples(AGENT, 0, i64::MAX).expect("raw").len(), 8);
+
+        let retention = crate::config::Metrics::default();
+        let done = store.compact_metrics(10 * day + 5 * minute, &retention).expect("compact");
+        assert_eq!(done.agents_rolled_up, 1);
+        let five = store.rollups(AGENT, "cpu", Resolution::FiveMinutes, 0, i64::MAX).expect("5m");
+        assert_eq!(five.len(), 1);
+        assert_eq!((five[0].count, five[0].sum, five[0].max), (8, 12.0, 3.0));
+        // A late sample in the same hour is rolled up by the next round.
+        store.put_reports(AGENT, &[batch(3, 10 * day + 2 * minute)], 1).expect("late");
+        store.compact_metrics(10 * day + 6 * minute, &retention).expect("compact");
+        let hour = store.rollups(AGENT, "cpu", Resolution::OneHour, 0, i64::MAX).expect("1h");
+        assert_eq!(hour[0].count, 12);
+        assert_eq!(store.compact_metrics(10 * day + 7 * minute, &retention).expect("idle").agents_rolled_up, 0, "nothing dirty");
+        // Eight days later the raw samples are gone, the rollups stay.
+        store.compact_metrics(18 * day + 7 * minute, &retention).expect("expire");
+        assert!(store.health_samples(AGENT, 0, i64::MAX).expect("raw").is_empty());
+        assert_eq!(store.rollups(AGENT, "cpu", Resolution::OneHour, 0, i64::MAX).expect("1h").len(), 1);
     }
 }
