@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::store::SoftwareInstall;
-use crate::version::{Ecosystem, compare};
+use census_version::{Ecosystem, compare};
 
 /// One version of a package and the agents that have it.
 #[derive(Debug, Clone, PartialEq, Eq)]
