@@ -37,6 +37,9 @@ pub struct Config {
     pub root: PathBuf,
     /// "text" or "json" logs on stderr.
     pub log_format: LogFormat,
+    /// Extra certificate files or directories to inventory, besides the
+    /// system trust store additions and /etc/ssl, /etc/pki, /etc/letsencrypt.
+    pub certificate_paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -60,6 +63,7 @@ impl Default for Config {
             max_pending_reports: 1000,
             root: PathBuf::from("/"),
             log_format: LogFormat::Text,
+            certificate_paths: Vec::new(),
         }
     }
 }
@@ -91,6 +95,9 @@ impl Config {
         }
         if self.max_pending_reports < 10 {
             return Err("max_pending_reports must be at least 10".into());
+        }
+        if let Some(relative) = self.certificate_paths.iter().find(|p| !p.is_absolute()) {
+            return Err(format!("certificate_paths: {} must be an absolute path", relative.display()));
         }
         if !self.server.is_empty() && !(self.server.starts_with("https://")) {
             return Err(format!("server {:?} must be an https:// URL", self.server));
@@ -140,6 +147,10 @@ mod tests {
         assert!(err.contains("agent.toml") && err.contains("heartbeat"), "{err}");
         let err = Config::from_toml("server = \"http://x\"", "t").unwrap_err().to_string();
         assert!(err.contains("https://"), "{err}");
+        let c = Config::from_toml("certificate_paths = [\"/srv/tls\"]", "t").expect("valid");
+        assert_eq!(c.certificate_paths, [PathBuf::from("/srv/tls")]);
+        let err = Config::from_toml("certificate_paths = [\"tls\"]", "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("certificate_paths: tls"), "{err}");
     }
 
     #[test]
