@@ -33,7 +33,7 @@ pub fn versions_newest_first(installs: Vec<SoftwareInstall>) -> Vec<VersionGroup
         .into_iter()
         .map(|((source, version), agents)| VersionGroup { version, source, agents: agents.into_iter().collect() })
         .collect();
-    out.sort_by(|a, b| newest_first(a, b));
+    out.sort_by(newest_first);
     out
 }
 

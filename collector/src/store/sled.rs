@@ -216,11 +216,10 @@ impl Store for SledStore {
                 agent.last_seq = report.seq;
                 agent.last_seen_unix_ms = received_at_unix_ms;
                 match &report.body {
-                    Some(pb::report::Body::Heartbeat(hb)) => {
-                        if !hb.agent_version.is_empty() {
-                            agent.agent_version = hb.agent_version.clone();
-                        }
+                    Some(pb::report::Body::Heartbeat(hb)) if !hb.agent_version.is_empty() => {
+                        agent.agent_version = hb.agent_version.clone();
                     }
+                    Some(pb::report::Body::Heartbeat(_)) => {}
                     Some(pb::report::Body::Inventory(inv)) => {
                         if let Some(identity) = &inv.identity {
                             agent.hostname = identity.hostname.clone();

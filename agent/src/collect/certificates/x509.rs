@@ -162,6 +162,10 @@ mod tests {
         assert!(garbage.problems[0].contains("neither PEM nor"), "{:?}", garbage.problems);
         let truncated = parse("truncated.pem");
         assert!(truncated.certificates.is_empty() && !truncated.problems.is_empty(), "{:?}", truncated.problems);
+        for hostile in [&b"-----BEGIN CERTIFICATE-----\n\xff\xfe\n-----END CERTIFICATE-----\n"[..], b"-----BEGIN ", b"\x30\x82\xff\xff", b""] {
+            let found = parse_file(hostile, "x", CertificateLocation::Configured);
+            assert!(found.certificates.is_empty() && !found.problems.is_empty(), "{hostile:?}: {:?}", found.problems);
+        }
         let der = parse("web.der");
         assert_eq!(der.certificates.len(), 1);
         assert_eq!(der.certificates[0].sha256_fingerprint, parse("tree/etc/ssl/web.pem").certificates[0].sha256_fingerprint);

@@ -58,9 +58,7 @@ fn split_name_version(text: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name)).expect("fixture exists")
-    }
+    use crate::collect::updates::tests::fixture;
 
     #[test]
     fn parses_apk_version_output() {

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use census_version::{Ecosystem, compare};
 
@@ -373,7 +373,7 @@ pub fn collect(root: &Path) -> Result<Option<SourceUpdates>> {
 
 /// A buffered reader over a list, decoding lz4 frames by extension, and
 /// bounded by [`MAX_LIST_BYTES`] of decoded text.
-fn open_list(path: &PathBuf) -> std::io::Result<Box<dyn BufRead>> {
+fn open_list(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path)?;
     let decoded: Box<dyn Read> = if path.extension().is_some_and(|e| e == "lz4") {
         Box::new(lz4_flex::frame::FrameDecoder::new(BufReader::new(file)))

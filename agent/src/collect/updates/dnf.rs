@@ -122,9 +122,7 @@ fn mark_security(updates: &mut [PendingUpdate], names: &HashSet<String>) {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name)).expect("fixture exists")
-    }
+    use crate::collect::updates::tests::fixture;
 
     #[test]
     fn parses_check_update_with_wrapped_rows_and_stops_at_obsoletes() {

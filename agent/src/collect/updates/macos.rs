@@ -63,9 +63,7 @@ pub fn parse_list(text: &str) -> Result<Vec<PendingUpdate>> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name)).expect("fixture exists")
-    }
+    use crate::collect::updates::tests::fixture;
 
     #[test]
     fn parses_labels_titles_and_versions() {

@@ -78,3 +78,12 @@ fn run_sources(root: &Path) -> Vec<SourceResult> {
 fn run_sources(_root: &Path) -> Vec<SourceResult> {
     Vec::new()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A text fixture of `tests/fixtures/updates/`.
+    pub fn fixture(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    }
+}

@@ -51,9 +51,7 @@ pub fn parse_query_upgrades(text: &str) -> Result<Vec<PendingUpdate>> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name)).expect("fixture exists")
-    }
+    use crate::collect::updates::tests::fixture;
 
     #[test]
     fn parses_pacman_qu_output() {

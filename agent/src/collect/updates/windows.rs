@@ -68,9 +68,7 @@ fn scalar(value: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/updates").join(name)).expect("fixture exists")
-    }
+    use crate::collect::updates::tests::fixture;
 
     #[test]
     fn parses_an_array_of_updates() {
