@@ -48,6 +48,9 @@ pub struct Config {
     pub root: PathBuf,
     /// "text" or "json" logs on stderr.
     pub log_format: LogFormat,
+    /// Extra certificate files or directories to inventory, besides the
+    /// system trust store additions and /etc/ssl, /etc/pki, /etc/letsencrypt.
+    pub certificate_paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -74,6 +77,7 @@ impl Default for Config {
             spool_max_bytes: 64 * 1024 * 1024,
             root: PathBuf::from("/"),
             log_format: LogFormat::Text,
+            certificate_paths: Vec::new(),
         }
     }
 }
@@ -114,6 +118,9 @@ impl Config {
         }
         if self.spool_max_bytes < 4096 {
             return Err("spool_max_bytes must be at least 4096".into());
+        }
+        if let Some(relative) = self.certificate_paths.iter().find(|p| !p.is_absolute()) {
+            return Err(format!("certificate_paths: {} must be an absolute path", relative.display()));
         }
         if !self.server.is_empty() && !(self.server.starts_with("https://")) {
             return Err(format!("server {:?} must be an https:// URL", self.server));
@@ -163,6 +170,10 @@ mod tests {
         assert!(err.contains("agent.toml") && err.contains("heartbeat"), "{err}");
         let err = Config::from_toml("server = \"http://x\"", "t").unwrap_err().to_string();
         assert!(err.contains("https://"), "{err}");
+        let c = Config::from_toml("certificate_paths = [\"/srv/tls\"]", "t").expect("valid");
+        assert_eq!(c.certificate_paths, [PathBuf::from("/srv/tls")]);
+        let err = Config::from_toml("certificate_paths = [\"tls\"]", "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("certificate_paths: tls"), "{err}");
     }
 
     #[test]

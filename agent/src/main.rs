@@ -152,7 +152,7 @@ fn main() -> ExitCode {
 fn execute(command: Command, config: Config) -> Result<(), Error> {
     match command {
         Command::Inventory { format, timings } => {
-            let (inv, t) = collect::inventory(&config.root);
+            let (inv, t) = collect::inventory(&config.root, &config.certificate_paths);
             let t = timings.then_some(t.as_slice());
             print!("{}", match format {
                 Format::Json => render::json(&inv, t),

@@ -126,7 +126,8 @@ pub fn table_text(inv: &Inventory, timings: Option<&[SectionTiming]>) -> String 
     out
 }
 
-/// Software, hardware, network configuration, users, services, OS state:
+/// Software, hardware, network configuration, users, services, OS state,
+/// pending updates, certificates:
 /// the sections with long lists, each shown as counts plus a preview.
 fn more_sections(out: &mut String, inv: &Inventory) {
     if let Some(packages) = &inv.software {
@@ -229,5 +230,29 @@ fn more_sections(out: &mut String, inv: &Inventory) {
         out.push_str(&format!("OS state\n{t}\n"));
         push_unreadable(out, "os_state", &o.unreadable);
         out.push('\n');
+    }
+    if let Some(u) = &inv.updates {
+        let mut t = table(&["PACKAGE", "INSTALLED", "AVAILABLE", "SOURCE", "SECURITY", "ORIGIN"]);
+        // Security updates first: they are what an admin looks for.
+        let security = u.updates.iter().filter(|p| p.security);
+        let others = u.updates.iter().filter(|p| !p.security);
+        for p in security.chain(others).take(LIST_PREVIEW) {
+            t.add_row(vec![p.name.clone(), opt(&p.installed_version), p.available_version.clone(), p.source.as_str().to_string(), yes_no(p.security), opt(&p.origin)]);
+        }
+        let title = format!("Pending updates: {} ({} security)", u.updates.len(), u.security_count());
+        push_list(out, &title, &t, u.updates.len(), "updates", &u.unreadable);
+    }
+    if let Some(c) = &inv.certificates {
+        let mut t = table(&["PATH", "SUBJECT", "EXPIRES IN", "SELF-SIGNED", "CA", "LOCATION"]);
+        // Soonest expiry first, measured from the collection time.
+        let mut certs: Vec<_> = c.certificates.iter().collect();
+        certs.sort_by_key(|x| x.not_after_unix_ms);
+        for x in certs.iter().take(LIST_PREVIEW) {
+            let days = (x.not_after_unix_ms - inv.collected_at_unix_ms) / 86_400_000;
+            let expires = if x.not_after_unix_ms <= inv.collected_at_unix_ms { "EXPIRED".to_string() } else { format!("{days}d") };
+            let path = if x.index == 0 { x.path.clone() } else { format!("{} #{}", x.path, x.index) };
+            t.add_row(vec![path, x.subject.clone(), expires, yes_no(x.self_signed), yes_no(x.is_ca), format!("{:?}", x.location)]);
+        }
+        push_list(out, &format!("Certificates: {}", c.certificates.len()), &t, c.certificates.len(), "certificates", &c.unreadable);
     }
 }

@@ -274,8 +274,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     loop {
         let now = Instant::now();
         if now >= next_inventory {
-            let root = root.clone();
-            let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root))
+            let (root, certificate_paths) = (root.clone(), config.certificate_paths.clone());
+            let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root, &certificate_paths))
                 .await
                 .map_err(|e| crate::error::Error::Collector(format!("inventory task failed: {e}")))?;
             reporter.enqueue_inventory(crate::wire::inventory(&inventory))?;

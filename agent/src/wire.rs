@@ -102,6 +102,8 @@ pub fn inventory(i: &Inventory) -> pb::Inventory {
         users: i.users.as_ref().map(users),
         services: i.services.as_ref().map(services),
         os_state: i.os_state.as_ref().map(os_state),
+        updates: i.updates.as_ref().map(updates),
+        certificates: i.certificates.as_ref().map(certificates),
         errors,
     }
 }
@@ -386,5 +388,47 @@ pub fn health_sample(s: &crate::health::HealthSample) -> pb::HealthSample {
         failed_units_known: s.failed_units.is_some(),
         agent_rss_bytes: s.agent_rss_bytes,
         agent_cpu_s: s.agent_cpu_seconds,
+    }
+}
+
+fn updates(u: &inv::PendingUpdates) -> pb::UpdatesSection {
+    pb::UpdatesSection {
+        updates: u
+            .updates
+            .iter()
+            .map(|p| pb::PendingUpdate {
+                name: p.name.clone(),
+                installed_version: p.installed_version.clone(),
+                available_version: p.available_version.clone(),
+                source: p.source.as_str().to_string(),
+                security: p.security,
+                origin: p.origin.clone(),
+            })
+            .collect(),
+        unreadable: unreadable(&u.unreadable),
+    }
+}
+
+fn certificates(c: &inv::Certificates) -> pb::CertificatesSection {
+    pb::CertificatesSection {
+        certificates: c
+            .certificates
+            .iter()
+            .map(|x| pb::Certificate {
+                path: x.path.clone(),
+                index: x.index,
+                location: name_of(&x.location),
+                subject: x.subject.clone(),
+                issuer: x.issuer.clone(),
+                serial: x.serial.clone(),
+                sans: x.sans.clone(),
+                not_before_unix_ms: x.not_before_unix_ms,
+                not_after_unix_ms: x.not_after_unix_ms,
+                self_signed: x.self_signed,
+                is_ca: x.is_ca,
+                sha256_fingerprint: x.sha256_fingerprint.clone(),
+            })
+            .collect(),
+        unreadable: unreadable(&c.unreadable),
     }
 }

@@ -20,7 +20,6 @@ pub mod software;
 pub mod store;
 pub mod telemetry;
 pub mod validate;
-pub mod version;
 pub mod wire;
 
 pub use config::Config;

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::store::SoftwareInstall;
-use crate::version::{Ecosystem, compare};
+use census_version::{Ecosystem, compare};
 
 /// One version of a package and the agents that have it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub fn versions_newest_first(installs: Vec<SoftwareInstall>) -> Vec<VersionGroup
         .into_iter()
         .map(|((source, version), agents)| VersionGroup { version, source, agents: agents.into_iter().collect() })
         .collect();
-    out.sort_by(|a, b| newest_first(a, b));
+    out.sort_by(newest_first);
     out
 }
 

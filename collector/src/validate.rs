@@ -334,6 +334,36 @@ impl Checker<'_> {
         Ok(())
     }
 
+    fn updates(&mut self, updates: &pb::UpdatesSection) -> Result<(), Violation> {
+        self.count("updates.updates", updates.updates.len())?;
+        for u in &updates.updates {
+            self.string("updates.updates.name", &u.name)?;
+            self.opt("updates.updates.installed_version", &u.installed_version)?;
+            self.string("updates.updates.available_version", &u.available_version)?;
+            self.string("updates.updates.source", &u.source)?;
+            self.opt("updates.updates.origin", &u.origin)?;
+        }
+        self.unreadable("updates", &updates.unreadable)
+    }
+
+    fn certificates(&mut self, certs: &pb::CertificatesSection) -> Result<(), Violation> {
+        self.count("certificates.certificates", certs.certificates.len())?;
+        for c in &certs.certificates {
+            for (f, v) in [
+                ("certificates.certificates.path", &c.path),
+                ("certificates.certificates.location", &c.location),
+                ("certificates.certificates.subject", &c.subject),
+                ("certificates.certificates.issuer", &c.issuer),
+                ("certificates.certificates.serial", &c.serial),
+                ("certificates.certificates.sha256_fingerprint", &c.sha256_fingerprint),
+            ] {
+                self.string(f, v)?;
+            }
+            self.strings("certificates.certificates.sans", &c.sans)?;
+        }
+        self.unreadable("certificates", &certs.unreadable)
+    }
+
     fn inventory(&mut self, inv: &pb::Inventory) -> Result<(), Violation> {
         self.path = "inventory.".into();
         if let Some(id) = &inv.identity {
@@ -404,6 +434,12 @@ impl Checker<'_> {
         }
         if let Some(os) = &inv.os_state {
             self.os_state(os)?;
+        }
+        if let Some(updates) = &inv.updates {
+            self.updates(updates)?;
+        }
+        if let Some(certs) = &inv.certificates {
+            self.certificates(certs)?;
         }
         self.count("errors", inv.errors.len())?;
         for e in &inv.errors {
@@ -517,5 +553,29 @@ mod tests {
         };
         let err = report_request(&inventory_report(reason), &limits).unwrap_err();
         assert!(err.to_string().contains("inventory.os_state.unreadable.reason"), "{err}");
+    }
+
+    #[test]
+    fn bounds_updates_and_certificates() {
+        let limits = Limits { max_string_bytes: 16, max_items_per_list: 2, ..Limits::default() };
+        let long = "x".repeat(17);
+        let update = pb::PendingUpdate { name: "openssl".into(), available_version: "3".into(), source: "apt".into(), ..Default::default() };
+        let updates = |list: Vec<pb::PendingUpdate>| pb::Inventory { updates: Some(pb::UpdatesSection { updates: list, unreadable: Vec::new() }), ..Default::default() };
+        assert_eq!(report_request(&inventory_report(updates(vec![update.clone(); 2])), &limits), Ok(()));
+        let err = report_request(&inventory_report(updates(vec![update.clone(); 3])), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.updates.updates has 3 items"), "{err}");
+        let origin = pb::PendingUpdate { origin: Some(long.clone()), ..update };
+        let err = report_request(&inventory_report(updates(vec![origin])), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.updates.updates.origin is 17 bytes"), "{err}");
+
+        let cert = pb::Certificate { path: "/etc/ssl/a.pem".into(), ..Default::default() };
+        let certs = |c: pb::Certificate| pb::Inventory { certificates: Some(pb::CertificatesSection { certificates: vec![c], unreadable: Vec::new() }), ..Default::default() };
+        assert_eq!(report_request(&inventory_report(certs(cert.clone())), &limits), Ok(()));
+        let err = report_request(&inventory_report(certs(pb::Certificate { subject: long.clone(), ..cert.clone() })), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.certificates.certificates.subject is 17 bytes"), "{err}");
+        let err = report_request(&inventory_report(certs(pb::Certificate { sans: vec!["DNS:a".into(); 3], ..cert.clone() })), &limits).unwrap_err();
+        assert!(err.to_string().contains("inventory.certificates.certificates.sans has 3 items"), "{err}");
+        let err = report_request(&inventory_report(certs(pb::Certificate { sans: vec![format!("DNS:a\0b")], ..cert })), &limits).unwrap_err();
+        assert!(matches!(err, Violation::Invalid(_)), "{err}");
     }
 }

@@ -5,9 +5,11 @@
 //!
 //! One file or folder per section: `identity`, `system` (OS, CPU, memory,
 //! filesystems, interfaces), `software/` (one module per package source),
-//! `hardware/`, `netconfig/`, `users/`, `services/`, `os_state`. `fs` holds
+//! `hardware/`, `netconfig/`, `users/`, `services/`, `os_state`, `updates/`
+//! (one module per update source), `certificates/`. `fs` holds
 //! the bounded file reads they share.
 
+pub mod certificates;
 pub mod fs;
 pub mod hardware;
 pub mod identity;
@@ -16,17 +18,20 @@ pub mod os_state;
 pub mod services;
 pub mod software;
 pub mod system;
+pub mod updates;
 pub mod users;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::inventory::{Inventory, Package, PackageSource, SectionError, SectionTiming};
+use crate::inventory::{Inventory, Package, PackageSource, PendingUpdates, SectionError, SectionTiming, UpdateSource};
 
-/// Collects a full inventory of the host whose filesystem is at `root`.
-pub fn inventory(root: &Path) -> (Inventory, Vec<SectionTiming>) {
+/// Collects a full inventory of the host whose filesystem is at `root`;
+/// `certificate_paths` are the extra certificate files and directories of
+/// the agent's configuration (read under `root` too).
+pub fn inventory(root: &Path, certificate_paths: &[PathBuf]) -> (Inventory, Vec<SectionTiming>) {
     let mut inv = Inventory::default();
     let mut timings = Vec::new();
     let (errors, t) = (&mut inv.errors, &mut timings);
@@ -42,6 +47,8 @@ pub fn inventory(root: &Path) -> (Inventory, Vec<SectionTiming>) {
     inv.users = section("users", errors, t, || users::collect(root));
     inv.services = section("services", errors, t, || services::collect(root));
     inv.os_state = section("os_state", errors, t, || os_state::collect(root));
+    inv.updates = timed("updates", t, || updates_section(updates::collect_all(root), errors));
+    inv.certificates = section("certificates", errors, t, || certificates::collect(root, certificate_paths));
     inv.collected_at_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     (inv, timings)
 }
@@ -113,6 +120,19 @@ fn software_section((packages, failures): (Vec<Package>, Vec<(PackageSource, Err
     (!failed || !packages.is_empty()).then_some(packages)
 }
 
+/// Updates are collected per update source like software: a failed source
+/// is one `SectionError` named `updates.<source>`; the section is absent
+/// only when sources failed and none found an update.
+fn updates_section((section, failures): (PendingUpdates, Vec<(UpdateSource, Error)>), errors: &mut Vec<SectionError>) -> Option<PendingUpdates> {
+    let failed = !failures.is_empty();
+    for (source, error) in failures {
+        let name = format!("updates.{}", source.as_str());
+        tracing::warn!(section = %name, error = %error, "update source failed");
+        errors.push(SectionError { section: name, message: error.to_string() });
+    }
+    (!failed || !section.updates.is_empty()).then_some(section)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +154,28 @@ mod tests {
         let sections: Vec<&str> = errors.iter().map(|e| e.section.as_str()).collect();
         assert_eq!(sections, ["software.rpm", "software.snap"]);
         assert!(errors[0].message.contains("line 3") && errors[0].message.contains("line 9"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn a_failed_update_source_is_one_error_and_keeps_the_others() {
+        let mut errors = Vec::new();
+        let found = PendingUpdates {
+            updates: vec![crate::inventory::PendingUpdate {
+                name: "openssl".into(),
+                installed_version: Some("1".into()),
+                available_version: "2".into(),
+                source: UpdateSource::Apt,
+                security: true,
+                origin: None,
+            }],
+            unreadable: Vec::new(),
+        };
+        let failures = vec![(UpdateSource::Dnf, Error::Command { command: "dnf -C -q check-update".into(), reason: "exit status: 1".into() })];
+        let section = updates_section((found, failures), &mut errors).expect("apt still reported");
+        assert_eq!(section.updates.len(), 1);
+        assert_eq!(errors[0].section, "updates.dnf");
+        let failures = vec![(UpdateSource::Dnf, Error::Command { command: "dnf".into(), reason: "x".into() })];
+        assert_eq!(updates_section((PendingUpdates::default(), failures), &mut errors), None);
     }
 
     #[test]

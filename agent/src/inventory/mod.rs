@@ -1,6 +1,7 @@
 //! The inventory domain: plain types describing an endpoint, with no I/O.
 //! `collect` fills them from the OS; `wire` turns them into `census.v1`.
 
+pub mod certificates;
 pub mod hardware;
 pub mod identity;
 pub mod netconfig;
@@ -9,10 +10,12 @@ pub mod services;
 pub mod software;
 pub mod system;
 pub mod unreadable;
+pub mod updates;
 pub mod users;
 
 use serde::Serialize;
 
+pub use self::certificates::{Certificate, CertificateLocation, Certificates};
 pub use self::hardware::Hardware;
 pub use self::identity::{HostIdentity, UuidSource};
 pub use self::netconfig::NetConfig;
@@ -21,11 +24,13 @@ pub use self::services::Services;
 pub use self::software::{Package, PackageSource};
 pub use self::system::{Cpu, Filesystem, IpAddress, Memory, NetworkInterface, Os};
 pub use self::unreadable::Unreadable;
+pub use self::updates::{PendingUpdate, PendingUpdates, UpdateSource};
 pub use self::users::Users;
 
 /// A section that failed as a whole; the other sections are still reported.
-/// Software reports one per failed package source (`software.rpm`), so the
-/// packages of the other sources are still there.
+/// Software reports one per failed package source (`software.rpm`), and
+/// updates one per failed update source (`updates.dnf`), so the results of
+/// the other sources are still there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SectionError {
     pub section: String,
@@ -50,6 +55,10 @@ pub struct Inventory {
     pub users: Option<Users>,
     pub services: Option<Services>,
     pub os_state: Option<OsState>,
+    /// Available updates of every update source that could be asked.
+    pub updates: Option<PendingUpdates>,
+    /// Trust store additions and service certificates.
+    pub certificates: Option<Certificates>,
     pub errors: Vec<SectionError>,
 }
 

@@ -265,6 +265,8 @@ pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
     render_users(&mut out, inv);
     render_services(&mut out, inv);
     render_software(&mut out, inv);
+    render_updates(&mut out, inv);
+    render_certificates(&mut out, inv, now_ms);
     if !inv.errors.is_empty() {
         out.push_str("\nSections that failed to collect\n");
         for e in &inv.errors {
@@ -382,6 +384,78 @@ fn render_software(out: &mut String, inv: &pb::Inventory) {
     out.push_str("  (every package: --output json; one package across the fleet: census software NAME)\n");
 }
 
+/// A summary per update source with the security count, then the
+/// security updates by name (the full list is in --output json).
+fn render_updates(out: &mut String, inv: &pb::Inventory) {
+    let Some(up) = &inv.updates else { return };
+    let mut by_source: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    for u in &up.updates {
+        let entry = by_source.entry(u.source.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(u.security);
+    }
+    let security: Vec<&str> = up.updates.iter().filter(|u| u.security).map(|u| u.name.as_str()).collect();
+    let mut rows: Vec<(&str, String)> = vec![("total", format!("{} ({} security)", up.updates.len(), security.len()))];
+    rows.extend(by_source.iter().map(|(s, (n, sec))| (*s, format!("{n} ({sec} security)"))));
+    if !security.is_empty() {
+        const SHOWN: usize = 10;
+        let more = security.len().saturating_sub(SHOWN);
+        let mut names = security[..security.len().min(SHOWN)].join(", ");
+        if more > 0 {
+            names.push_str(&format!(" and {more} more"));
+        }
+        rows.push(("security", names));
+    }
+    section(out, "Pending updates", &rows);
+    unreadable_note(out, &up.unreadable);
+}
+
+/// One row per certificate, soonest expiry first, with the time left.
+fn render_certificates(out: &mut String, inv: &pb::Inventory, now_ms: i64) {
+    let Some(cs) = &inv.certificates else { return };
+    let mut certs: Vec<&pb::Certificate> = cs.certificates.iter().collect();
+    certs.sort_by_key(|c| (c.not_after_unix_ms, c.path.clone(), c.index));
+    let mut t = table(&["PATH", "SUBJECT", "ISSUER", "SANS", "EXPIRES", "LOCATION"]);
+    for c in &certs {
+        let path = if c.index == 0 { c.path.clone() } else { format!("{} #{}", c.path, c.index) };
+        let issuer = if c.self_signed { "(self-signed)".to_string() } else { c.issuer.clone() };
+        let sans = match c.sans.len() {
+            0 => "-".to_string(),
+            1..=3 => c.sans.join(" "),
+            n => format!("{} +{}", c.sans[..3].join(" "), n - 3),
+        };
+        t.add_row(vec![path, c.subject.clone(), issuer, sans, expiry(c.not_after_unix_ms, now_ms), c.location.clone()]);
+    }
+    out.push_str(&format!("\nCertificates ({})\n{t}\n", certs.len()));
+    unreadable_note(out, &cs.unreadable);
+}
+
+/// "2026-05-01 (in 37d)" or "2020-01-02 (EXPIRED 5y ago)".
+pub fn expiry(not_after_ms: i64, now_ms: i64) -> String {
+    let date = date_of(not_after_ms);
+    let days = (not_after_ms - now_ms) / 86_400_000;
+    if not_after_ms <= now_ms {
+        format!("{date} (EXPIRED)")
+    } else {
+        format!("{date} (in {days}d)")
+    }
+}
+
+/// UTC calendar date of Unix milliseconds (civil-from-days, Howard Hinnant).
+fn date_of(unix_ms: i64) -> String {
+    let days = unix_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
     let mut t = table(&["", ""]);
     t.set_header(Vec::<String>::new());
@@ -455,6 +529,41 @@ mod tests {
         };
         let text = changes_table(&[c], 61_000);
         assert!(text.contains("software.upgraded") && text.contains("3.0.2") && text.contains("3.0.13") && text.contains("1m ago"), "{text}");
+    }
+
+    #[test]
+    fn expiry_dates_and_states() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(1_577_923_200_000), "2020-01-02");
+        assert_eq!(date_of(1_709_164_800_000), "2024-02-29");
+        assert_eq!(expiry(1_577_923_200_000, 1_709_164_800_000), "2020-01-02 (EXPIRED)");
+        assert_eq!(expiry(1_709_164_800_000, 1_709_164_800_000 - 37 * 86_400_000), "2024-02-29 (in 37d)");
+    }
+
+    #[test]
+    fn host_detail_shows_updates_and_certificates() {
+        let update = |name: &str, security: bool| pb::PendingUpdate { name: name.into(), available_version: "2".into(), source: "apt".into(), security, ..Default::default() };
+        let inv = pb::Inventory {
+            updates: Some(pb::UpdatesSection { updates: vec![update("openssl", true), update("tzdata", false)], unreadable: Vec::new() }),
+            certificates: Some(pb::CertificatesSection {
+                certificates: vec![pb::Certificate {
+                    path: "/etc/ssl/web.pem".into(),
+                    subject: "CN=web".into(),
+                    issuer: "CN=web".into(),
+                    self_signed: true,
+                    not_after_unix_ms: 1_577_923_200_000,
+                    location: "service".into(),
+                    sans: vec!["DNS:web".into()],
+                    ..Default::default()
+                }],
+                unreadable: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        let host = pb::GetHostResponse { inventory: Some(inv), ..Default::default() };
+        let text = host_detail(&host, 1_709_164_800_000);
+        assert!(text.contains("Pending updates") && text.contains("2 (1 security)") && text.contains("openssl"), "{text}");
+        assert!(text.contains("Certificates (1)") && text.contains("/etc/ssl/web.pem") && text.contains("2020-01-02 (EXPIRED)") && text.contains("(self-signed)"), "{text}");
     }
 
     #[test]

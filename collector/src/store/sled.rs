@@ -165,8 +165,8 @@ fn parse_software_key(key: &[u8]) -> Option<SoftwareInstall> {
 
 /// "Is `b` newer than `a`?" in the package source's own version ordering.
 fn newer(source: &str, a: &str, b: &str) -> bool {
-    let eco = crate::version::Ecosystem::for_source(source);
-    crate::version::compare(eco, b, a) == std::cmp::Ordering::Greater
+    let eco = census_version::Ecosystem::for_source(source);
+    census_version::compare(eco, b, a) == std::cmp::Ordering::Greater
 }
 
 /// A time as 8 bytes whose byte order is time order.

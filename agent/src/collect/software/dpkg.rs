@@ -120,8 +120,24 @@ pub fn parse_database(files: &[DatabaseFile]) -> Listing {
     parse_files(&borrowed)
 }
 
+/// The packages apt considers installed (a current version: every state
+/// from half-installed on, not `config-files`), for the pending-updates
+/// section. Malformed records are skipped as in [`parse_database`].
+pub fn parse_installed(files: &[DatabaseFile]) -> Vec<Package> {
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.origin.as_str(), f.text.as_str()))
+        .collect();
+    parse_files_where(&borrowed, |state| state >= State::HalfInstalled).packages
+}
+
 /// (origin, text) pairs in the order dpkg applies them.
 fn parse_files<'a>(files: &[(&'a str, &'a str)]) -> Listing {
+    parse_files_where(files, |state| state != State::NotInstalled)
+}
+
+/// [`parse_files`] keeping only records whose state passes `keep`.
+fn parse_files_where<'a>(files: &[(&'a str, &'a str)], keep: impl Fn(State) -> bool) -> Listing {
     let mut listing = Listing::default();
     // A typical record is about 1 KiB; reserving up front avoids rehashing.
     let mut records: Vec<Record<'a>> =
@@ -159,7 +175,7 @@ fn parse_files<'a>(files: &[(&'a str, &'a str)]) -> Listing {
     listing.packages.reserve(records.len());
     listing
         .packages
-        .extend(records.iter().filter(|r| r.listed).map(|r| Package {
+        .extend(records.iter().filter(|r| keep(r.state)).map(|r| Package {
             name: r.name.to_owned(),
             version: display_version(r.version),
             arch: non_empty(r.arch),
@@ -225,8 +241,8 @@ struct Record<'a> {
     arch: &'a str,
     version: &'a str,
     maintainer: &'a str,
-    /// Whether `dpkg-query -W` lists it (status other than not-installed).
-    listed: bool,
+    /// dpkg-query -W lists every state but not-installed.
+    state: State,
 }
 
 impl<'a> Record<'a> {
@@ -257,7 +273,7 @@ impl<'a> Record<'a> {
             arch: raw.arch.unwrap_or(""),
             version,
             maintainer: raw.maintainer.unwrap_or(""),
-            listed: state != State::NotInstalled,
+            state,
         })
     }
 }

@@ -211,6 +211,19 @@ pub(crate) fn run_command(
     env: &[(&str, &str)],
     limit: u64,
 ) -> Result<Option<String>> {
+    run_command_accepting(program, args, env, limit, &[0])
+}
+
+/// [`run_command`] for tools whose exit code carries an answer, not a
+/// failure (`dnf check-update` exits 100 when updates are available,
+/// `pacman -Qu` 1 when there are none): every code in `ok_codes` succeeds.
+pub(crate) fn run_command_accepting(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: u64,
+    ok_codes: &[i32],
+) -> Result<Option<String>> {
     let command_line = std::iter::once(program)
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
@@ -283,7 +296,7 @@ pub(crate) fn run_command(
             describe_size(limit)
         )));
     }
-    if !status.success() {
+    if !status.code().is_some_and(|code| ok_codes.contains(&code)) {
         let message = String::from_utf8_lossy(&err);
         let message = message.trim();
         return Err(failed(if message.is_empty() {

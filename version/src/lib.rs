@@ -1,4 +1,6 @@
-//! Package version ordering, in each package manager's own rules.
+//! `census-version`: package version ordering, in each package manager's own rules,
+//! shared by the agent (which available version is an update) and the
+//! collector (software index, version rules).
 //!
 //! Pure functions only: no I/O, no clock, no panics on any input. Every ecosystem's [`compare`] is a *total
 //! preorder* on all strings (reflexive, antisymmetric as an `Ordering`,

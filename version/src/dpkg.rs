@@ -28,7 +28,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::VersionError;
+use crate::VersionError;
 
 /// A parsed Debian version. Its ordering is dpkg's, so two versions that
 /// print differently can compare equal ("1.0" and "1.00-0").
@@ -90,7 +90,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
         (Ok(a), Ok(b)) => a.compare(&b),
         (Err(_), Ok(_)) => Ordering::Less,
         (Ok(_), Err(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => super::generic::compare(a, b),
+        (Err(_), Err(_)) => crate::generic::compare(a, b),
     }
 }
 
@@ -260,7 +260,7 @@ pub fn verrevcmp(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::version::oracle::{self, SplitMix};
+    use crate::oracle::{self, SplitMix};
     use std::cmp::Ordering::{Equal, Greater, Less};
 
     fn ord(n: i32) -> Ordering {

@@ -2,7 +2,7 @@
 //! libalpm's `alpm_pkg_vercmp` (what `vercmp` prints).
 //!
 //! pacman's comparison descends from an old `rpmvercmp` but is not rpm's, so
-//! it lives here rather than reusing [`super::rpm`]:
+//! it lives here rather than reusing [`crate::rpm`]:
 //! * no `~` or `^` magic: every non-alphanumeric byte is a separator;
 //! * a longer separator wins over a shorter one ("1..0" > "1.0");
 //! * a trailing letter segment is *older* than the end of the string
@@ -11,7 +11,7 @@
 //!   versions have one.
 //!
 //! [`vercmp`] is that function, byte for byte. It is not a total order, for
-//! two reasons, so [`compare`] (what [`crate::version::compare`] uses) differs
+//! two reasons, so [`compare`] (what [`crate::compare`] uses) differs
 //! from it in exactly these cases:
 //! * a pkgrel present on one side only: `vercmp` ignores it, which makes
 //!   "1.0-1" == "1.0" == "1.0-2" although "1.0-1" < "1.0-2"; `compare` sorts
@@ -36,7 +36,7 @@ pub struct PacmanVersion<'a> {
 impl<'a> PacmanVersion<'a> {
     /// pacman's `parseEVR`; every string splits.
     pub fn parse(evr: &'a str) -> PacmanVersion<'a> {
-        let rpm = super::rpm::Evr::parse(evr);
+        let rpm = crate::rpm::Evr::parse(evr);
         PacmanVersion {
             epoch: rpm.epoch.unwrap_or("0"),
             version: rpm.version,
@@ -117,7 +117,7 @@ pub fn alpm_rpmvercmp(a: &str, b: &str) -> Ordering {
             };
         }
         let decided = if numeric {
-            super::generic::compare_digits(&a[one..seg_end_a], &b[two..seg_end_b])
+            crate::generic::compare_digits(&a[one..seg_end_a], &b[two..seg_end_b])
         } else {
             a[one..seg_end_a].cmp(&b[two..seg_end_b])
         };
@@ -205,7 +205,7 @@ fn compare_steps(x: Step<'_>, y: Step<'_>) -> Ordering {
             },
         ) => sx.cmp(&sy).then(nx.cmp(&ny)).then_with(|| {
             if nx {
-                super::generic::compare_digits(tx, ty)
+                crate::generic::compare_digits(tx, ty)
             } else {
                 tx.cmp(ty)
             }
@@ -245,7 +245,7 @@ fn compare_component(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::version::oracle::{self, SplitMix};
+    use crate::oracle::{self, SplitMix};
     use std::cmp::Ordering::{Equal, Greater, Less};
 
     /// pacman's own test/util/vercmptest.sh cases and the vercmp(8) examples.

@@ -17,7 +17,7 @@
 //! digits`, hence a total preorder. For EVRs, rpm has two comparisons:
 //! * [`compare_evr`] (`rpmverCmp`, how rpm sorts packages): a missing epoch
 //!   is 0, a missing release sorts before any release. Total; used by
-//!   [`crate::version::compare`].
+//!   [`crate::compare`].
 //! * [`compare_dependency`] (`rpmverOverlap`, how rpm matches a dependency
 //!   such as `foo >= 1.2`): a release missing on either side is ignored, so
 //!   "1.2" equals both "1.2-1" and "1.2-5". That is *not* transitive; use it
@@ -170,7 +170,7 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
             };
         }
         let decided = if numeric {
-            super::generic::compare_digits(&a[i..end_a], &b[j..end_b])
+            crate::generic::compare_digits(&a[i..end_a], &b[j..end_b])
         } else {
             a[i..end_a].cmp(&b[j..end_b])
         };
@@ -190,7 +190,7 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::version::oracle::{self, SplitMix};
+    use crate::oracle::{self, SplitMix};
     use std::cmp::Ordering::{Equal, Greater, Less};
 
     /// rpm's own suite, tests/rpmvercmp.at, case for case.

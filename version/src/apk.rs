@@ -25,8 +25,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use super::VersionError;
-use super::generic::compare_digits;
+use crate::VersionError;
+use crate::generic::compare_digits;
 
 /// apk's token types, in apk's numbering (the order matters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -258,7 +258,7 @@ mod tests {
     use std::cmp::Ordering::{Equal, Greater, Less};
 
     /// apk-tools' test/version.data: one comparison per line.
-    const APK_SUITE: &str = include_str!("../../tests/fixtures/version/apk-version.data");
+    const APK_SUITE: &str = include_str!("../tests/fixtures/apk-version.data");
 
     fn suite() -> Vec<(&'static str, Ordering, &'static str)> {
         APK_SUITE
