@@ -51,6 +51,7 @@ pub fn inventory(i: &Inventory) -> pb::Inventory {
             boot_time_unix_ms: o.boot_time_unix_ms,
             timezone: o.timezone.clone(),
             build: o.build.clone(),
+            install_time_unix_ms: o.install_time_unix_ms,
             unreadable: unreadable(&o.unreadable),
         }),
         cpu: i.cpu.as_ref().map(|c| pb::CpuSection {

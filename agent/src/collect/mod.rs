@@ -8,11 +8,13 @@
 //! `hardware/`, `netconfig/`, `users/`, `services/`, `os_state`. `fs` holds
 //! the bounded file reads they share.
 
+pub mod command;
 pub mod fs;
 pub mod hardware;
 pub mod identity;
 pub mod netconfig;
 pub mod os_state;
+pub mod powershell;
 pub mod services;
 pub mod software;
 pub mod system;
