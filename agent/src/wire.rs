@@ -180,6 +180,7 @@ fn hardware(h: &hw::Hardware) -> pb::HardwareSection {
                 device_id: g.device_id.into(),
                 vendor: g.vendor.clone(),
                 driver: g.driver.clone(),
+                model: g.model.clone(),
             })
             .collect(),
         batteries: h
