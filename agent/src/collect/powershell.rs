@@ -15,6 +15,7 @@
 //!   all of them;
 //! - numbers may arrive as strings (registry values, UInt64 in 5.1).
 //!
+//! The field accessors (`text`, `uint`, ...) are in `collect::json`.
 //! Invariant: no helper panics on any JSON value; a missing or ill-typed
 //! field is `None`.
 
@@ -46,54 +47,6 @@ pub fn parse_json(what: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::parse(what, Some(e.line()), format!("not JSON: {e}")))
 }
 
-/// The objects of a ConvertTo-Json value: none for null, one for an
-/// object, the object elements of an array.
-pub fn items(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(list)) => list.iter().filter(|v| v.is_object()).collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => Vec::new(),
-    }
-}
-
-/// A string field, trimmed, absent when empty or not a string/number.
-pub fn text(value: &Value, key: &str) -> Option<String> {
-    match value.get(key)? {
-        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// An unsigned integer field (a JSON number or a numeric string).
-pub fn uint(value: &Value, key: &str) -> Option<u64> {
-    match value.get(key)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0 && *f < 1.8e19).map(|f| f as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A boolean field (`true`/`false`, or 0/1).
-pub fn boolean(value: &Value, key: &str) -> Option<bool> {
-    match value.get(key)? {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => n.as_u64().map(|n| n != 0),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
-}
-
-/// A list-of-strings field; a single string is a list of one.
-pub fn strings(value: &Value, key: &str) -> Vec<String> {
-    match value.get(key) {
-        Some(Value::Array(list)) => list.iter().filter_map(|v| v.as_str()).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
-        Some(Value::String(s)) if !s.trim().is_empty() => vec![s.trim().to_owned()],
-        _ => Vec::new(),
-    }
-}
-
 /// A DateTime field in any shape ConvertTo-Json or CIM emits, as Unix ms.
 pub fn date_unix_ms(value: &Value, key: &str) -> Option<i64> {
     match value.get(key)? {
@@ -120,7 +73,7 @@ pub fn parse_date(s: &str) -> Option<i64> {
 /// `yyyymmddHHMMSS.mmmmmm+UUU` (UUU: minutes east of UTC).
 fn parse_dmtf(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let local = civil_ms(num(0..4)?, num(4..6)?, num(6..8)?, num(8..10)?, num(10..12)?, num(12..14)?)?;
+    let local = crate::collect::software::unix_ms_of_civil(num(0..4)?, num(4..6)?, num(6..8)?, num(8..10)?, num(10..12)?, num(12..14)?)?;
     let sign = match s.as_bytes().get(21) {
         Some(b'+') => 1,
         Some(b'-') => -1,
@@ -137,7 +90,7 @@ fn parse_iso8601(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let mut ms = civil_ms(num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?)?;
+    let mut ms = crate::collect::software::unix_ms_of_civil(num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?)?;
     let mut rest = s.get(19..)?;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
@@ -155,15 +108,6 @@ fn parse_iso8601(s: &str) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-/// Unix ms of a UTC civil time, `None` when a field is out of range.
-pub fn civil_ms(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: i64) -> Option<i64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || !(0..24).contains(&hour) || !(0..60).contains(&min) || !(0..=60).contains(&sec) {
-        return None;
-    }
-    let days = crate::collect::software::unix_ms_of_date(year, month as u32, day as u32)?;
-    Some(days + ((hour * 60 + min) * 60 + sec) * 1000)
 }
 
 /// Windows' name for an architecture to the kernel's (`AMD64` → `x86_64`).
@@ -184,9 +128,9 @@ mod tests {
     fn one_object_or_many() {
         let one = parse_json("t", r#"{"a":1}"#).unwrap();
         let many = parse_json("t", "\u{feff}[{\"a\":1},{\"a\":2},3]\r\n").unwrap();
-        assert_eq!(items(Some(&one)).len(), 1);
-        assert_eq!(items(Some(&many)).len(), 2);
-        assert!(items(Some(&parse_json("t", "  ").unwrap())).is_empty());
+        assert_eq!(crate::collect::json::items(Some(&one)).len(), 1);
+        assert_eq!(crate::collect::json::items(Some(&many)).len(), 2);
+        assert!(crate::collect::json::items(Some(&parse_json("t", "  ").unwrap())).is_empty());
         assert!(parse_json("t", r#"{"a":"#).unwrap_err().to_string().contains("not JSON"));
     }
 
@@ -207,16 +151,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn typed_fields_never_panic() {
-        let v: Value = serde_json::from_str(r#"{"s":" x ","n":5,"f":1.5e30,"neg":-1,"b":1,"l":["a",2,""],"o":{}}"#).unwrap();
-        assert_eq!(text(&v, "s").as_deref(), Some("x"));
-        assert_eq!(text(&v, "n").as_deref(), Some("5"));
-        assert_eq!(uint(&v, "f"), None);
-        assert_eq!(uint(&v, "neg"), None);
-        assert_eq!(boolean(&v, "b"), Some(true));
-        assert_eq!(strings(&v, "l"), ["a"]);
-        assert_eq!(text(&v, "o"), None);
-        assert_eq!(date_unix_ms(&v, "n"), None);
-    }
 }

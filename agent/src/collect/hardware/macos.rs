@@ -21,7 +21,7 @@
 use serde_json::Value;
 
 use crate::collect::hardware::gpu::pci_vendor_name;
-use crate::collect::powershell::{items, text, uint};
+use crate::collect::json::{items, text, uint};
 use crate::collect::system::macos::parse_sysctl;
 use crate::error::{Error, Result};
 use crate::inventory::hardware::{Battery, Disk, DiskKind, Gpu, Hardware, MemoryModule, SmartHealth, SystemRecord, Virtualization, VirtualizationKind};

@@ -18,7 +18,8 @@ use serde_json::Value;
 use crate::collect::hardware::dmi::{chassis_type_name, parse_dmi_value};
 use crate::collect::hardware::gpu::pci_vendor_name;
 use crate::collect::hardware::virt::{VirtEvidence, detect};
-use crate::collect::powershell::{self, date_unix_ms, items, text, uint};
+use crate::collect::json::{items, strings, text, uint};
+use crate::collect::powershell::{self, date_unix_ms};
 use crate::error::{Error, Result};
 use crate::inventory::hardware::{Battery, Disk, DiskKind, Gpu, Hardware, MemoryModule, SmartHealth, SystemRecord};
 use crate::inventory::unreadable::Unreadable;
@@ -183,7 +184,7 @@ fn gpu(g: &Value) -> Option<Gpu> {
         return None;
     }
     let (vendor_id, device_id) = ids.unwrap_or((0, 0));
-    let driver = powershell::strings(g, "InstalledDisplayDrivers").first().or(text(g, "InstalledDisplayDrivers").as_ref()).and_then(|d| d.split(',').next()).and_then(|d| d.rsplit('\\').next()).map(|d| d.trim_end_matches(".dll").to_owned()).filter(|d| !d.is_empty());
+    let driver = strings(g, "InstalledDisplayDrivers").first().or(text(g, "InstalledDisplayDrivers").as_ref()).and_then(|d| d.split(',').next()).and_then(|d| d.rsplit('\\').next()).map(|d| d.trim_end_matches(".dll").to_owned()).filter(|d| !d.is_empty());
     Some(Gpu {
         pci_address: String::new(),
         vendor_id,

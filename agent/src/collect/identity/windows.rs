@@ -11,7 +11,8 @@
 use serde_json::Value;
 
 use crate::collect::identity::canonical_uuid;
-use crate::collect::powershell::{self, boolean, text};
+use crate::collect::json::{boolean, text};
+use crate::collect::powershell;
 use crate::error::Result;
 use crate::inventory::identity::{HostIdentity, UuidSource};
 use crate::inventory::unreadable::Unreadable;
@@ -34,7 +35,7 @@ pub fn collect(_root: &std::path::Path) -> Result<HostIdentity> {
 /// Parses the output of [`SCRIPT`].
 pub fn parse_identity(output: &str) -> Result<HostIdentity> {
     let json = powershell::parse_json(WHAT, output)?;
-    let v = powershell::items(Some(&json)).into_iter().next().cloned().unwrap_or(Value::Null);
+    let v = crate::collect::json::items(Some(&json)).into_iter().next().cloned().unwrap_or(Value::Null);
     let mut unreadable = Vec::new();
     let smbios = text(&v, "Uuid").ok_or_else(|| "Win32_ComputerSystemProduct.UUID is empty".to_owned()).and_then(|u| canonical_uuid(&u));
     let (uuid, uuid_source) = match smbios {

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 
-use crate::collect::powershell::{self, items, strings, text, uint};
+use crate::collect::json::{items, strings, text, uint};
+use crate::collect::powershell;
 use crate::error::{Error, Result};
 use crate::inventory::netconfig::{DefaultGateway, DnsConfig, ListeningSocket, NetConfig, Protocol, SocketProcess};
 

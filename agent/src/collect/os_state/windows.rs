@@ -15,7 +15,8 @@
 //!   administrator rights; otherwise absent with the reason.
 //! - Time zone: the IANA name as in the OS section.
 
-use crate::collect::powershell::{self, boolean, items, text};
+use crate::collect::json::{boolean, items, text, uint};
+use crate::collect::powershell;
 use crate::error::{Error, Result};
 use crate::inventory::os_state::{FilesystemEncryption, OsState, PendingReboot, SecureBoot};
 use crate::inventory::unreadable::Unreadable;
@@ -53,7 +54,7 @@ pub fn parse_os_state(output: &str) -> Result<OsState> {
     let markers: Vec<&str> = [
         ("cbs", boolean(v, "CbsRebootPending") == Some(true)),
         ("wu", boolean(v, "WuRebootRequired") == Some(true)),
-        ("pfro", powershell::uint(v, "PendingFileRenames").is_some_and(|n| n > 0)),
+        ("pfro", uint(v, "PendingFileRenames").is_some_and(|n| n > 0)),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))

@@ -9,7 +9,8 @@
 //! Services console's "Automatic, stopped" triage means. Start types are
 //! `automatic`, `automatic_delayed`, `manual`, `disabled`, `boot`, `system`.
 
-use crate::collect::powershell::{self, boolean, items, text, uint};
+use crate::collect::json::{boolean, items, text, uint};
+use crate::collect::powershell;
 use crate::error::{Error, Result};
 use crate::inventory::services::{Service, ServiceManager, Services};
 
@@ -70,7 +71,8 @@ mod tests {
     fn states_start_types_and_failed() {
         let s = parse_services(SERVICES).unwrap();
         assert_eq!(s.manager, ServiceManager::WindowsScm);
-        let got: Vec<(&str, Option<&str>, Option<&str>, Option<u32>)> = s.units.iter().map(|u| (u.name.as_str(), u.active_state.as_deref(), u.enabled.as_deref(), u.pid)).collect();
+        type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<u32>);
+        let got: Vec<Row> = s.units.iter().map(|u| (u.name.as_str(), u.active_state.as_deref(), u.enabled.as_deref(), u.pid)).collect();
         assert_eq!(
             got,
             [

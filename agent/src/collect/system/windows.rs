@@ -19,7 +19,8 @@
 
 use serde_json::Value;
 
-use crate::collect::powershell::{self, arch_name, date_unix_ms, items, text, uint};
+use crate::collect::json::{items, text, uint};
+use crate::collect::powershell::{self, arch_name, date_unix_ms};
 use crate::error::{Error, Result};
 use crate::inventory::{Cpu, Filesystem, IpAddress, Memory, NetworkInterface, Os, Unreadable};
 

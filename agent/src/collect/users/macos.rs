@@ -126,7 +126,7 @@ pub fn parse_who(text: &str, year: i64, utc_offset_minutes: i64) -> Vec<Session>
         let Some(month) = MONTHS.iter().position(|m| m == month) else { continue };
         let (Ok(day), Some((h, m))) = (day.parse::<i64>(), time.split_once(':')) else { continue };
         let (Ok(h), Ok(m)) = (h.parse::<i64>(), m.parse::<i64>()) else { continue };
-        let Some(ms) = crate::collect::powershell::civil_ms(year, month as i64 + 1, day, h, m, 0) else { continue };
+        let Some(ms) = crate::collect::software::unix_ms_of_civil(year, month as i64 + 1, day, h, m, 0) else { continue };
         let pid = words.get(6).and_then(|p| p.parse().ok()).unwrap_or(0);
         let host = words.iter().find(|w| w.starts_with('(') && w.ends_with(')')).map(|w| w.trim_matches(['(', ')']).to_owned()).filter(|h| !h.is_empty());
         sessions.push(Session { user: (*user).to_owned(), tty: (*tty).to_owned(), host, pid, login_time_unix: ms / 1000 - utc_offset_minutes * 60 });

@@ -16,7 +16,8 @@
 
 use serde_json::Value;
 
-use crate::collect::powershell::{self, boolean, date_unix_ms, items, text, uint};
+use crate::collect::json::{boolean, items, text, uint};
+use crate::collect::powershell::{self, date_unix_ms};
 use crate::error::{Error, Result};
 use crate::inventory::unreadable::Unreadable;
 use crate::inventory::users::{Account, Group, LastLogin, LastLoginSource, Session, Users};
@@ -142,7 +143,7 @@ fn parse_local_time(text: &str) -> Option<i64> {
         Some("AM") if hour == 12 => hour = 0,
         _ => {}
     }
-    powershell::civil_ms(year, month, day, hour, min, 0).map(|ms| ms / 1000)
+    crate::collect::software::unix_ms_of_civil(year, month, day, hour, min, 0).map(|ms| ms / 1000)
 }
 
 #[cfg(test)]
