@@ -28,14 +28,25 @@ use crate::error::{Error, Result};
 pub const MAX_OUTPUT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Runs `script` with `powershell.exe -NoProfile -NonInteractive` and
-/// returns its standard output.
+/// returns its standard output, written as UTF-8 (redirected output is
+/// otherwise in the OEM code page, which garbles non-ASCII names).
 #[cfg(windows)]
 pub fn run(script: &str) -> Result<String> {
+    let encoded = encode_command(&format!("[Console]::OutputEncoding = [Text.Encoding]::UTF8\n{script}"));
     crate::collect::command::run(
         "powershell.exe",
-        &["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-Command", script],
+        &["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", &encoded],
         MAX_OUTPUT_BYTES,
     )
+}
+
+/// The `-EncodedCommand` form of a script: base64 of its UTF-16LE bytes.
+/// Passing the script this way avoids Windows command-line quoting, which
+/// powershell.exe 5.1 does not undo faithfully for embedded quotes.
+pub fn encode_command(script: &str) -> String {
+    use base64::Engine as _;
+    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    base64::engine::general_purpose::STANDARD.encode(utf16)
 }
 
 /// Parses a script's output. Empty output (a pipeline of nothing) is `null`.
@@ -102,7 +113,10 @@ fn parse_iso8601(s: &str) -> Option<i64> {
         None | Some(b'Z') => Some(ms),
         Some(&c @ (b'+' | b'-')) => {
             let h = rest.get(1..3)?.parse::<i64>().ok()?;
-            let m = rest.get(rest.len().saturating_sub(2)..)?.parse::<i64>().ok()?;
+            let m = match rest.len() {
+                3 => 0,
+                _ => rest.get(rest.len().saturating_sub(2)..)?.parse::<i64>().ok()?,
+            };
             let off = (h * 60 + m) * 60_000;
             Some(if c == b'+' { ms - off } else { ms + off })
         }
@@ -135,6 +149,13 @@ mod tests {
     }
 
     #[test]
+    fn encoded_command_is_base64_utf16le() {
+        // What `[Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes('dir'))` prints.
+        assert_eq!(encode_command("dir"), "ZABpAHIA");
+        assert_eq!(encode_command("é"), "6QA=");
+    }
+
+    #[test]
     fn dates_of_both_powershells_and_cim() {
         let want = 1_700_000_000_000;
         assert_eq!(parse_date("/Date(1700000000000)/"), Some(want));
@@ -143,6 +164,7 @@ mod tests {
         assert_eq!(parse_date("2023-11-14T22:13:20Z"), Some(want));
         assert_eq!(parse_date("2023-11-14T23:13:20.0000000+01:00"), Some(want));
         assert_eq!(parse_date("2023-11-14T17:13:20.5-05:00"), Some(want + 500));
+        assert_eq!(parse_date("2023-11-14T23:13:20+01"), Some(want));
         assert_eq!(parse_date("20231114231320.000000+060"), Some(want));
         let wrapped: Value = serde_json::from_str(r#"{"d":{"value":"/Date(1700000000000)/","DateTime":"Tuesday, November 14, 2023 10:13:20 PM"}}"#).unwrap();
         assert_eq!(date_unix_ms(&wrapped, "d"), Some(want));

@@ -182,7 +182,7 @@ pub fn parse_volumes(output: &str) -> Result<Vec<Filesystem>> {
     let json = powershell::parse_json(WHAT, output)?;
     let mut list = Vec::new();
     for v in items(Some(&json)) {
-        let Some(letter) = text(&v.clone(), "DriveLetter").filter(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_alphabetic())) else { continue };
+        let Some(letter) = text(v, "DriveLetter").filter(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_alphabetic())) else { continue };
         let Some(total_bytes) = uint(v, "Size").filter(|s| *s > 0) else { continue };
         let free = uint(v, "SizeRemaining").unwrap_or(0).min(total_bytes);
         let fs_type = text(v, "FileSystem")
