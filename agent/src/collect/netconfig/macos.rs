@@ -18,7 +18,12 @@ use crate::inventory::unreadable::Unreadable;
 pub fn collect(_root: &std::path::Path) -> Result<NetConfig> {
     use crate::collect::command::{MAX_OUTPUT_BYTES, run};
     let read = |program: &str, args: &[&str]| run(program, args, MAX_OUTPUT_BYTES).map_err(|e| e.to_string());
-    Ok(netconfig_from(read("netstat", &["-rn"]), read("scutil", &["--dns"]), read("lsof", &["+c", "0", "-nP", "-l", "-iTCP", "-sTCP:LISTEN", "-iUDP"])))
+    // lsof exits 1, saying nothing, when no socket matches.
+    let lsof = match run("lsof", &["+c", "0", "-nP", "-l", "-iTCP", "-sTCP:LISTEN", "-iUDP"], MAX_OUTPUT_BYTES) {
+        Err(crate::error::Error::Command { reason, .. }) if reason == "exit status: 1" => Ok(String::new()),
+        other => other.map_err(|e| e.to_string()),
+    };
+    Ok(netconfig_from(read("netstat", &["-rn"]), read("scutil", &["--dns"]), lsof))
 }
 
 type Read = std::result::Result<String, String>;
