@@ -51,6 +51,7 @@ pub fn inventory(i: &Inventory) -> pb::Inventory {
             boot_time_unix_ms: o.boot_time_unix_ms,
             timezone: o.timezone.clone(),
             build: o.build.clone(),
+            install_time_unix_ms: o.install_time_unix_ms,
             unreadable: unreadable(&o.unreadable),
         }),
         cpu: i.cpu.as_ref().map(|c| pb::CpuSection {
@@ -181,6 +182,7 @@ fn hardware(h: &hw::Hardware) -> pb::HardwareSection {
                 device_id: g.device_id.into(),
                 vendor: g.vendor.clone(),
                 driver: g.driver.clone(),
+                model: g.model.clone(),
             })
             .collect(),
         batteries: h

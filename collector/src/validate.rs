@@ -207,6 +207,7 @@ impl Checker<'_> {
             self.string("hardware.gpus.pci_address", &g.pci_address)?;
             self.opt("hardware.gpus.vendor", &g.vendor)?;
             self.opt("hardware.gpus.driver", &g.driver)?;
+            self.opt("hardware.gpus.model", &g.model)?;
         }
         self.count("hardware.batteries", hw.batteries.len())?;
         for b in &hw.batteries {

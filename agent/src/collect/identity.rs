@@ -8,6 +8,9 @@
 //! resolv.conf `search`/`domain`: those are resolver settings, not the host's
 //! name. Parsers are pure, bounded and never panic.
 
+pub mod macos;
+pub mod windows;
+
 use std::path::Path;
 
 use crate::collect::fs::read_under;
@@ -146,6 +149,28 @@ pub fn parse_dmi_uuid(text: &str) -> Result<String> {
             Some(1),
             format!("{lower} is a firmware placeholder, not a unique id"),
         ));
+    }
+    Ok(lower)
+}
+
+/// A canonical 8-4-4-4-12 hex UUID, lower-cased; firmware placeholders
+/// (all zeros, all `f`, the AMI default `03000200-0400-0500-0006-000700080009`)
+/// are refused: shared by many machines, they would merge hosts. Used by the
+/// Windows and macOS identity parsers.
+pub fn canonical_uuid(text: &str) -> std::result::Result<String, String> {
+    let t = text.trim();
+    let well_formed = t.len() == 36
+        && t.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if !well_formed {
+        return Err(format!("{t:?} is not an 8-4-4-4-12 hex UUID"));
+    }
+    let lower = t.to_ascii_lowercase();
+    let digits = || lower.chars().filter(|c| *c != '-');
+    if digits().all(|c| c == '0') || digits().all(|c| c == 'f') || lower == "03000200-0400-0500-0006-000700080009" {
+        return Err(format!("{lower} is a firmware placeholder, not a unique id"));
     }
     Ok(lower)
 }

@@ -6,15 +6,24 @@
 //! One file or folder per section: `identity`, `system` (OS, CPU, memory,
 //! filesystems, interfaces), `software/` (one module per package source),
 //! `hardware/`, `netconfig/`, `users/`, `services/`, `os_state`, `updates/`
-//! (one module per update source), `certificates/`. `fs` holds
-//! the bounded file reads they share.
+//! (one module per update source), `certificates/`. `fs` holds the bounded
+//! file reads they share. Each section's Windows and macOS readers sit in
+//! its `windows.rs` / `macos.rs` next to the Linux one: a tiny cfg'd call
+//! that runs the OS's tool, and pure parsers compiled and tested
+//! everywhere. `powershell` runs a Windows section's script and reads what
+//! ConvertTo-Json emits; `json` reads fields of that JSON and of
+//! `system_profiler -json`; `command` runs the macOS tools. `per_os` picks
+//! the entry points of the OS the agent is built for.
 
 pub mod certificates;
+pub mod command;
 pub mod fs;
 pub mod hardware;
 pub mod identity;
+pub mod json;
 pub mod netconfig;
 pub mod os_state;
+pub mod powershell;
 pub mod services;
 pub mod software;
 pub mod system;
@@ -35,22 +44,59 @@ pub fn inventory(root: &Path, certificate_paths: &[PathBuf]) -> (Inventory, Vec<
     let mut inv = Inventory::default();
     let mut timings = Vec::new();
     let (errors, t) = (&mut inv.errors, &mut timings);
-    inv.identity = section("identity", errors, t, || identity::collect(root));
-    inv.os = section("os", errors, t, || system::os(root));
-    inv.cpu = section("cpu", errors, t, || system::cpu(root));
-    inv.memory = section("memory", errors, t, || system::memory(root));
-    inv.filesystems = section("filesystems", errors, t, || system::filesystems(root));
-    inv.network = section("network", errors, t, || system::network(root));
+    inv.identity = section("identity", errors, t, || per_os::identity(root));
+    inv.os = section("os", errors, t, || per_os::os(root));
+    inv.cpu = section("cpu", errors, t, || per_os::cpu(root));
+    inv.memory = section("memory", errors, t, || per_os::memory(root));
+    inv.filesystems = section("filesystems", errors, t, || per_os::filesystems(root));
+    inv.network = section("network", errors, t, || per_os::network(root));
     inv.software = timed("software", t, || software_section(software::collect_all(root), errors));
-    inv.hardware = section("hardware", errors, t, || hardware::collect(root));
-    inv.netconfig = section("netconfig", errors, t, || netconfig::collect(root));
-    inv.users = section("users", errors, t, || users::collect(root));
-    inv.services = section("services", errors, t, || services::collect(root));
-    inv.os_state = section("os_state", errors, t, || os_state::collect(root));
+    inv.hardware = section("hardware", errors, t, || per_os::hardware(root));
+    inv.netconfig = section("netconfig", errors, t, || per_os::netconfig(root));
+    inv.users = section("users", errors, t, || per_os::users(root));
+    inv.services = section("services", errors, t, || per_os::services(root));
+    inv.os_state = section("os_state", errors, t, || per_os::os_state(root));
     inv.updates = timed("updates", t, || updates_section(updates::collect_all(root), errors));
     inv.certificates = section("certificates", errors, t, || certificates::collect(root, certificate_paths));
     inv.collected_at_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     (inv, timings)
+}
+
+/// The section entry points of the OS the agent is built for, all
+/// `fn(&Path) -> Result<T>`. Linux (and any other Unix) reads under
+/// `root`; the Windows and macOS ones run their OS's tools and ignore
+/// `root`, since a command can only describe the running system.
+#[cfg(not(any(windows, target_os = "macos")))]
+mod per_os {
+    pub use super::hardware::collect as hardware;
+    pub use super::identity::collect as identity;
+    pub use super::netconfig::collect as netconfig;
+    pub use super::os_state::collect as os_state;
+    pub use super::services::collect as services;
+    pub use super::system::{cpu, filesystems, memory, network, os};
+    pub use super::users::collect as users;
+}
+
+#[cfg(windows)]
+mod per_os {
+    pub use super::hardware::windows::collect as hardware;
+    pub use super::identity::windows::collect as identity;
+    pub use super::netconfig::windows::collect as netconfig;
+    pub use super::os_state::windows::collect as os_state;
+    pub use super::services::windows::collect as services;
+    pub use super::system::windows::{cpu, filesystems, memory, network, os};
+    pub use super::users::windows::collect as users;
+}
+
+#[cfg(target_os = "macos")]
+mod per_os {
+    pub use super::hardware::macos::collect as hardware;
+    pub use super::identity::macos::collect as identity;
+    pub use super::netconfig::macos::collect as netconfig;
+    pub use super::os_state::macos::collect as os_state;
+    pub use super::services::macos::collect as services;
+    pub use super::system::macos::{cpu, filesystems, memory, network, os};
+    pub use super::users::macos::collect as users;
 }
 
 /// Mount points and their `statvfs` for health sampling: the same real

@@ -12,6 +12,9 @@
 //! such filesystems report `encrypted: false`. Parsers are pure, bounded,
 //! and never panic.
 
+pub mod macos;
+pub mod windows;
+
 use std::path::Path;
 
 use crate::collect::fs::read_under;

@@ -5,6 +5,9 @@
 //! under `root`, which is "/" in production and a fixture tree in tests)
 //! and a pure `parse_*` tested on fixture files.
 
+pub mod macos;
+pub mod windows;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -65,6 +65,8 @@ pub enum DiskKind {
     /// Non-rotational SATA/SAS/virtio/MMC.
     Ssd,
     Nvme,
+    /// The OS does not say (Windows MediaType "Unspecified", common in VMs).
+    Unknown,
 }
 
 /// One disk.
@@ -93,7 +95,8 @@ pub struct SmartHealth {
 /// One display controller (PCI class 0x03).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Gpu {
-    /// PCI address, e.g. `0000:01:00.0`.
+    /// PCI address, e.g. `0000:01:00.0`; empty where the OS does not
+    /// expose it (Windows, macOS).
     pub pci_address: String,
     pub vendor_id: u16,
     pub device_id: u16,
@@ -101,6 +104,9 @@ pub struct Gpu {
     pub vendor: Option<String>,
     /// Bound kernel driver, e.g. `nvidia`, `amdgpu`, `i915`.
     pub driver: Option<String>,
+    /// Model name where the OS gives one (Windows, macOS), e.g.
+    /// "NVIDIA GeForce RTX 3060".
+    pub model: Option<String>,
 }
 
 /// One battery.

@@ -23,6 +23,11 @@ pub enum UuidSource {
     /// macOS `IOPlatformUUID` (`platform_UUID` in system_profiler).
     #[serde(rename = "io-platform-uuid")]
     IoPlatformUuid,
+    /// Windows `MachineGuid` (HKLM\SOFTWARE\Microsoft\Cryptography), used
+    /// when the SMBIOS UUID is missing or a placeholder. Changes when
+    /// Windows is reinstalled or the image is sysprepped.
+    #[serde(rename = "machine-guid")]
+    WindowsMachineGuid,
 }
 
 impl UuidSource {
@@ -33,6 +38,7 @@ impl UuidSource {
             UuidSource::MachineId => "machine-id",
             UuidSource::Smbios => "smbios",
             UuidSource::IoPlatformUuid => "io-platform-uuid",
+            UuidSource::WindowsMachineGuid => "machine-guid",
         }
     }
 }

@@ -64,9 +64,11 @@ pub struct ListeningSocket {
     pub protocol: Protocol,
     pub address: IpAddr,
     pub port: u16,
-    /// Owner uid of the socket.
+    /// Owner uid of the socket (macOS: the uid of the first owning
+    /// process; Windows has no socket uid and reports 0).
     pub uid: u32,
-    /// Kernel socket inode, the key that links it to processes.
+    /// Kernel socket inode, the key that links it to processes; 0 where
+    /// the OS has none (Windows, macOS).
     pub inode: u64,
     /// Processes holding the socket open (several after fork, e.g. a
     /// pre-forking web server), by pid. Empty when none is visible: the

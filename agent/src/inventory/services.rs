@@ -40,14 +40,18 @@ pub struct Service {
     /// systemd LOAD column (`loaded`, `not-found`, `masked`).
     pub load_state: Option<String>,
     /// `active`, `inactive`, `failed`, `activating` (systemd); `running`,
-    /// `stopped` (Windows, launchd). Absent when the manager is not running.
+    /// `stopped`, `start_pending`... (Windows), `running`, `stopped`
+    /// (launchd). `failed` on Windows: an automatic service stopped with an
+    /// error exit code; on launchd: a job not running whose last exit
+    /// status is non-zero. Absent when the manager is not running.
     pub active_state: Option<String>,
     /// systemd SUB column (`running`, `exited`, `dead`).
     pub sub_state: Option<String>,
     /// Start-up setting: systemd unit-file state (`enabled`, `disabled`,
     /// `static`, `masked`, `alias`, ...), Windows start type (`automatic`,
-    /// `manual`, `disabled`). Absent for units without a unit file.
+    /// `automatic_delayed`, `manual`, `disabled`, `boot`, `system`). Absent
+    /// for units without a unit file, and for launchd jobs.
     pub enabled: Option<String>,
-    /// Main process id when the manager reports it (launchd).
+    /// Main process id when the manager reports it (Windows, launchd).
     pub pid: Option<u32>,
 }

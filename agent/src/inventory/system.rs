@@ -19,6 +19,8 @@ pub struct Os {
     pub boot_time_unix_ms: Option<i64>,
     pub timezone: Option<String>,
     pub build: Option<String>,
+    /// When the OS was installed, where the OS records it (Windows).
+    pub install_time_unix_ms: Option<i64>,
     pub unreadable: Vec<Unreadable>,
 }
 

@@ -68,6 +68,8 @@ pub struct Session {
 pub enum LastLoginSource {
     Lastlog,
     Wtmp,
+    /// Windows local account database (`Get-LocalUser` LastLogon).
+    Sam,
 }
 
 /// The most recent login of one account.

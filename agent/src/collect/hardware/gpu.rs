@@ -28,6 +28,7 @@ pub fn gpu_from_pci(
             .and_then(|l| l.rsplit('/').next())
             .filter(|d| !d.is_empty())
             .map(String::from),
+        model: None,
     })
 }
 

@@ -14,8 +14,10 @@ pub mod battery;
 pub mod disks;
 pub mod dmi;
 pub mod gpu;
+pub mod macos;
 pub mod memory;
 pub mod virt;
+pub mod windows;
 
 use std::path::Path;
 use std::process::Command;

@@ -10,8 +10,10 @@
 //! reason. Only an error nothing can be reported around fails the section.
 
 pub mod dns;
+pub mod macos;
 pub mod routes;
 pub mod sockets;
+pub mod windows;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -9,7 +9,9 @@
 //! directories (`systemd::unit_file_states`). The section fails only when
 //! there is no systemd at all. Parsers live in `systemd`.
 
+pub mod macos;
 pub mod systemd;
+pub mod windows;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;

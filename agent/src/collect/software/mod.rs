@@ -351,6 +351,15 @@ pub(crate) fn unix_ms_of_date(year: i64, month: u32, day: u32) -> Option<i64> {
     days.checked_mul(86_400_000)
 }
 
+/// Unix ms of a UTC civil time, `None` when a field is out of range.
+pub(crate) fn unix_ms_of_civil(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: i64) -> Option<i64> {
+    if !(0..24).contains(&hour) || !(0..60).contains(&min) || !(0..=60).contains(&sec) {
+        return None;
+    }
+    let midnight = unix_ms_of_date(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+    midnight.checked_add(((hour * 60 + min) * 60 + sec) * 1000)
+}
+
 /// Seconds since the epoch as printed by rpm and pacman, to Unix milliseconds.
 pub(crate) fn unix_ms_of_seconds(text: &str) -> Option<i64> {
     text.parse::<i64>().ok()?.checked_mul(1000)

@@ -10,6 +10,8 @@
 
 pub mod accounts;
 pub mod logins;
+pub mod macos;
+pub mod windows;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
