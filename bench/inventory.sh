@@ -24,6 +24,8 @@ census=$(/usr/bin/python3 bench/footprint.py "$RUNS" census-agent -- "$agent" in
 fusion=$(/usr/bin/python3 bench/footprint.py "$RUNS" fusioninventory-agent -- fusioninventory-inventory)
 packages=$("$agent" inventory --format json | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["software"]))')
 
+timings=$("$agent" inventory --format json --timings | /usr/bin/python3 -c 'import json,sys; print(" ".join("%s=%.1f" % (t["section"], t["wall_micros"] / 1000) for t in json.load(sys.stdin)["timings"]))')
+
 /usr/bin/python3 - "$census" "$fusion" "$packages" "$RUNS" <<'PY'
 import json, sys
 c, f = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -37,3 +39,5 @@ for r in (c, f):
 ratio = f["cpu_ms"]["median"] / max(c["cpu_ms"]["median"], 0.1)
 print(f"\ncensus-agent uses {ratio:.1f}x less CPU than fusioninventory-agent; targets: <= 55 ms CPU, <= 20 MB peak.")
 PY
+echo
+echo "census-agent --timings, wall ms per section of one run: $timings"

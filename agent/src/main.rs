@@ -154,11 +154,15 @@ fn execute(command: Command, config: Config) -> Result<(), Error> {
         Command::Inventory { format, timings } => {
             let (inv, t) = collect::inventory(&config.root, &config.certificate_paths);
             let t = timings.then_some(t.as_slice());
-            print!("{}", match format {
+            let text = match format {
                 Format::Json => render::json(&inv, t),
                 Format::Table => render::table_text(&inv, t),
-            });
-            Ok(())
+            };
+            // A reader that stops early (`| head`) is not an error worth a panic.
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing", "standard output", e)),
+                _ => Ok(()),
+            }
         }
         Command::Enroll { server, ca, secret, secret_file } => {
             let secret = match (secret, secret_file) {

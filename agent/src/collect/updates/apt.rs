@@ -196,9 +196,13 @@ pub fn scan_packages(mut reader: impl BufRead, list: usize, installed: &Installe
         let value = || String::from_utf8_lossy(&text[colon + 1..]).trim().to_owned();
         match &text[..colon] {
             b"Package" => {
-                let name = value();
-                stanza.skip = !installed.by_name.contains_key(&name);
-                stanza.package = Some(name);
+                // Most stanzas are for packages that are not installed:
+                // look the name up before allocating anything for it.
+                let name = std::str::from_utf8(&text[colon + 1..]).map(str::trim).unwrap_or("");
+                stanza.skip = !installed.by_name.contains_key(name);
+                if !stanza.skip {
+                    stanza.package = Some(name.to_owned());
+                }
             }
             b"Version" => stanza.version = Some(value()),
             b"Architecture" => stanza.arch = Some(value()),
@@ -300,9 +304,54 @@ pub fn pair_list_files(names: &[String]) -> ListFiles {
     files
 }
 
+/// Name, size and modification time of every file the apt answer depends
+/// on: the package lists and the dpkg database (status and its journal).
+type InputStamp = Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>;
+
+fn input_stamp(root: &Path) -> InputStamp {
+    let mut stamp = Vec::new();
+    for dir in [under_root(root, LISTS_DIR), under_root(root, "/var/lib/dpkg/updates")] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if let Ok(meta) = entry.metadata() {
+                    stamp.push((entry.path(), meta.len(), meta.modified().ok()));
+                }
+            }
+        }
+    }
+    let status = under_root(root, "/var/lib/dpkg/status");
+    if let Ok(meta) = std::fs::metadata(&status) {
+        stamp.push((status, meta.len(), meta.modified().ok()));
+    }
+    stamp.sort();
+    stamp
+}
+
+/// The last answer and the inputs it was computed from. Scanning the lists
+/// is most of an inventory's CPU (tens of MB of text), yet they change only
+/// when `apt-get update` runs or a package is installed: a running agent
+/// rescans only then.
+static LAST_ANSWER: std::sync::Mutex<Option<(InputStamp, Option<SourceUpdates>)>> = std::sync::Mutex::new(None);
+
 /// Runs the apt source on `root`: `Ok(None)` when there is no lists
-/// directory or no dpkg database.
+/// directory or no dpkg database. Memoised on the inputs' sizes and
+/// modification times.
 pub fn collect(root: &Path) -> Result<Option<SourceUpdates>> {
+    let stamp = input_stamp(root);
+    if let Ok(guard) = LAST_ANSWER.lock()
+        && let Some((last_stamp, answer)) = guard.as_ref()
+        && *last_stamp == stamp
+    {
+        return Ok(answer.clone());
+    }
+    let answer = scan_all(root)?;
+    if let Ok(mut guard) = LAST_ANSWER.lock() {
+        *guard = Some((stamp, answer.clone()));
+    }
+    Ok(answer)
+}
+
+fn scan_all(root: &Path) -> Result<Option<SourceUpdates>> {
     let dir = under_root(root, LISTS_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -519,5 +568,17 @@ mod tests {
         assert_eq!(fields, ["lists[broken.example_dists_x_main_binary-amd64_Packages.lz4]", "lists"], "{:?}", found.unreadable);
         assert!(found.unreadable[1].reason.contains("1 compressed"), "{:?}", found.unreadable);
         assert!(collect(&root.path().join("nowhere")).expect("absent is fine").is_none());
+
+        // Memoised: the same inputs give the same answer without a rescan;
+        // a changed dpkg database (here: openssl removed) is seen at once.
+        let again = collect(root.path()).expect("reads").expect("apt is present");
+        assert_eq!(again.updates.len(), found.updates.len());
+        let status_text = String::from_utf8(fixture("apt-dpkg-status")).expect("utf-8 fixture");
+        let without_openssl: String = status_text.split("\n\n").filter(|s| !s.contains("Package: openssl\n")).collect::<Vec<_>>().join("\n\n");
+        assert_ne!(without_openssl.len(), status_text.len(), "fixture has an openssl stanza");
+        std::fs::write(status.join("status"), without_openssl).expect("writable");
+        let after = collect(root.path()).expect("reads").expect("apt is present");
+        let names: Vec<&str> = after.updates.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["tzdata"], "the removed package no longer has an update");
     }
 }

@@ -26,7 +26,7 @@ use crate::inventory::unreadable::Unreadable;
 use crate::inventory::updates::{PendingUpdate, PendingUpdates, UpdateSource};
 
 /// What one source found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SourceUpdates {
     pub updates: Vec<PendingUpdate>,
     /// Parts of the source that could not be taken into account.
