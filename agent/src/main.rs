@@ -150,6 +150,11 @@ fn main() -> ExitCode {
 }
 
 fn execute(command: Command, config: Config) -> Result<(), Error> {
+    // Expensive answers that rarely change (apt's package lists) are kept
+    // in the state directory when there is one.
+    if config.state_dir.is_dir() {
+        census_agent::collect::updates::apt::remember_answers_in(&config.state_dir);
+    }
     match command {
         Command::Inventory { format, timings } => {
             let (inv, t) = collect::inventory(&config.root, &config.certificate_paths);

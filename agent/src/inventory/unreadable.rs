@@ -8,7 +8,7 @@
 //! reason; nothing here touches the system.
 
 /// One field of an inventory section that has no value, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unreadable {
     /// Dotted field name inside the section, e.g. `system.serial` or
     /// `disks[nvme0n1].serial`.

@@ -9,7 +9,7 @@
 use crate::inventory::unreadable::Unreadable;
 
 /// Which package manager or update service offers the update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateSource {
     /// APT, from the local package lists (`/var/lib/apt/lists`).
@@ -42,7 +42,7 @@ impl UpdateSource {
 }
 
 /// One available update.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingUpdate {
     /// Package name (apt, dnf, apk, pacman), update title (Windows) or
     /// label (macOS).

@@ -304,50 +304,103 @@ pub fn pair_list_files(names: &[String]) -> ListFiles {
     files
 }
 
-/// Name, size and modification time of every file the apt answer depends
-/// on: the package lists and the dpkg database (status and its journal).
-type InputStamp = Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>;
+/// Path, size and modification time (ns) of every file the apt answer
+/// depends on: the package lists and the dpkg database (status, journal).
+type InputStamp = Vec<(String, u64, u128)>;
 
 fn input_stamp(root: &Path) -> InputStamp {
     let mut stamp = Vec::new();
+    let mut add = |path: &Path, meta: std::fs::Metadata| {
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        stamp.push((path.display().to_string(), meta.len(), mtime));
+    };
     for dir in [under_root(root, LISTS_DIR), under_root(root, "/var/lib/dpkg/updates")] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 if let Ok(meta) = entry.metadata() {
-                    stamp.push((entry.path(), meta.len(), meta.modified().ok()));
+                    add(&entry.path(), meta);
                 }
             }
         }
     }
     let status = under_root(root, "/var/lib/dpkg/status");
     if let Ok(meta) = std::fs::metadata(&status) {
-        stamp.push((status, meta.len(), meta.modified().ok()));
+        add(&status, meta);
     }
     stamp.sort();
     stamp
 }
 
-/// The last answer and the inputs it was computed from. Scanning the lists
-/// is most of an inventory's CPU (tens of MB of text), yet they change only
-/// when `apt-get update` runs or a package is installed: a running agent
-/// rescans only then.
-static LAST_ANSWER: std::sync::Mutex<Option<(InputStamp, Option<SourceUpdates>)>> = std::sync::Mutex::new(None);
+/// An answer with the inputs it was computed from, as kept in memory and
+/// in the agent's state directory.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    stamp: InputStamp,
+    present: bool,
+    updates: Vec<PendingUpdate>,
+    unreadable: Vec<Unreadable>,
+}
+
+impl Remembered {
+    fn answer(&self) -> Option<SourceUpdates> {
+        self.present.then(|| SourceUpdates { updates: self.updates.clone(), unreadable: self.unreadable.clone() })
+    }
+}
+
+/// Scanning the lists is most of an inventory's CPU (tens of MB of text),
+/// yet they change only when `apt-get update` runs or a package is
+/// installed. So the last answer is kept in memory (a running agent) and,
+/// when the agent has a state directory, in a file there (one-shot
+/// `census-agent inventory` runs), and reused while the inputs' sizes and
+/// modification times are unchanged.
+static LAST_ANSWER: std::sync::Mutex<Option<Remembered>> = std::sync::Mutex::new(None);
+static ANSWER_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Keeps the last answer in `state_dir` as well (set once at start-up).
+pub fn remember_answers_in(state_dir: &Path) {
+    let _ = ANSWER_FILE.set(state_dir.join("apt-updates.json"));
+}
+
+/// Largest answer file read back; a bigger one is ignored and rewritten.
+const MAX_ANSWER_FILE: u64 = 16 * 1024 * 1024;
+
+fn recall(stamp: &InputStamp) -> Option<Remembered> {
+    if let Some(hit) = LAST_ANSWER.lock().ok().and_then(|g| g.clone()).filter(|r| r.stamp == *stamp) {
+        return Some(hit);
+    }
+    let file = ANSWER_FILE.get()?;
+    if std::fs::metadata(file).ok()?.len() > MAX_ANSWER_FILE {
+        return None;
+    }
+    let remembered: Remembered = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    (remembered.stamp == *stamp).then_some(remembered)
+}
+
+fn remember(remembered: &Remembered) {
+    if let Ok(mut guard) = LAST_ANSWER.lock() {
+        *guard = Some(remembered.clone());
+    }
+    let Some(file) = ANSWER_FILE.get() else { return };
+    // Best effort: a failed write only costs the next run a rescan.
+    if let Ok(bytes) = serde_json::to_vec(remembered) {
+        let tmp = file.with_extension("tmp");
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, file);
+        }
+    }
+}
 
 /// Runs the apt source on `root`: `Ok(None)` when there is no lists
-/// directory or no dpkg database. Memoised on the inputs' sizes and
-/// modification times.
+/// directory or no dpkg database. Remembered on the inputs' sizes and
+/// modification times (see `LAST_ANSWER`).
 pub fn collect(root: &Path) -> Result<Option<SourceUpdates>> {
     let stamp = input_stamp(root);
-    if let Ok(guard) = LAST_ANSWER.lock()
-        && let Some((last_stamp, answer)) = guard.as_ref()
-        && *last_stamp == stamp
-    {
-        return Ok(answer.clone());
+    if let Some(hit) = recall(&stamp) {
+        return Ok(hit.answer());
     }
     let answer = scan_all(root)?;
-    if let Ok(mut guard) = LAST_ANSWER.lock() {
-        *guard = Some((stamp, answer.clone()));
-    }
+    let (updates, unreadable) = answer.as_ref().map(|a| (a.updates.clone(), a.unreadable.clone())).unwrap_or_default();
+    remember(&Remembered { stamp, present: answer.is_some(), updates, unreadable });
     Ok(answer)
 }
 
