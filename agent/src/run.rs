@@ -1,6 +1,7 @@
 //! `census-agent run`: the reporting loop.
 //!
-//! Four timers feed one durable queue (`spool::Spool`): heartbeats, health
+//! Four timers feed one durable queue (`spool::Spool`): heartbeats (only
+//! when nothing else was queued for a heartbeat interval), health
 //! samples (sent as one `HealthBatch` per batch interval), inventory
 //! (a full snapshot on enrollment, every `full_inventory_interval` and when
 //! the collector asks; otherwise a delta against the last queued inventory,
@@ -105,12 +106,17 @@ struct Reporter {
     full_requested: bool,
     /// Dropped counts already logged, to log each increase once.
     dropped_logged: crate::spool::Dropped,
+    /// When a report other than a heartbeat was last queued.
+    last_queued: Option<Instant>,
 }
 
 impl Reporter {
     /// Numbers the report and writes it to the spool.
     fn enqueue(&mut self, body: pb::report::Body) -> Result<u64> {
         let seq = self.seq.reserve_next()?;
+        if !matches!(body, pb::report::Body::Heartbeat(_)) {
+            self.last_queued = Some(Instant::now());
+        }
         let report = pb::Report { seq, created_at_unix_ms: crate::now_unix_ms(), body: Some(body) };
         self.spool.push(&report)?;
         let dropped = self.spool.dropped();
@@ -254,6 +260,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         base: InventoryBase::load(&config.state_dir),
         full_inventory_every: config.full_inventory_interval,
         full_requested: false,
+        last_queued: None,
     };
     info!(%server, last_seq = reporter.seq.last(), spooled = reporter.spool.len(), "agent started");
 
@@ -263,6 +270,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let mut heartbeat_every = config.heartbeat_interval;
     let mut inventory_every = config.inventory_interval;
     let mut next_heartbeat = Instant::now();
+    let mut heartbeat_sent = false;
     let mut next_inventory = Instant::now();
     let mut next_sample = Instant::now();
     let mut next_batch = Instant::now() + config.health_batch_interval;
@@ -281,11 +289,6 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             reporter.enqueue_inventory(crate::wire::inventory(&inventory))?;
             next_inventory = now + inventory_every;
         }
-        if now >= next_heartbeat {
-            let hb = pb::Heartbeat { agent_uptime_s: started.elapsed().as_secs(), agent_version: crate::VERSION.to_string() };
-            reporter.enqueue(pb::report::Body::Heartbeat(hb))?;
-            next_heartbeat = now + heartbeat_every;
-        }
         if now >= next_sample {
             health.sample(root.clone()).await;
             next_sample = now + config.health_interval;
@@ -300,6 +303,19 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 debug!(seq, samples = n, "health batch queued");
             }
             next_batch = now + config.health_batch_interval;
+        }
+        if now >= next_heartbeat {
+            // Any report proves liveness: a heartbeat goes only when nothing
+            // else was queued for a whole interval (and once after start, to
+            // report this agent's version), which saves a report a minute
+            // on a host sending health batches.
+            let quiet = reporter.last_queued.is_none_or(|t| now.duration_since(t) >= heartbeat_every);
+            if quiet || !heartbeat_sent {
+                let hb = pb::Heartbeat { agent_uptime_s: started.elapsed().as_secs(), agent_version: crate::VERSION.to_string() };
+                reporter.enqueue(pb::report::Body::Heartbeat(hb))?;
+                heartbeat_sent = true;
+            }
+            next_heartbeat = now + heartbeat_every;
         }
 
         if !reporter.spool.is_empty() && retry_at.is_none_or(|t| now >= t) {

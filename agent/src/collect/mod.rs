@@ -123,7 +123,8 @@ pub fn health_mounts(root: &Path) -> Vec<(String, crate::health::FsStat)> {
 /// Failed systemd units of the running system, `None` when unknown (not
 /// the live root, or no systemctl).
 pub fn failed_units(root: &Path) -> Option<Vec<String>> {
-    if root != Path::new("/") {
+    // sd_booted(3): without a running systemd, systemctl only fails slowly.
+    if root != Path::new("/") || !root.join("run/systemd/system").is_dir() {
         return None;
     }
     let text = services::run_systemctl(&["--failed", "--plain", "--no-legend", "--no-pager"]).ok()?;
