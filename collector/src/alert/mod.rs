@@ -1,0 +1,4 @@
+//! The alert engine (SPEC §5), pure domain code.
+pub mod pattern;
+pub mod rules;
+pub mod template;
