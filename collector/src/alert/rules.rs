@@ -229,17 +229,7 @@ impl TryFrom<String> for Date {
 
 impl From<Date> for String {
     fn from(d: Date) -> String {
-        // Inverse of days_from_civil (civil_from_days).
-        let z = d.days_since_epoch + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!("{year:04}-{month:02}-{day:02}")
+        crate::clock::utc_date(d.start_unix_ms())
     }
 }
 
@@ -379,7 +369,8 @@ fn check_spec(spec: &RuleSpec) -> Result<(), (String, String)> {
     if let Some(g) = spec.group_by.iter().find(|g| !is_label_name(g)) {
         return Err(("group_by".into(), format!("{g:?} is not a label name")));
     }
-    if !spec.runbook_url.is_empty() && !(spec.runbook_url.starts_with("https://") || spec.runbook_url.starts_with("http://")) {
+    let url = &spec.runbook_url;
+    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
         return bad("runbook_url", "must be an http:// or https:// URL");
     }
     match &spec.when {
