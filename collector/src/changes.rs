@@ -43,6 +43,20 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, for code that validates a pattern over kind names.
+    pub const ALL: [ChangeKind; 10] = [
+        ChangeKind::SoftwareInstalled,
+        ChangeKind::SoftwareRemoved,
+        ChangeKind::SoftwareUpgraded,
+        ChangeKind::SoftwareDowngraded,
+        ChangeKind::MemoryChanged,
+        ChangeKind::DiskAdded,
+        ChangeKind::DiskRemoved,
+        ChangeKind::IpChanged,
+        ChangeKind::MacChanged,
+        ChangeKind::OsUpgraded,
+    ];
+
     /// The stable name stored and shown (`census changes`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -239,7 +239,7 @@ impl Config {
 }
 
 /// `Duration` as a humantime string ("60s", "90d") in TOML.
-mod humantime_serde {
+pub(crate) mod humantime_serde {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -31,6 +31,9 @@ pub enum Error {
     #[error("certificate: {0}")]
     Certificate(String),
 
+    #[error("alert rules: {0}")]
+    Rules(#[from] crate::alert::rules::RulesError),
+
     // --- caller errors, mapped to precise gRPC codes
     #[error("{0}")]
     InvalidArgument(String),
@@ -54,6 +57,17 @@ pub enum Error {
 impl Error {
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
+    }
+}
+
+impl From<crate::alert::book::AlertError> for Error {
+    fn from(e: crate::alert::book::AlertError) -> Self {
+        use crate::alert::book::AlertError;
+        match e {
+            AlertError::UnknownAlert(_) | AlertError::UnknownSilence(_) => Error::NotFound(e.to_string()),
+            AlertError::AlreadyResolved(_) => Error::FailedPrecondition(e.to_string()),
+            AlertError::InvalidSilence(_) => Error::InvalidArgument(e.to_string()),
+        }
     }
 }
 
@@ -82,6 +96,7 @@ impl From<Error> for tonic::Status {
             Error::NotFound(m) => Status::not_found(m),
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+            e @ Error::Rules(_) => Status::invalid_argument(e.to_string()),
             // Internal details are logged by the caller; the peer gets a
             // retryable status without our file paths.
             other @ (Error::Store(_) | Error::Io { .. }) => {

@@ -432,28 +432,13 @@ fn render_certificates(out: &mut String, inv: &pb::Inventory, now_ms: i64) {
 
 /// "2026-05-01 (in 37d)" or "2020-01-02 (EXPIRED 5y ago)".
 pub fn expiry(not_after_ms: i64, now_ms: i64) -> String {
-    let date = date_of(not_after_ms);
+    let date = crate::clock::utc_date(not_after_ms);
     let days = (not_after_ms - now_ms) / 86_400_000;
     if not_after_ms <= now_ms {
         format!("{date} (EXPIRED)")
     } else {
         format!("{date} (in {days}d)")
     }
-}
-
-/// UTC calendar date of Unix milliseconds (civil-from-days, Howard Hinnant).
-fn date_of(unix_ms: i64) -> String {
-    let days = unix_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
@@ -533,9 +518,9 @@ mod tests {
 
     #[test]
     fn expiry_dates_and_states() {
-        assert_eq!(date_of(0), "1970-01-01");
-        assert_eq!(date_of(1_577_923_200_000), "2020-01-02");
-        assert_eq!(date_of(1_709_164_800_000), "2024-02-29");
+        assert_eq!(crate::clock::utc_date(0), "1970-01-01");
+        assert_eq!(crate::clock::utc_date(1_577_923_200_000), "2020-01-02");
+        assert_eq!(crate::clock::utc_date(1_709_164_800_000), "2024-02-29");
         assert_eq!(expiry(1_577_923_200_000, 1_709_164_800_000), "2020-01-02 (EXPIRED)");
         assert_eq!(expiry(1_709_164_800_000, 1_709_164_800_000 - 37 * 86_400_000), "2024-02-29 (in 37d)");
     }
