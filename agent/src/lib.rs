@@ -11,6 +11,7 @@ pub mod health;
 pub mod inventory;
 pub mod render;
 pub mod run;
+pub mod service;
 pub mod spool;
 pub mod state;
 pub mod transport;

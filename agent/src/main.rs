@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use census_agent::config::{Config, LogFormat};
 use census_agent::enroll::EnrollmentSecret;
-use census_agent::{Error, collect, render};
+use census_agent::state::{Enrolled, LastAck};
+use census_agent::{Error, collect, render, service};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code for bad usage or configuration (BSD EX_USAGE).
@@ -69,6 +70,37 @@ enum Command {
         /// Overrides `backoff_max` (e.g. 10s).
         #[arg(long, env = "CENSUS_BACKOFF_MAX", value_parser = humantime::parse_duration)]
         backoff_max: Option<Duration>,
+    },
+    /// Register the agent as a service that starts at boot and restarts on failure (systemd, launchd, Windows SCM); enrolls first when given --server, --ca and a secret.
+    Install {
+        /// Collector agent API URL, to enroll with if not enrolled yet.
+        #[arg(long, env = "CENSUS_SERVER", requires = "ca")]
+        server: Option<String>,
+        /// The collector's CA certificate (PEM), to enroll with.
+        #[arg(long, env = "CENSUS_CA", requires = "server")]
+        ca: Option<PathBuf>,
+        /// Enrollment secret (prefer the environment variable or --secret-file).
+        #[arg(long, env = "CENSUS_ENROLL_SECRET", hide_env_values = true, conflicts_with = "secret_file")]
+        secret: Option<String>,
+        /// File holding the enrollment secret.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Write the service definition under this directory instead of "/" (tests, images).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// Stop and remove the service; the state directory stays unless --purge.
+    Uninstall {
+        /// Also delete the state directory (key, certificate, spool).
+        #[arg(long)]
+        purge: bool,
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// Is the service installed and running, and when was the last report acknowledged?
+    Status {
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
     },
     /// Print this host's inventory without any collector.
     Inventory {
@@ -137,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
-    match execute(args.command, config) {
+    match execute(args.command, config, args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("census-agent: {e}");
@@ -149,7 +181,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(command: Command, config: Config) -> Result<(), Error> {
+fn execute(command: Command, config: Config, args_config: Option<PathBuf>) -> Result<(), Error> {
     // Expensive answers that rarely change (apt's package lists) are kept
     // in the state directory when there is one.
     if config.state_dir.is_dir() {
@@ -169,23 +201,51 @@ fn execute(command: Command, config: Config) -> Result<(), Error> {
                 _ => Ok(()),
             }
         }
-        Command::Enroll { server, ca, secret, secret_file } => {
-            let secret = match (secret, secret_file) {
-                (Some(s), _) => s,
-                (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?.trim().to_string(),
-                (None, None) => return Err(Error::Config("an enrollment secret is needed: --secret, CENSUS_ENROLL_SECRET or --secret-file".into())),
-            };
-            let ca_pem = std::fs::read_to_string(&ca).map_err(|e| Error::io("reading CA certificate", &ca, e))?;
-            let rt = runtime()?;
-            let state = rt.block_on(census_agent::enroll::enroll(
-                &server,
-                &ca_pem,
-                &EnrollmentSecret(secret),
-                &config.root,
-                &config.state_dir,
-                config.request_timeout,
-            ))?;
-            println!("enrolled as agent {} with {}; state in {}", state.agent_id, state.server, config.state_dir.display());
+        Command::Enroll { server, ca, secret, secret_file } => enroll(&config, &server, &ca, secret, secret_file),
+        Command::Install { server, ca, secret, secret_file, root } => {
+            match (server, ca, Enrolled::load(&config.state_dir)) {
+                (_, _, Ok(state)) => println!("already enrolled as agent {} with {}", state.agent_id, state.server),
+                (Some(server), Some(ca), Err(Error::NotEnrolled(_))) => enroll(&config, &server, &ca, secret, secret_file)?,
+                (_, _, Err(e)) => return Err(e),
+            }
+            let binary = std::env::current_exe().map_err(|e| Error::io("locating", "the census-agent binary", e))?;
+            let spec = service::ServiceSpec { binary, state_dir: absolute(&config.state_dir)?, config: args_config.as_deref().map(absolute).transpose()? };
+            let done = service::install(&root, &spec)?;
+            if done.manager_called {
+                println!("installed {}; enabled at boot and started", done.definition.display());
+            } else {
+                println!("installed {}; the service manager is not running here, so it was not enabled or started", done.definition.display());
+            }
+            Ok(())
+        }
+        Command::Uninstall { purge, root } => {
+            let done = service::uninstall(&root, &config.state_dir, purge)?;
+            let stopped = if done.manager_called { "stopped, disabled and " } else { "" };
+            println!("{} {stopped}removed", done.definition.display());
+            if purge {
+                println!("state directory {} removed", config.state_dir.display());
+            } else {
+                println!("state directory {} kept (--purge removes it)", config.state_dir.display());
+            }
+            Ok(())
+        }
+        Command::Status { root } => {
+            let st = service::status(&root);
+            println!("service: {} ({})", if st.installed { "installed" } else { "not installed" }, st.definition.display());
+            println!("running: {}", match st.running {
+                service::Running::Yes => "yes".to_string(),
+                service::Running::No(why) => format!("no: {why}"),
+                service::Running::Unknown(why) => format!("unknown: {why}"),
+            });
+            match Enrolled::load(&config.state_dir) {
+                Ok(e) => println!("enrolled: agent {} with {}", e.agent_id, e.server),
+                Err(Error::NotEnrolled(_)) => println!("enrolled: no"),
+                Err(e) => println!("enrolled: unreadable: {e}"),
+            }
+            match LastAck::load(&config.state_dir) {
+                Some(a) => println!("last acknowledged report: seq {} at {}", a.seq, rfc3339(a.at_unix_ms)),
+                None => println!("last acknowledged report: none yet"),
+            }
             Ok(())
         }
         Command::Run { .. } => {
@@ -193,6 +253,36 @@ fn execute(command: Command, config: Config) -> Result<(), Error> {
             rt.block_on(census_agent::run(config, shutdown_signal()))
         }
     }
+}
+
+fn enroll(config: &Config, server: &str, ca: &std::path::Path, secret: Option<String>, secret_file: Option<PathBuf>) -> Result<(), Error> {
+    let secret = match (secret, secret_file) {
+        (Some(s), _) => s,
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?.trim().to_string(),
+        (None, None) => return Err(Error::Config("an enrollment secret is needed: --secret, CENSUS_ENROLL_SECRET or --secret-file".into())),
+    };
+    let ca_pem = std::fs::read_to_string(ca).map_err(|e| Error::io("reading CA certificate", ca, e))?;
+    let rt = runtime()?;
+    let state = rt.block_on(census_agent::enroll::enroll(
+        server,
+        &ca_pem,
+        &EnrollmentSecret(secret),
+        &config.root,
+        &config.state_dir,
+        config.request_timeout,
+    ))?;
+    println!("enrolled as agent {} with {}; state in {}", state.agent_id, state.server, config.state_dir.display());
+    Ok(())
+}
+
+/// A service starts elsewhere than here: its paths must not be relative.
+fn absolute(path: &std::path::Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))
+}
+
+fn rfc3339(unix_ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// One small runtime: the agent does little at a time, and every thread costs memory.

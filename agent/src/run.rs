@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::health::Sampler;
 use crate::spool::Spool;
-use crate::state::{Enrolled, InventoryBase, SequenceCounter};
+use crate::state::{Enrolled, InventoryBase, LastAck, SequenceCounter};
 use crate::transport::{self, error_chain};
 
 /// Reports sent together in one request at most (an inventory goes alone).
@@ -179,6 +179,10 @@ impl Reporter {
                 let acked = response.acked_through;
                 self.spool.ack(acked);
                 span.in_scope(|| debug!(acked, "reports acknowledged"));
+                // For `census-agent status`; a failed write costs only that.
+                if let Err(e) = (LastAck { seq: acked, at_unix_ms: crate::now_unix_ms() }).save(&self.state_dir) {
+                    span.in_scope(|| warn!(error = %e, "cannot record the last acknowledgement"));
+                }
                 Ok(response)
             }
             Err(status) => {

@@ -3,7 +3,8 @@
 //!
 //! Files: `agent.toml` (agent id, server), `ca.pem` (the collector's CA,
 //! pinned), `agent.pem` (client certificate), `agent.key` (private key,
-//! mode 0600, never leaves the host), `seq` (last sequence number used).
+//! mode 0600, never leaves the host), `seq` (last sequence number used),
+//! `last_ack` (the last acknowledged seq and when, for `census-agent status`).
 //! Every file is replaced atomically, so a crash never leaves half a key.
 
 use std::io::Write;
@@ -20,6 +21,7 @@ const KEY_FILE: &str = "agent.key";
 const SEQ_FILE: &str = "seq";
 const BASE_FILE: &str = "inventory.base";
 const CAPS_FILE: &str = "collector.features";
+const LAST_ACK_FILE: &str = "last_ack";
 
 /// A private key in memory; Debug prints `***`.
 #[derive(Clone)]
@@ -188,6 +190,27 @@ pub fn save_collector_accepts_new(dir: &Path, accepts: bool) -> Result<()> {
     write_atomic(&dir.join(CAPS_FILE), if accepts { b"health_and_deltas\n".as_slice() } else { b"\n".as_slice() }, 0o644)
 }
 
+/// The last report the collector acknowledged: informational only (shown
+/// by `census-agent status`); nothing depends on it for correctness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastAck {
+    pub seq: u64,
+    pub at_unix_ms: i64,
+}
+
+impl LastAck {
+    /// `None` before the first acknowledgement (or when unreadable).
+    pub fn load(dir: &Path) -> Option<LastAck> {
+        let text = std::fs::read_to_string(dir.join(LAST_ACK_FILE)).ok()?;
+        let (seq, at) = text.trim().split_once(' ')?;
+        Some(LastAck { seq: seq.parse().ok()?, at_unix_ms: at.parse().ok()? })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(LAST_ACK_FILE), format!("{} {}\n", self.seq, self.at_unix_ms).as_bytes(), 0o644)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +247,15 @@ mod tests {
         let mut again = SequenceCounter::open(dir.path()).expect("reopen");
         assert_eq!(again.last(), 2);
         assert_eq!(again.reserve_next().expect("n"), 3);
+    }
+
+    #[test]
+    fn last_ack_round_trips() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(LastAck::load(dir.path()), None);
+        let a = LastAck { seq: 42, at_unix_ms: 1_700_000_000_000 };
+        a.save(dir.path()).expect("save");
+        assert_eq!(LastAck::load(dir.path()), Some(a));
     }
 
     #[test]
