@@ -113,12 +113,15 @@ struct Reporter {
 impl Reporter {
     /// Numbers the report and writes it to the spool.
     fn enqueue(&mut self, body: pb::report::Body) -> Result<u64> {
-        let seq = self.seq.reserve_next()?;
+        // The spool record is written before the counter, so a crash
+        // between the two neither reuses nor skips a number.
+        let seq = self.seq.next();
         if !matches!(body, pb::report::Body::Heartbeat(_)) {
             self.last_queued = Some(Instant::now());
         }
         let report = pb::Report { seq, created_at_unix_ms: crate::now_unix_ms(), body: Some(body) };
         self.spool.push(&report)?;
+        self.seq.commit(seq)?;
         let dropped = self.spool.dropped();
         if dropped != self.dropped_logged {
             warn!(
@@ -253,11 +256,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let span = tracing::info_span!("agent", agent_id = %state.agent_id);
     let _enter = span.enter();
     let spool = Spool::open(&config.state_dir, config.spool_max_bytes)?;
+    let mut seq = SequenceCounter::open(&config.state_dir)?;
+    if let Some(highest) = spool.highest_seq() {
+        seq.observe(highest)?;
+    }
     let mut reporter = Reporter {
         client: AgentServiceClient::new(channel),
         agent_id: state.agent_id.clone(),
         state_dir: config.state_dir.clone(),
-        seq: SequenceCounter::open(&config.state_dir)?,
+        seq,
         dropped_logged: spool.dropped(),
         spool,
         accepts_new: crate::state::load_collector_accepts_new(&config.state_dir),

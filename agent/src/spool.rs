@@ -260,6 +260,12 @@ impl Spool {
         self.total_bytes
     }
 
+    /// The highest seq held, if any (the sequence counter must never fall
+    /// below it).
+    pub fn highest_seq(&self) -> Option<u64> {
+        self.entries.keys().next_back().copied()
+    }
+
     pub fn dropped(&self) -> Dropped {
         self.dropped
     }

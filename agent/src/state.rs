@@ -116,12 +116,27 @@ impl SequenceCounter {
         Ok(SequenceCounter { path, last })
     }
 
-    /// Reserves the next number, durably, before any report carries it.
-    pub fn reserve_next(&mut self) -> Result<u64> {
-        let next = self.last + 1;
-        write_atomic(&self.path, format!("{next}\n").as_bytes(), 0o644)?;
-        self.last = next;
-        Ok(next)
+    /// The number the next report will carry; nothing is written yet.
+    pub fn next(&self) -> u64 {
+        self.last + 1
+    }
+
+    /// Records `seq` as used, once the report carrying it is durable
+    /// elsewhere (the spool). Numbering this way leaves no gap when the
+    /// process dies between the two writes: an unwritten report never
+    /// consumed its number, and a written one is seen by `observe`.
+    pub fn commit(&mut self, seq: u64) -> Result<()> {
+        if seq > self.last {
+            write_atomic(&self.path, format!("{seq}\n").as_bytes(), 0o644)?;
+            self.last = seq;
+        }
+        Ok(())
+    }
+
+    /// Takes into account a number already used by a durable report (the
+    /// highest one in the spool at start-up).
+    pub fn observe(&mut self, used: u64) -> Result<()> {
+        self.commit(used)
     }
 
     pub fn last(&self) -> u64 {
@@ -239,14 +254,34 @@ mod tests {
     }
 
     #[test]
+    fn a_number_is_consumed_only_when_committed_or_observed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = SequenceCounter::open(dir.path()).expect("open");
+        assert_eq!(c.next(), 1);
+        // Died before the report was written: the number is not consumed.
+        assert_eq!(SequenceCounter::open(dir.path()).expect("reopen").next(), 1);
+        // Died after the report reached the spool but before the commit:
+        // the spool's highest seq is observed at start.
+        let mut again = SequenceCounter::open(dir.path()).expect("reopen");
+        again.observe(1).expect("observe");
+        assert_eq!(again.next(), 2);
+        assert_eq!(SequenceCounter::open(dir.path()).expect("reopen").last(), 1, "observe persists");
+        c.commit(5).expect("commit");
+        c.commit(3).expect("an older number never moves the counter back");
+        assert_eq!(SequenceCounter::open(dir.path()).expect("reopen").last(), 5);
+    }
+
+    #[test]
     fn sequence_survives_restart() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut c = SequenceCounter::open(dir.path()).expect("open");
-        assert_eq!(c.reserve_next().expect("n"), 1);
-        assert_eq!(c.reserve_next().expect("n"), 2);
+        for n in [1, 2] {
+            assert_eq!(c.next(), n);
+            c.commit(n).expect("commit");
+        }
         let mut again = SequenceCounter::open(dir.path()).expect("reopen");
         assert_eq!(again.last(), 2);
-        assert_eq!(again.reserve_next().expect("n"), 3);
+        assert_eq!(again.next(), 3);
     }
 
     #[test]

@@ -32,14 +32,16 @@ fn num(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or(0)
 }
 
-/// The agent's side: the last seq it numbered, and the seqs still spooled.
+/// The agent's side: the last seq it numbered durably, and the seqs still
+/// spooled. A report reaches the spool before the counter file, so after a
+/// kill -9 the highest spooled seq can be one above the file.
 fn agent_side(state_dir: &Path) -> (u64, Vec<u64>) {
-    let seq = std::fs::read_to_string(state_dir.join("seq")).expect("seq file").trim().parse().expect("seq number");
+    let seq: u64 = std::fs::read_to_string(state_dir.join("seq")).expect("seq file").trim().parse().expect("seq number");
     let mut spooled: Vec<u64> = std::fs::read_dir(state_dir.join("spool"))
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.split_once('.')?.0.parse().ok()).collect())
         .unwrap_or_default();
     spooled.sort_unstable();
-    (seq, spooled)
+    (seq.max(spooled.last().copied().unwrap_or(0)), spooled)
 }
 
 fn start(dir: &Path, agent_extra: &str) -> (Collector, Agent, PathBuf) {
