@@ -76,9 +76,18 @@ enum SendError {
 fn classify(status: &tonic::Status) -> SendError {
     let detail = {
         let chain = error_chain(status);
-        if chain.contains("alert") || chain.to_ascii_lowercase().contains("certificate") {
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("alert") || lower.contains("certificate") {
             format!(
                 "{chain} (the TLS handshake failed: this agent's certificate is not accepted by this collector, or the collector's certificate is not signed by the pinned CA)"
+            )
+        } else if lower.contains("broken pipe") || lower.contains("connection closed") || lower.contains("connection reset") {
+            // With TLS 1.3 the server judges the client certificate after
+            // the client considers the handshake done: a refused
+            // certificate usually shows up as the connection closing under
+            // the first request, not as a readable alert.
+            format!(
+                "{chain} (the collector closed the connection; if this persists, the TLS handshake failed: check that this agent's certificate was issued by this collector, or re-enroll)"
             )
         } else {
             chain
@@ -416,5 +425,7 @@ mod tests {
         assert!(matches!(classify(&tonic::Status::invalid_argument("too large")), SendError::Refused(_)));
         assert!(matches!(classify(&tonic::Status::unavailable("down")), SendError::Transient(_)));
         assert!(matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Transient(m) if m.contains("refuses this agent")));
+        assert!(matches!(classify(&tonic::Status::unknown("stream closed because of a broken pipe")), SendError::Transient(m) if m.contains("TLS handshake failed")));
+        assert!(matches!(classify(&tonic::Status::unavailable("tcp connect error: Connection refused")), SendError::Transient(m) if !m.contains("TLS")));
     }
 }
