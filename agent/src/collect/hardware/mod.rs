@@ -266,25 +266,11 @@ fn collect_batteries(
 
 /// Runs a command and returns its stdout, or the reason it gave nothing.
 fn run(program: &str, args: &[&str], limit: usize) -> std::result::Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{program} is not installed"),
-            _ => format!("running {program}: {e}"),
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            err.lines().next().unwrap_or("no message").trim()
-        ));
+    match crate::collect::command::run_command(program, args, &[], limit as u64) {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) => Err(format!("{program} is not installed")),
+        Err(e) => Err(e.to_string()),
     }
-    if out.stdout.len() > limit {
-        return Err(format!("{program} output larger than {limit} bytes"));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

@@ -149,33 +149,7 @@ pub fn merge(
 }
 
 pub(crate) fn run_systemctl(args: &[&str]) -> Result<String> {
-    let command = format!("systemctl {}", args.join(" "));
-    let out = std::process::Command::new("systemctl")
-        .args(args)
-        .output()
-        .map_err(|e| Error::Command {
-            command: command.clone(),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Command {
-            command,
-            reason: stderr
-                .lines()
-                .next()
-                .unwrap_or("exited with failure")
-                .trim()
-                .to_string(),
-        });
-    }
-    if out.stdout.len() > systemd::MAX_SYSTEMCTL_BYTES {
-        return Err(Error::Command {
-            command,
-            reason: "output larger than the parser accepts".into(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::collect::command::run("systemctl", args, systemd::MAX_SYSTEMCTL_BYTES as u64)
 }
 
 /// The read half of the fallback: every `*.service` in the unit

@@ -30,8 +30,7 @@ pub mod windows;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::inventory::software::{Package, PackageSource};
@@ -190,7 +189,7 @@ fn too_large(what: &str, limit: u64) -> Error {
     )
 }
 
-fn describe_size(bytes: u64) -> String {
+pub(crate) fn describe_size(bytes: u64) -> String {
     if bytes >= 1024 * 1024 {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
@@ -198,117 +197,9 @@ fn describe_size(bytes: u64) -> String {
     }
 }
 
-/// How long a package-manager command may run before it is killed: a hung
-/// daemon (snapd) must not stall the whole inventory.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `program args` with a C locale (plus `env`) and returns its standard
-/// output. `Ok(None)` when the program is not installed. A non-zero exit, a
-/// timeout or more than `limit` bytes of output is an [`Error::Command`].
-pub(crate) fn run_command(
-    program: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    limit: u64,
-) -> Result<Option<String>> {
-    run_command_accepting(program, args, env, limit, &[0])
-}
-
-/// [`run_command`] for tools whose exit code carries an answer, not a
-/// failure (`dnf check-update` exits 100 when updates are available,
-/// `pacman -Qu` 1 when there are none): every code in `ok_codes` succeeds.
-pub(crate) fn run_command_accepting(
-    program: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    limit: u64,
-    ok_codes: &[i32],
-) -> Result<Option<String>> {
-    let command_line = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let failed = |reason: String| Error::Command {
-        command: command_line.clone(),
-        reason,
-    };
-    let mut child = match Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(failed(e.to_string())),
-    };
-    // Drain both pipes on their own threads so a chatty child never blocks
-    // on a full pipe while we wait for it to exit.
-    let drain = |pipe: Option<Box<dyn Read + Send>>, limit: u64| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(limit.saturating_add(1)).read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        limit,
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        64 * 1024,
-    );
-
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(failed(format!(
-                    "no answer after {} s, killed",
-                    COMMAND_TIMEOUT.as_secs()
-                )));
-            }
-            Err(e) => return Err(failed(e.to_string())),
-        }
-    };
-    let out = stdout.join().unwrap_or_default();
-    let err = stderr.join().unwrap_or_default();
-    // Checked first: once we stop reading, the child dies of a broken pipe.
-    if out.len() as u64 > limit {
-        return Err(failed(format!(
-            "more than {} of output",
-            describe_size(limit)
-        )));
-    }
-    if !status.code().is_some_and(|code| ok_codes.contains(&code)) {
-        let message = String::from_utf8_lossy(&err);
-        let message = message.trim();
-        return Err(failed(if message.is_empty() {
-            status.to_string()
-        } else {
-            format!("{status}: {message}")
-        }));
-    }
-    Ok(Some(String::from_utf8(out).unwrap_or_else(|e| {
-        String::from_utf8_lossy(e.as_bytes()).into_owned()
-    })))
-}
+// The command runner moved to `collect::command`, shared by every section;
+// re-exported so the package sources keep their short paths.
+pub(crate) use crate::collect::command::{run_command, run_command_accepting};
 
 /// Unix milliseconds of a file's modification time, when it can be had.
 pub(crate) fn mtime_unix_ms(path: &Path) -> Option<i64> {
