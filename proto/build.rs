@@ -2,11 +2,7 @@
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/census/v1/inventory.proto",
-        "proto/census/v1/agent.proto",
-        "proto/census/v1/admin.proto",
-    ];
+    let files = ["proto/census/v1/inventory.proto", "proto/census/v1/agent.proto", "proto/census/v1/admin.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -55,7 +55,8 @@ fn main() {
         v
     };
     let delta_bytes = if delta::is_empty(&d, &a) { 0 } else { report(seq, pb::report::Body::InventoryDelta(d.clone())) };
-    let heartbeat = report(seq, pb::report::Body::Heartbeat(pb::Heartbeat { agent_uptime_s: 86_400, agent_version: census_agent::VERSION.into() }));
+    let heartbeat =
+        report(seq, pb::report::Body::Heartbeat(pb::Heartbeat { agent_uptime_s: 86_400, agent_version: census_agent::VERSION.into() }));
     let batch = report(
         seq,
         pb::report::Body::Health(pb::HealthBatch { samples: samples.clone(), dropped_batches_total: 0, dropped_samples_total: 0 }),
@@ -68,7 +69,11 @@ fn main() {
     let with_deltas = delta_bytes + full / 24;
     println!("packages: {}", b.software.as_ref().map_or(0, |s| s.packages.len()));
     println!("full snapshot report: {full} B");
-    println!("delta after {secs} s: {delta_bytes} B (sections changed: {changed:?}; packages +{} -{})", d.packages_added.len(), d.packages_removed.len());
+    println!(
+        "delta after {secs} s: {delta_bytes} B (sections changed: {changed:?}; packages +{} -{})",
+        d.packages_added.len(),
+        d.packages_removed.len()
+    );
     println!("heartbeat report: {heartbeat} B");
     println!("health batch of 4 samples: {batch} B ({} B/h)", batch * 60);
     println!("per hour beyond health, full snapshots hourly: {with_full} B ({:.1} KiB)", with_full as f64 / 1024.0);

@@ -24,17 +24,21 @@ impl std::fmt::Debug for EnrollmentSecret {
 }
 
 /// Enrolls with the collector at `server` and saves the result in `state_dir`.
-pub async fn enroll(server: &str, ca_pem: &str, secret: &EnrollmentSecret, root: &Path, state_dir: &Path, timeout: Duration) -> Result<Enrolled> {
+pub async fn enroll(
+    server: &str,
+    ca_pem: &str,
+    secret: &EnrollmentSecret,
+    root: &Path,
+    state_dir: &Path,
+    timeout: Duration,
+) -> Result<Enrolled> {
     let identity = crate::wire::identity(&crate::collect::identity::collect(root)?).map_err(Error::IdentityUnknown)?;
     let key = KeyPair::generate().map_err(|e| Error::Certificate(format!("generating the agent key: {e}")))?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, identity.hostname.clone());
     params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|c| c.pem())
-        .map_err(|e| Error::Certificate(format!("building the CSR: {e}")))?;
+    let csr = params.serialize_request(&key).and_then(|c| c.pem()).map_err(|e| Error::Certificate(format!("building the CSR: {e}")))?;
 
     let channel = transport::enrollment_channel(server, ca_pem, timeout).await?;
     let mut client = AgentServiceClient::new(channel);

@@ -145,7 +145,9 @@ fn resolve(args: &Args) -> Result<Config, Error> {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -209,12 +211,19 @@ fn execute(command: Command, config: Config, args_config: Option<PathBuf>) -> Re
                 (_, _, Err(e)) => return Err(e),
             }
             let binary = std::env::current_exe().map_err(|e| Error::io("locating", "the census-agent binary", e))?;
-            let spec = service::ServiceSpec { binary, state_dir: absolute(&config.state_dir)?, config: args_config.as_deref().map(absolute).transpose()? };
+            let spec = service::ServiceSpec {
+                binary,
+                state_dir: absolute(&config.state_dir)?,
+                config: args_config.as_deref().map(absolute).transpose()?,
+            };
             let done = service::install(&root, &spec)?;
             if done.manager_called {
                 println!("installed {}; enabled at boot and started", done.definition.display());
             } else {
-                println!("installed {}; the service manager is not running here, so it was not enabled or started", done.definition.display());
+                println!(
+                    "installed {}; the service manager is not running here, so it was not enabled or started",
+                    done.definition.display()
+                );
             }
             Ok(())
         }
@@ -232,11 +241,14 @@ fn execute(command: Command, config: Config, args_config: Option<PathBuf>) -> Re
         Command::Status { root } => {
             let st = service::status(&root);
             println!("service: {} ({})", if st.installed { "installed" } else { "not installed" }, st.definition.display());
-            println!("running: {}", match st.running {
-                service::Running::Yes => "yes".to_string(),
-                service::Running::No(why) => format!("no: {why}"),
-                service::Running::Unknown(why) => format!("unknown: {why}"),
-            });
+            println!(
+                "running: {}",
+                match st.running {
+                    service::Running::Yes => "yes".to_string(),
+                    service::Running::No(why) => format!("no: {why}"),
+                    service::Running::Unknown(why) => format!("unknown: {why}"),
+                }
+            );
             match Enrolled::load(&config.state_dir) {
                 Ok(e) => println!("enrolled: agent {} with {}", e.agent_id, e.server),
                 Err(Error::NotEnrolled(_)) => println!("enrolled: no"),
@@ -259,7 +271,9 @@ fn enroll(config: &Config, server: &str, ca: &std::path::Path, secret: Option<St
     let secret = match (secret, secret_file) {
         (Some(s), _) => s,
         (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?.trim().to_string(),
-        (None, None) => return Err(Error::Config("an enrollment secret is needed: --secret, CENSUS_ENROLL_SECRET or --secret-file".into())),
+        (None, None) => {
+            return Err(Error::Config("an enrollment secret is needed: --secret, CENSUS_ENROLL_SECRET or --secret-file".into()));
+        }
     };
     let ca_pem = std::fs::read_to_string(ca).map_err(|e| Error::io("reading CA certificate", ca, e))?;
     let rt = runtime()?;

@@ -160,10 +160,21 @@ fn more_sections(out: &mut String, inv: &Inventory) {
             t.add_row(vec![format!("disk {}", d.name), format!("{:?} {} bytes {} {}", d.kind, d.size_bytes, opt(&d.model), opt(&smart))]);
         }
         for g in &h.gpus {
-            t.add_row(vec![format!("gpu {}", g.pci_address), format!("{} {:04x}:{:04x} driver {}", opt(&g.vendor), g.vendor_id, g.device_id, opt(&g.driver))]);
+            t.add_row(vec![
+                format!("gpu {}", g.pci_address),
+                format!("{} {:04x}:{:04x} driver {}", opt(&g.vendor), g.vendor_id, g.device_id, opt(&g.driver)),
+            ]);
         }
         for b in &h.batteries {
-            t.add_row(vec![format!("battery {}", b.name), format!("{}% charged, health {}%, {} cycles", opt(&b.capacity_percent), opt(&b.health_percent.map(|h| format!("{h:.0}"))), opt(&b.cycle_count))]);
+            t.add_row(vec![
+                format!("battery {}", b.name),
+                format!(
+                    "{}% charged, health {}%, {} cycles",
+                    opt(&b.capacity_percent),
+                    opt(&b.health_percent.map(|h| format!("{h:.0}"))),
+                    opt(&b.cycle_count)
+                ),
+            ]);
         }
         out.push_str(&format!("Hardware\n{t}\n"));
         push_unreadable(out, "hardware", &h.unreadable);
@@ -188,7 +199,13 @@ fn more_sections(out: &mut String, inv: &Inventory) {
             let mut t = table(&["PROTO", "ADDRESS", "PORT", "UID", "PROCESSES"]);
             for l in listening.iter().take(LIST_PREVIEW) {
                 let procs: Vec<String> = l.processes.iter().map(|p| format!("{}/{}", p.pid, opt(&p.name))).collect();
-                t.add_row(vec![format!("{:?}", l.protocol).to_lowercase(), l.address.to_string(), l.port.to_string(), l.uid.to_string(), procs.join(" ")]);
+                t.add_row(vec![
+                    format!("{:?}", l.protocol).to_lowercase(),
+                    l.address.to_string(),
+                    l.port.to_string(),
+                    l.uid.to_string(),
+                    procs.join(" "),
+                ]);
             }
             push_list(out, &format!("Listening sockets: {}", listening.len()), &t, listening.len(), "netconfig", &[]);
         }
@@ -220,7 +237,8 @@ fn more_sections(out: &mut String, inv: &Inventory) {
     if let Some(o) = &inv.os_state {
         let mut t = table(&[]);
         t.add_row(vec!["timezone".to_string(), opt(&o.timezone)]);
-        let reboot = o.pending_reboot.as_ref().map(|r| if r.required { format!("required ({})", r.packages.join(" ")) } else { "no".to_string() });
+        let reboot =
+            o.pending_reboot.as_ref().map(|r| if r.required { format!("required ({})", r.packages.join(" ")) } else { "no".to_string() });
         t.add_row(vec!["pending reboot".to_string(), opt(&reboot)]);
         t.add_row(vec!["secure boot".to_string(), opt(&o.secure_boot.map(|s| format!("{s:?}")))]);
         t.add_row(vec!["root encrypted".to_string(), opt(&o.root_encrypted.map(yes_no))]);
@@ -237,7 +255,14 @@ fn more_sections(out: &mut String, inv: &Inventory) {
         let security = u.updates.iter().filter(|p| p.security);
         let others = u.updates.iter().filter(|p| !p.security);
         for p in security.chain(others).take(LIST_PREVIEW) {
-            t.add_row(vec![p.name.clone(), opt(&p.installed_version), p.available_version.clone(), p.source.as_str().to_string(), yes_no(p.security), opt(&p.origin)]);
+            t.add_row(vec![
+                p.name.clone(),
+                opt(&p.installed_version),
+                p.available_version.clone(),
+                p.source.as_str().to_string(),
+                yes_no(p.security),
+                opt(&p.origin),
+            ]);
         }
         let title = format!("Pending updates: {} ({} security)", u.updates.len(), u.security_count());
         push_list(out, &title, &t, u.updates.len(), "updates", &u.unreadable);

@@ -181,7 +181,8 @@ impl Reporter {
     }
 
     async fn send(&mut self) -> std::result::Result<pb::ReportResponse, SendError> {
-        let batch = self.spool.next_batch(MAX_BATCH, MAX_BATCH_BYTES).map_err(|e| SendError::Transient(format!("reading the spool: {e}")))?;
+        let batch =
+            self.spool.next_batch(MAX_BATCH, MAX_BATCH_BYTES).map_err(|e| SendError::Transient(format!("reading the spool: {e}")))?;
         let (first, last) = (batch.first().map(|r| r.seq).unwrap_or(0), batch.last().map(|r| r.seq).unwrap_or(0));
         let span = tracing::debug_span!("report", seq_first = first, seq_last = last);
         let request = pb::ReportRequest { agent_id: self.agent_id.clone(), reports: batch };
@@ -424,8 +425,14 @@ mod tests {
     fn refusals_are_permanent_outages_are_not() {
         assert!(matches!(classify(&tonic::Status::invalid_argument("too large")), SendError::Refused(_)));
         assert!(matches!(classify(&tonic::Status::unavailable("down")), SendError::Transient(_)));
-        assert!(matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Transient(m) if m.contains("refuses this agent")));
-        assert!(matches!(classify(&tonic::Status::unknown("stream closed because of a broken pipe")), SendError::Transient(m) if m.contains("TLS handshake failed")));
-        assert!(matches!(classify(&tonic::Status::unavailable("tcp connect error: Connection refused")), SendError::Transient(m) if !m.contains("TLS")));
+        assert!(
+            matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Transient(m) if m.contains("refuses this agent"))
+        );
+        assert!(
+            matches!(classify(&tonic::Status::unknown("stream closed because of a broken pipe")), SendError::Transient(m) if m.contains("TLS handshake failed"))
+        );
+        assert!(
+            matches!(classify(&tonic::Status::unavailable("tcp connect error: Connection refused")), SendError::Transient(m) if !m.contains("TLS"))
+        );
     }
 }

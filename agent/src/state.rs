@@ -62,8 +62,8 @@ impl Enrolled {
             let p = dir.join(f);
             std::fs::read_to_string(&p).map_err(|e| Error::io("reading", p, e))
         };
-        let id: IdentityFile = toml::from_str(&read(IDENTITY_FILE)?)
-            .map_err(|e| Error::Config(format!("{}: {e}", identity_path.display())))?;
+        let id: IdentityFile =
+            toml::from_str(&read(IDENTITY_FILE)?).map_err(|e| Error::Config(format!("{}: {e}", identity_path.display())))?;
         Ok(Enrolled {
             agent_id: id.agent_id,
             server: id.server,
@@ -86,7 +86,8 @@ impl Enrolled {
         write_atomic(&dir.join(KEY_FILE), self.key_pem.0.as_bytes(), 0o600)?;
         write_atomic(&dir.join(CERT_FILE), self.cert_pem.as_bytes(), 0o644)?;
         write_atomic(&dir.join(CA_FILE), self.ca_pem.as_bytes(), 0o644)?;
-        let id = IdentityFile { agent_id: self.agent_id.clone(), server: self.server.clone(), enrolled_at_unix_ms: self.enrolled_at_unix_ms };
+        let id =
+            IdentityFile { agent_id: self.agent_id.clone(), server: self.server.clone(), enrolled_at_unix_ms: self.enrolled_at_unix_ms };
         let text = toml::to_string(&id).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join(IDENTITY_FILE), text.as_bytes(), 0o644)?;
         // A new enrollment starts a new sequence on the collector, with no

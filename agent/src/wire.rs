@@ -31,7 +31,8 @@ pub fn identity(i: &inv::HostIdentity) -> Result<pb::HostIdentity, String> {
 
 pub fn inventory(i: &Inventory) -> pb::Inventory {
     let wire_identity = i.identity.as_ref().map(identity);
-    let mut errors: Vec<pb::SectionError> = i.errors.iter().map(|e| pb::SectionError { section: e.section.clone(), message: e.message.clone() }).collect();
+    let mut errors: Vec<pb::SectionError> =
+        i.errors.iter().map(|e| pb::SectionError { section: e.section.clone(), message: e.message.clone() }).collect();
     if let Some(Err(message)) = &wire_identity {
         errors.push(pb::SectionError { section: "identity".into(), message: message.clone() });
     }
@@ -302,7 +303,11 @@ fn services(s: &inv::Services) -> pb::ServicesSection {
 fn os_state(o: &inv::OsState) -> pb::OsStateSection {
     pb::OsStateSection {
         timezone: o.timezone.clone(),
-        pending_reboot: o.pending_reboot.as_ref().map(|p| pb::PendingReboot { required: p.required, packages: p.packages.clone(), source: p.source.clone() }),
+        pending_reboot: o.pending_reboot.as_ref().map(|p| pb::PendingReboot {
+            required: p.required,
+            packages: p.packages.clone(),
+            source: p.source.clone(),
+        }),
         secure_boot: o.secure_boot.as_ref().map(name_of),
         filesystems_encryption: o
             .filesystems_encryption

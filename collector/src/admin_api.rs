@@ -30,12 +30,9 @@ pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<
             .metadata()
             .get("authorization")
             .ok_or_else(|| Status::unauthenticated("missing admin token: pass --token or set CENSUS_TOKEN"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| Status::unauthenticated("authorization header is not valid ASCII"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
+        let value = header.to_str().map_err(|_| Status::unauthenticated("authorization header is not valid ASCII"))?;
+        let token =
+            value.strip_prefix("Bearer ").ok_or_else(|| Status::unauthenticated("authorization header must be `Bearer <token>`"))?;
         let token = Secret::new(token.trim());
         let record = store
             .admin_token(&token.hash())
@@ -51,11 +48,7 @@ pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<
 
 /// Refuses the call unless the caller's role is at least `needed`.
 fn require<T>(request: &Request<T>, needed: Role) -> Result<Caller, Status> {
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("request was not authenticated"))?;
+    let caller = request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("request was not authenticated"))?;
     if caller.role < needed {
         return Err(Status::permission_denied(format!(
             "this call needs the {} role; token {} has {}",
@@ -205,7 +198,11 @@ impl AdminService for AdminApi {
         let now = now_ms();
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let resolution = match req.resolution.as_str() {
-            "" => Resolution::for_age(now.saturating_sub(req.since_unix_ms), ms(self.metrics.raw_retention), ms(self.metrics.five_minute_retention)),
+            "" => Resolution::for_age(
+                now.saturating_sub(req.since_unix_ms),
+                ms(self.metrics.raw_retention),
+                ms(self.metrics.five_minute_retention),
+            ),
             r => Resolution::parse(r).ok_or_else(|| Status::invalid_argument(format!("resolution {r:?} is not one of raw, 5m, 1h")))?,
         };
         let response = self

@@ -69,10 +69,7 @@ fn now_ms() -> i64 {
 
 /// Runs store work off the async threads: sled flushes block.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-        .map_err(Status::from)
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("store task failed: {e}")))?.map_err(Status::from)
 }
 
 fn refuse(v: Violation) -> Status {

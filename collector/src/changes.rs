@@ -117,7 +117,9 @@ pub fn changes(old: &pb::Inventory, new: &pb::Inventory, at_unix_ms: i64, newer:
         let serials = |h: &pb::HardwareSection| -> BTreeMap<String, String> {
             h.disks
                 .iter()
-                .filter_map(|d| d.serial.clone().map(|s| (s, format!("{} {}", d.name, d.model.clone().unwrap_or_default()).trim().to_string())))
+                .filter_map(|d| {
+                    d.serial.clone().map(|s| (s, format!("{} {}", d.name, d.model.clone().unwrap_or_default()).trim().to_string()))
+                })
                 .collect()
         };
         let (was, now) = (serials(a), serials(b));

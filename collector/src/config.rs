@@ -221,7 +221,9 @@ impl Config {
             return Err("metrics.raw_retention must be at least 1h".into());
         }
         if m.five_minute_retention < m.raw_retention || m.hourly_retention < m.five_minute_retention {
-            return Err("metrics retentions must grow with the resolution: raw_retention <= five_minute_retention <= hourly_retention".into());
+            return Err(
+                "metrics retentions must grow with the resolution: raw_retention <= five_minute_retention <= hourly_retention".into()
+            );
         }
         if m.compaction_interval < Duration::from_secs(1) {
             return Err("metrics.compaction_interval must be at least 1s".into());
@@ -288,11 +290,9 @@ mod tests {
 
     #[test]
     fn durations_parse_and_relations_are_checked() {
-        let c = Config::from_toml("[agents]\nheartbeat_interval = \"5s\"\ninventory_interval = \"1m\"\n", "t")
-            .expect("valid durations");
+        let c = Config::from_toml("[agents]\nheartbeat_interval = \"5s\"\ninventory_interval = \"1m\"\n", "t").expect("valid durations");
         assert_eq!(c.agents.heartbeat_interval, Duration::from_secs(5));
-        let err = Config::from_toml("[agents]\nheartbeat_interval = \"5m\"\ninventory_interval = \"1m\"\n", "t")
-            .unwrap_err();
+        let err = Config::from_toml("[agents]\nheartbeat_interval = \"5m\"\ninventory_interval = \"1m\"\n", "t").unwrap_err();
         assert!(err.to_string().contains("inventory_interval"), "{err}");
         let err = Config::from_toml("[limits]\nmax_report_bytes = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("limits.max_report_bytes must be greater than 0"), "{err}");

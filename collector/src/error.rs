@@ -19,7 +19,9 @@ pub enum Error {
     #[error("storage: {0}")]
     Store(String),
 
-    #[error("data directory {path} holds schema version {found}, newer than this collector understands ({supported}); upgrade the collector")]
+    #[error(
+        "data directory {path} holds schema version {found}, newer than this collector understands ({supported}); upgrade the collector"
+    )]
     SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
 
     #[error("data directory {0} is not initialised; run `census-collector init --data-dir {0}` first")]

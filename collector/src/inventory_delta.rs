@@ -54,7 +54,8 @@ pub fn apply(d: &pb::InventoryDelta, base: &pb::Inventory, base_seq: u64) -> Opt
                 }
                 sw.packages.extend(d.packages_added.iter().cloned());
                 // The agent's canonical order, so a later full snapshot compares equal.
-                sw.packages.sort_by_cached_key(|p| (p.source.clone(), p.name.clone(), p.arch.clone(), p.version.clone(), p.encode_to_vec()));
+                sw.packages
+                    .sort_by_cached_key(|p| (p.source.clone(), p.name.clone(), p.arch.clone(), p.version.clone(), p.encode_to_vec()));
             } else if !d.packages_added.is_empty() || !d.packages_removed.is_empty() {
                 // Packages changed on a section we do not hold: out of step.
                 return None;

@@ -3,8 +3,8 @@
 //! CLI) are thin wrappers around this library; see ARCHITECTURE.md.
 
 pub mod admin_api;
-pub mod alert;
 pub mod agent_api;
+pub mod alert;
 pub mod changes;
 pub mod cli;
 pub mod clock;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 
@@ -69,12 +69,7 @@ impl Pki {
         let issuer = Issuer::new(ca_params, &ca_key);
         let (server_cert_pem, server_key_pem) = issue_server_certificate(&issuer, sans, now)?;
 
-        let pki = Pki {
-            ca_cert_pem: ca_cert.pem(),
-            ca_key_pem: ca_key.serialize_pem(),
-            server_cert_pem,
-            server_key_pem,
-        };
+        let pki = Pki { ca_cert_pem: ca_cert.pem(), ca_key_pem: ca_key.serialize_pem(), server_cert_pem, server_key_pem };
         pki.write(dir)?;
         Ok(pki)
     }

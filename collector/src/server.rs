@@ -77,10 +77,12 @@ impl Collector {
         let admin_tls = ServerTlsConfig::new().identity(identity);
 
         let limits = config.limits.clone();
-        let agent_service = AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
-            .max_decoding_message_size(limits.max_message_bytes);
+        let agent_service =
+            AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
+                .max_decoding_message_size(limits.max_message_bytes);
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone())).max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone()))
+                .max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
 
@@ -132,10 +134,17 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
     loop {
         every.tick().await;
         let (store, retention) = (Arc::clone(&store), retention.clone());
-        let round = tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::unix_ms(std::time::SystemTime::now()), &retention)).await;
+        let round =
+            tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::unix_ms(std::time::SystemTime::now()), &retention))
+                .await;
         match round {
             Ok(Ok(done)) if done != crate::store::Compaction::default() => {
-                tracing::debug!(agents = done.agents_rolled_up, buckets = done.buckets_written, expired = done.expired, "metrics compacted");
+                tracing::debug!(
+                    agents = done.agents_rolled_up,
+                    buckets = done.buckets_written,
+                    expired = done.expired,
+                    "metrics compacted"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics compaction failed; retrying next interval"),

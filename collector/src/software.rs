@@ -46,7 +46,13 @@ mod tests {
     use super::*;
 
     fn install(version: &str, agent: &str, arch: &str) -> SoftwareInstall {
-        SoftwareInstall { name: "openssl".into(), version: version.into(), source: "dpkg".into(), arch: Some(arch.into()), agent_id: agent.into() }
+        SoftwareInstall {
+            name: "openssl".into(),
+            version: version.into(),
+            source: "dpkg".into(),
+            arch: Some(arch.into()),
+            agent_id: agent.into(),
+        }
     }
 
     #[test]

@@ -514,7 +514,8 @@ mod tests {
     #[test]
     fn bounds_the_package_list() {
         let package = pb::Package { name: "bash".into(), version: "5.2".into(), source: "dpkg".into(), ..Default::default() };
-        let inv = |n: usize| pb::Inventory { software: Some(pb::SoftwareSection { packages: vec![package.clone(); n] }), ..Default::default() };
+        let inv =
+            |n: usize| pb::Inventory { software: Some(pb::SoftwareSection { packages: vec![package.clone(); n] }), ..Default::default() };
         let limits = Limits { max_items_per_list: 3, ..Limits::default() };
         assert_eq!(report_request(&inventory_report(inv(3)), &limits), Ok(()));
         let err = report_request(&inventory_report(inv(4)), &limits).unwrap_err();
@@ -560,8 +561,12 @@ mod tests {
     fn bounds_updates_and_certificates() {
         let limits = Limits { max_string_bytes: 16, max_items_per_list: 2, ..Limits::default() };
         let long = "x".repeat(17);
-        let update = pb::PendingUpdate { name: "openssl".into(), available_version: "3".into(), source: "apt".into(), ..Default::default() };
-        let updates = |list: Vec<pb::PendingUpdate>| pb::Inventory { updates: Some(pb::UpdatesSection { updates: list, unreadable: Vec::new() }), ..Default::default() };
+        let update =
+            pb::PendingUpdate { name: "openssl".into(), available_version: "3".into(), source: "apt".into(), ..Default::default() };
+        let updates = |list: Vec<pb::PendingUpdate>| pb::Inventory {
+            updates: Some(pb::UpdatesSection { updates: list, unreadable: Vec::new() }),
+            ..Default::default()
+        };
         assert_eq!(report_request(&inventory_report(updates(vec![update.clone(); 2])), &limits), Ok(()));
         let err = report_request(&inventory_report(updates(vec![update.clone(); 3])), &limits).unwrap_err();
         assert!(err.to_string().contains("inventory.updates.updates has 3 items"), "{err}");
@@ -570,13 +575,18 @@ mod tests {
         assert!(err.to_string().contains("inventory.updates.updates.origin is 17 bytes"), "{err}");
 
         let cert = pb::Certificate { path: "/etc/ssl/a.pem".into(), ..Default::default() };
-        let certs = |c: pb::Certificate| pb::Inventory { certificates: Some(pb::CertificatesSection { certificates: vec![c], unreadable: Vec::new() }), ..Default::default() };
+        let certs = |c: pb::Certificate| pb::Inventory {
+            certificates: Some(pb::CertificatesSection { certificates: vec![c], unreadable: Vec::new() }),
+            ..Default::default()
+        };
         assert_eq!(report_request(&inventory_report(certs(cert.clone())), &limits), Ok(()));
         let err = report_request(&inventory_report(certs(pb::Certificate { subject: long.clone(), ..cert.clone() })), &limits).unwrap_err();
         assert!(err.to_string().contains("inventory.certificates.certificates.subject is 17 bytes"), "{err}");
-        let err = report_request(&inventory_report(certs(pb::Certificate { sans: vec!["DNS:a".into(); 3], ..cert.clone() })), &limits).unwrap_err();
+        let err = report_request(&inventory_report(certs(pb::Certificate { sans: vec!["DNS:a".into(); 3], ..cert.clone() })), &limits)
+            .unwrap_err();
         assert!(err.to_string().contains("inventory.certificates.certificates.sans has 3 items"), "{err}");
-        let err = report_request(&inventory_report(certs(pb::Certificate { sans: vec![format!("DNS:a\0b")], ..cert })), &limits).unwrap_err();
+        let err =
+            report_request(&inventory_report(certs(pb::Certificate { sans: vec![format!("DNS:a\0b")], ..cert })), &limits).unwrap_err();
         assert!(matches!(err, Violation::Invalid(_)), "{err}");
     }
 }

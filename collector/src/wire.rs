@@ -14,7 +14,9 @@ pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
         hostname: host.agent.hostname.clone(),
         host_uuid: host.agent.host_uuid.clone(),
         os: os
-            .map(|o| o.pretty_name.clone().unwrap_or_else(|| format!("{} {}", o.name, o.version.clone().unwrap_or_default()).trim().to_string()))
+            .map(|o| {
+                o.pretty_name.clone().unwrap_or_else(|| format!("{} {}", o.name, o.version.clone().unwrap_or_default()).trim().to_string())
+            })
             .unwrap_or_default(),
         kernel: os.map(|o| o.kernel.clone()).unwrap_or_default(),
         arch: os.map(|o| o.arch.clone()).unwrap_or_default(),
@@ -47,7 +49,10 @@ pub fn host_change(agent_id: &str, hostname: &str, c: crate::store::ChangeRecord
 }
 
 /// One version group of `census software NAME`, hosts ordered by hostname.
-pub fn software_version(group: crate::software::VersionGroup, hostnames: &std::collections::HashMap<String, String>) -> pb::SoftwareVersion {
+pub fn software_version(
+    group: crate::software::VersionGroup,
+    hostnames: &std::collections::HashMap<String, String>,
+) -> pb::SoftwareVersion {
     let mut hosts: Vec<pb::SoftwareHost> = group
         .agents
         .into_iter()

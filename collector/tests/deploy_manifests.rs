@@ -63,7 +63,10 @@ fn kubernetes_manifests_agree_with_the_collector_config() {
     let ports = &container["ports"];
     assert_eq!(named(ports, "agent-api")["containerPort"].as_i64(), Some(i64::from(config.agent_api.listen.port())));
     assert_eq!(named(ports, "admin-api")["containerPort"].as_i64(), Some(i64::from(config.admin_api.listen.port())));
-    assert!(config.agent_api.listen.ip().is_unspecified() && config.admin_api.listen.ip().is_unspecified(), "a pod must listen beyond loopback");
+    assert!(
+        config.agent_api.listen.ip().is_unspecified() && config.admin_api.listen.ip().is_unspecified(),
+        "a pod must listen beyond loopback"
+    );
     let svc_ports = &m["Service"]["spec"]["ports"];
     assert_eq!(named(svc_ports, "agent-api")["port"].as_i64(), Some(i64::from(config.agent_api.listen.port())));
     assert_eq!(named(svc_ports, "admin-api")["port"].as_i64(), Some(i64::from(config.admin_api.listen.port())));

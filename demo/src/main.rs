@@ -40,9 +40,10 @@ async fn main() -> anyhow::Result<()> {
     let ca_pem = std::fs::read_to_string(&done.ca_path)?;
     let server = format!("https://{agent_addr}");
     let secret = census_agent::enroll::EnrollmentSecret(done.enrollment_secret.expose().to_string());
-    let enrolled = census_agent::enroll::enroll(&server, &ca_pem, &secret, std::path::Path::new("/"), &agent_state, Duration::from_secs(30))
-        .await
-        .context("enrolling this machine")?;
+    let enrolled =
+        census_agent::enroll::enroll(&server, &ca_pem, &secret, std::path::Path::new("/"), &agent_state, Duration::from_secs(30))
+            .await
+            .context("enrolling this machine")?;
     let agent_config = census_agent::Config { state_dir: agent_state.clone(), ..census_agent::Config::default() };
     let agent_task = tokio::spawn(census_agent::run(agent_config, stopped(stop_rx)));
 
@@ -50,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
     let cli_config = dir.path().join("cli.toml");
     std::fs::write(
         &cli_config,
-        format!("server = \"https://{admin_addr}\"\ntoken = \"{}\"\nca = {:?}\n", done.admin_token.expose(), done.ca_path.display().to_string()),
+        format!(
+            "server = \"https://{admin_addr}\"\ntoken = \"{}\"\nca = {:?}\n",
+            done.admin_token.expose(),
+            done.ca_path.display().to_string()
+        ),
     )?;
     let target = Target { server: format!("https://{admin_addr}"), token: done.admin_token.clone(), ca: done.ca_path.clone() };
     let mut client = connect::admin_client(&target).await?;
@@ -66,7 +71,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("\n$ census hosts\n{}", render::hosts(&mut client, census_collector::cli::Output::Table).await?);
-    println!("$ census host {}\n{}", enrolled.agent_id, render::host(&mut client, &enrolled.agent_id, census_collector::cli::Output::Table).await?);
+    println!(
+        "$ census host {}\n{}",
+        enrolled.agent_id,
+        render::host(&mut client, &enrolled.agent_id, census_collector::cli::Output::Table).await?
+    );
 
     println!("Census demo is running (data in {}).", dir.path().display());
     println!("  agent API  https://{agent_addr}   (mutual TLS)");

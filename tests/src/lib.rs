@@ -164,7 +164,9 @@ impl Collector {
     /// restart keeps them) and `extra_config` appended to the TOML.
     pub fn start(dir: &Path, extra_config: &str) -> Collector {
         let data_dir = dir.join("collector");
-        let out = run(Command::new(binary("census-collector")).args(["init", "--json", "--san", "127.0.0.1", "--san", "localhost", "--data-dir"]).arg(&data_dir));
+        let out = run(Command::new(binary("census-collector"))
+            .args(["init", "--json", "--san", "127.0.0.1", "--san", "localhost", "--data-dir"])
+            .arg(&data_dir));
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let init = Init {

@@ -80,7 +80,11 @@ fn collector_outage_loses_nothing_and_duplicates_nothing() {
     let last = num(&host, "last_seq");
     assert!(spooled.iter().all(|s| *s <= produced), "{spooled:?}");
     let unacked: Vec<u64> = spooled.iter().copied().filter(|s| *s > last).collect();
-    assert_eq!(last + unacked.len() as u64, produced, "every seq the agent produced is stored or still spooled: last {last}, spooled {spooled:?}");
+    assert_eq!(
+        last + unacked.len() as u64,
+        produced,
+        "every seq the agent produced is stored or still spooled: last {last}, spooled {spooled:?}"
+    );
     assert_eq!(num(&host, "health_dropped_batches"), 0);
 
     // The rest arrives after a restart, still exactly once.
@@ -186,10 +190,14 @@ fn package_installed_then_removed_is_exactly_one_change_each() {
     let root = fixture_root(dir.path(), &[("bash", "5.2-1"), ("openssl", "3.0.2-1")]);
     let (collector, agent, _) = start(dir.path(), &format!("root = {:?}\n", root.display().to_string()));
     let agent_id = the_host(&collector)["agent_id"].as_str().expect("id").to_string();
-    eventually("the fixture packages to be stored", || (dpkg_versions(&collector, &agent_id) == ["bash=5.2-1", "openssl=3.0.2-1"]).then_some(()));
+    eventually("the fixture packages to be stored", || {
+        (dpkg_versions(&collector, &agent_id) == ["bash=5.2-1", "openssl=3.0.2-1"]).then_some(())
+    });
 
     write_dpkg_status(&root, &[("bash", "5.2-1"), ("htop", "3.3.0-1"), ("openssl", "3.0.2-1")]);
-    let installed = eventually("htop's installation in the change history", || Some(changes(&collector, "software.installed")).filter(|c| !c.is_empty()));
+    let installed = eventually("htop's installation in the change history", || {
+        Some(changes(&collector, "software.installed")).filter(|c| !c.is_empty())
+    });
     // Several more inventory runs (every 2 s) must not repeat it.
     let seq = num(&the_host(&collector), "last_seq");
     eventually("a few more reports", || (num(&the_host(&collector), "last_seq") > seq + 6).then_some(()));
@@ -230,11 +238,19 @@ fn full_spool_drops_health_before_inventory_and_reports_it() {
     // Inventory changes while the collector is down: deltas are spooled.
     write_dpkg_status(&root, &[("bash", "5.2-1"), ("curl", "8.5.0-1")]);
     eventually("a delta in the spool", || {
-        std::fs::read_dir(agent.state_dir.join("spool")).ok()?.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".delta")).then_some(())
+        std::fs::read_dir(agent.state_dir.join("spool"))
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".delta"))
+            .then_some(())
     });
     // Health keeps coming until the spool is full and drops the oldest.
     eventually("the spool to drop health batches", || agent.proc().stderr().iter().any(|l| l.contains("spool full")).then_some(()));
-    let spool_bytes: u64 = std::fs::read_dir(agent.state_dir.join("spool")).expect("spool").flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum();
+    let spool_bytes: u64 = std::fs::read_dir(agent.state_dir.join("spool"))
+        .expect("spool")
+        .flatten()
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
     assert!(spool_bytes <= 8192 + 64, "spool stays near its bound: {spool_bytes}");
 
     collector.serve();

@@ -70,7 +70,14 @@ fn stored_inventory_equals_what_the_machine_says() {
             .expect("software section present")
             .iter()
             .filter(|p| p["source"] == "dpkg")
-            .map(|p| format!("{}\t{}\t{}", p["name"].as_str().unwrap_or(""), p["version"].as_str().unwrap_or(""), p["arch"].as_str().unwrap_or("")))
+            .map(|p| {
+                format!(
+                    "{}\t{}\t{}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["version"].as_str().unwrap_or(""),
+                    p["arch"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         assert!(!expected.is_empty());
         let missing: Vec<_> = expected.difference(&got).take(5).collect();
@@ -93,7 +100,8 @@ fn stored_inventory_equals_what_the_machine_says() {
     // --- kernel and OS fields
     let uname = tool("uname", &["-r"]).expect("uname");
     assert_eq!(inv["os"]["kernel"].as_str(), Some(uname.trim()));
-    let release = std::fs::read_to_string("/etc/os-release").or_else(|_| std::fs::read_to_string("/usr/lib/os-release")).expect("os-release");
+    let release =
+        std::fs::read_to_string("/etc/os-release").or_else(|_| std::fs::read_to_string("/usr/lib/os-release")).expect("os-release");
     for (key, field) in [("NAME", "name"), ("VERSION_ID", "version_id"), ("ID", "id"), ("PRETTY_NAME", "pretty_name")] {
         if let Some(line) = release.lines().find(|l| l.starts_with(&format!("{key}="))) {
             let value = line[key.len() + 1..].trim_matches('"');
@@ -180,10 +188,16 @@ fn stored_inventory_equals_what_the_machine_says() {
 
     // --- DMI fields == /sys/class/dmi/id/* wherever readable; otherwise reported unreadable with a reason
     let system = &inv["hardware"]["system"];
-    let unreadable = strings(&Value::Array(
-        inv["hardware"]["unreadable"].as_array().into_iter().flatten().map(|u| u["field"].clone()).collect(),
-    ));
-    for (file, field) in [("sys_vendor", "vendor"), ("product_name", "model"), ("product_serial", "serial"), ("bios_vendor", "bios_vendor"), ("bios_version", "bios_version"), ("bios_date", "bios_date")] {
+    let unreadable =
+        strings(&Value::Array(inv["hardware"]["unreadable"].as_array().into_iter().flatten().map(|u| u["field"].clone()).collect()));
+    for (file, field) in [
+        ("sys_vendor", "vendor"),
+        ("product_name", "model"),
+        ("product_serial", "serial"),
+        ("bios_vendor", "bios_vendor"),
+        ("bios_version", "bios_version"),
+        ("bios_date", "bios_date"),
+    ] {
         match std::fs::read_to_string(format!("/sys/class/dmi/id/{file}")) {
             Ok(v) if !v.trim().is_empty() => assert_eq!(system[field].as_str(), Some(v.trim()), "DMI {file}"),
             _ => assert!(
@@ -208,9 +222,11 @@ fn stored_inventory_equals_what_the_machine_says() {
         assert_eq!(configured.len(), 4, "web.pem, chain.pem (2), web.der: {configured:?}");
         assert!(configured.iter().any(|c| c["sans"].as_array().is_some_and(|s| s.iter().any(|n| n == "DNS:web.example.test"))));
         assert!(
-            strings(&Value::Array(inv["certificates"]["unreadable"].as_array().into_iter().flatten().map(|u| u["field"].clone()).collect()))
-                .iter()
-                .any(|f| f.contains("garbage.crt")),
+            strings(&Value::Array(
+                inv["certificates"]["unreadable"].as_array().into_iter().flatten().map(|u| u["field"].clone()).collect()
+            ))
+            .iter()
+            .any(|f| f.contains("garbage.crt")),
             "the garbage file is reported unreadable"
         );
     }
@@ -234,13 +250,22 @@ fn stored_inventory_equals_what_the_machine_says() {
                 expected_security.insert(name.to_string());
             }
         }
-        let apt: Vec<&Value> = inv["updates"]["updates"].as_array().expect("updates section present").iter().filter(|u| u["source"] == "apt").collect();
+        let apt: Vec<&Value> =
+            inv["updates"]["updates"].as_array().expect("updates section present").iter().filter(|u| u["source"] == "apt").collect();
         let got: BTreeSet<String> = apt
             .iter()
-            .map(|u| format!("{} {} {}", u["name"].as_str().unwrap_or(""), u["available_version"].as_str().unwrap_or(""), u["installed_version"].as_str().unwrap_or("")))
+            .map(|u| {
+                format!(
+                    "{} {} {}",
+                    u["name"].as_str().unwrap_or(""),
+                    u["available_version"].as_str().unwrap_or(""),
+                    u["installed_version"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         assert_eq!(got, expected, "apt updates (name available installed)");
-        let security: BTreeSet<String> = apt.iter().filter(|u| u["security"] == true).filter_map(|u| u["name"].as_str().map(str::to_string)).collect();
+        let security: BTreeSet<String> =
+            apt.iter().filter(|u| u["security"] == true).filter_map(|u| u["name"].as_str().map(str::to_string)).collect();
         let unmarked: Vec<&String> = expected_security.difference(&security).collect();
         assert!(unmarked.is_empty(), "updates from a -security suite not marked security: {unmarked:?}");
     }
@@ -280,8 +305,19 @@ fn make_test_certificates(dir: &Path) -> bool {
 /// applied to this machine independently, each certificate's SHA-256 taken
 /// by `openssl x509`.
 fn certificates_by_the_rule(configured: &Path) -> BTreeSet<(String, String)> {
-    const DISTRO: [&str; 5] = ["/usr/share/ca-certificates/", "/etc/pki/ca-trust/extracted/", "/usr/share/pki/", "/etc/ca-certificates/extracted/", "/var/lib/ca-certificates/"];
-    const BUNDLES: [&str; 4] = ["/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/pki/tls/certs/ca-bundle.trust.crt"];
+    const DISTRO: [&str; 5] = [
+        "/usr/share/ca-certificates/",
+        "/etc/pki/ca-trust/extracted/",
+        "/usr/share/pki/",
+        "/etc/ca-certificates/extracted/",
+        "/var/lib/ca-certificates/",
+    ];
+    const BUNDLES: [&str; 4] = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/pki/tls/certs/ca-bundle.trust.crt",
+    ];
     fn walk(path: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         let Ok(meta) = std::fs::symlink_metadata(path) else { return };
         let is_dir = if meta.file_type().is_symlink() { depth == 0 && path.is_dir() } else { meta.is_dir() };
@@ -303,7 +339,14 @@ fn certificates_by_the_rule(configured: &Path) -> BTreeSet<(String, String)> {
         }
     }
     let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
-    for dir in ["/usr/local/share/ca-certificates", "/etc/pki/ca-trust/source/anchors", "/etc/ssl/certs", "/etc/ssl", "/etc/pki", "/etc/letsencrypt/live"] {
+    for dir in [
+        "/usr/local/share/ca-certificates",
+        "/etc/pki/ca-trust/source/anchors",
+        "/etc/ssl/certs",
+        "/etc/ssl",
+        "/etc/pki",
+        "/etc/letsencrypt/live",
+    ] {
         let mut files = Vec::new();
         walk(Path::new(dir), 0, &mut files);
         candidates.extend(files.into_iter().map(|f| (f, false)));
@@ -317,7 +360,8 @@ fn certificates_by_the_rule(configured: &Path) -> BTreeSet<(String, String)> {
     for (path, explicit) in candidates {
         let Ok(real) = std::fs::canonicalize(&path) else { continue };
         let real_text = real.to_string_lossy().into_owned();
-        if BUNDLES.iter().any(|b| Path::new(b) == path || *b == real_text) || (!explicit && DISTRO.iter().any(|d| real_text.starts_with(d))) {
+        if BUNDLES.iter().any(|b| Path::new(b) == path || *b == real_text) || (!explicit && DISTRO.iter().any(|d| real_text.starts_with(d)))
+        {
             continue;
         }
         if !seen.insert(real.clone()) {

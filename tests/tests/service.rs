@@ -33,7 +33,8 @@ fn verify(unit: &Path) {
 fn exposure(unit: &Path) -> f64 {
     let out = run(Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(unit));
     let said = text(&out.stdout);
-    let line = said.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("no score in:\n{said}{}", text(&out.stderr)));
+    let line =
+        said.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("no score in:\n{said}{}", text(&out.stderr)));
     let score = line.split(':').nth(1).and_then(|r| r.split_whitespace().next()).expect("a score after the colon");
     score.parse().unwrap_or_else(|e| panic!("score {score:?}: {e}"))
 }

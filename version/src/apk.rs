@@ -93,10 +93,7 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(version: &'a str) -> Tokens<'a> {
-        Tokens {
-            rest: version.as_bytes(),
-            kind: Kind::Digit,
-        }
+        Tokens { rest: version.as_bytes(), kind: Kind::Digit }
     }
 
     /// apk's `next_token`: decides the type of the token starting at `rest`.
@@ -104,10 +101,7 @@ impl<'a> Tokens<'a> {
         let mut n = Kind::Invalid;
         match self.rest.first() {
             None | Some(0) => n = Kind::End,
-            Some(c)
-                if matches!(self.kind, Kind::Digit | Kind::DigitOrZero)
-                    && c.is_ascii_lowercase() =>
-            {
+            Some(c) if matches!(self.kind, Kind::Digit | Kind::DigitOrZero) && c.is_ascii_lowercase() => {
                 n = Kind::Letter;
             }
             Some(c) if self.kind == Kind::Letter && c.is_ascii_digit() => n = Kind::Digit,
@@ -125,12 +119,8 @@ impl<'a> Tokens<'a> {
                 self.rest = &self.rest[1..];
             }
         }
-        let allowed_step_back = matches!(
-            (n, self.kind),
-            (Kind::DigitOrZero, Kind::Digit)
-                | (Kind::Suffix, Kind::SuffixNo)
-                | (Kind::Digit, Kind::Letter)
-        );
+        let allowed_step_back =
+            matches!((n, self.kind), (Kind::DigitOrZero, Kind::Digit) | (Kind::Suffix, Kind::SuffixNo) | (Kind::Digit, Kind::Letter));
         if n < self.kind && !allowed_step_back {
             n = Kind::Invalid;
         }
@@ -213,10 +203,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// Two streams whose next tokens differ in type: apk's closing rules.
 fn compare_kinds(a: &Tokens<'_>, b: &Tokens<'_>) -> Ordering {
     let pre_release = |t: &Tokens<'_>| {
-        let mut probe = Tokens {
-            rest: t.rest,
-            kind: t.kind,
-        };
+        let mut probe = Tokens { rest: t.rest, kind: t.kind };
         t.kind == Kind::Suffix && matches!(probe.value(), Value::Suffix(v) if v < 0)
     };
     if pre_release(a) {
@@ -233,10 +220,7 @@ fn compare_kinds(a: &Tokens<'_>, b: &Tokens<'_>) -> Ordering {
 /// Whether apk accepts `version` (apk's `apk_version_validate`); the empty
 /// string, which apk lets through, is refused here.
 pub fn validate(version: &str) -> Result<(), VersionError> {
-    let invalid = |reason: &'static str| VersionError::Apk {
-        version: version.to_owned(),
-        reason,
-    };
+    let invalid = |reason: &'static str| VersionError::Apk { version: version.to_owned(), reason };
     if version.is_empty() {
         return Err(invalid("version string is empty"));
     }
@@ -246,9 +230,7 @@ pub fn validate(version: &str) -> Result<(), VersionError> {
     }
     match tokens.kind {
         Kind::End => Ok(()),
-        _ => Err(invalid(
-            "not of the form digits{.digits}{letter}{_suffix{N}}{-rN}",
-        )),
+        _ => Err(invalid("not of the form digits{.digits}{letter}{_suffix{N}}{-rN}")),
     }
 }
 
@@ -314,25 +296,13 @@ mod tests {
 
     #[test]
     fn long_numbers_do_not_overflow() {
-        assert_eq!(
-            compare("1_pre99999999999999999999", "1_pre100000000000000000000"),
-            Less
-        );
+        assert_eq!(compare("1_pre99999999999999999999", "1_pre100000000000000000000"), Less);
         assert_eq!(compare("20251231235959999", "20251231235959998"), Greater);
     }
 
     #[test]
     fn validation() {
-        for good in [
-            "1",
-            "1.2.3",
-            "1.2.3a",
-            "1.0_alpha2_pre1-r3",
-            "0.9.8c-r1",
-            "1.0_p10-r0",
-            "2.12r-r4",
-            "1..2",
-        ] {
+        for good in ["1", "1.2.3", "1.2.3a", "1.0_alpha2_pre1-r3", "0.9.8c-r1", "1.0_p10-r0", "2.12r-r4", "1..2"] {
             assert!(validate(good).is_ok(), "{good}");
         }
         for bad in ["", "1.0bc", "23_foo", "1.0-", "1.0-x1", "abc", "1.0 "] {

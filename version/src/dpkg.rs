@@ -108,10 +108,7 @@ fn is_c_space(c: u8) -> bool {
 /// decides whether a string with two problems is an error or a warning).
 /// Returns the version and the warning dpkg would print, if any.
 fn parse_dpkg(input: &str) -> Result<(DebVersion, Option<VersionError>), VersionError> {
-    let error = |reason: &'static str| VersionError::Dpkg {
-        version: input.to_owned(),
-        reason,
-    };
+    let error = |reason: &'static str| VersionError::Dpkg { version: input.to_owned(), reason };
     if input.contains('\0') {
         // dpkg reads C strings: it could never be handed this one whole.
         return Err(error("version string contains a NUL byte"));
@@ -147,23 +144,12 @@ fn parse_dpkg(input: &str) -> Result<(DebVersion, Option<VersionError>), Version
     if upstream.is_empty() {
         return Err(error("version number is empty"));
     }
-    let parsed = DebVersion {
-        epoch,
-        upstream: upstream.to_owned(),
-        revision: revision.unwrap_or("").to_owned(),
-    };
+    let parsed = DebVersion { epoch, upstream: upstream.to_owned(), revision: revision.unwrap_or("").to_owned() };
     let warning = if !upstream.as_bytes()[0].is_ascii_digit() {
         Some(error("version number does not start with digit"))
-    } else if !upstream
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b".-+~:".contains(&c))
-    {
+    } else if !upstream.bytes().all(|c| c.is_ascii_alphanumeric() || b".-+~:".contains(&c)) {
         Some(error("invalid character in version number"))
-    } else if !parsed
-        .revision
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b".+~".contains(&c))
-    {
+    } else if !parsed.revision.bytes().all(|c| c.is_ascii_alphanumeric() || b".+~".contains(&c)) {
         Some(error("invalid character in revision number"))
     } else {
         None
@@ -192,15 +178,9 @@ fn parse_epoch(field: &str) -> Result<u32, &'static str> {
         return Err("epoch in version is negative");
     }
     // Ten digits is the most that can still fit under i32::MAX.
-    let value = if significant.len() > 10 {
-        None
-    } else {
-        significant.parse::<u64>().ok().or(Some(0))
-    };
+    let value = if significant.len() > 10 { None } else { significant.parse::<u64>().ok().or(Some(0)) };
     match value {
-        Some(value) if value <= i32::MAX as u64 => {
-            Ok(u32::try_from(value).expect("value is at most i32::MAX"))
-        }
+        Some(value) if value <= i32::MAX as u64 => Ok(u32::try_from(value).expect("value is at most i32::MAX")),
         _ => Err("epoch in version is too big"),
     }
 }
@@ -287,11 +267,7 @@ mod tests {
         ("foo~foo+Bar", "foo~foo+bar", -1),
         ("foo~~", "foo~", -1),
         ("1~", "1", -1),
-        (
-            "12345+that-really-is-some-ver-0",
-            "12345+that-really-is-some-ver-10",
-            -1,
-        ),
+        ("12345+that-really-is-some-ver-0", "12345+that-really-is-some-ver-10", -1),
         ("foo-0", "foo-01", -1),
         ("foo.bar", "foobar", 1),
         ("foo.bar", "foo1bar", 1),
@@ -346,16 +322,8 @@ mod tests {
         ("1.001", "1.1", Equal),
         ("1.010", "1.9", Greater),
         ("007", "7", Equal),
-        (
-            "1.123456789012345678901234567890",
-            "1.123456789012345678901234567889",
-            Greater,
-        ),
-        (
-            "1.99999999999999999999999",
-            "1.100000000000000000000000",
-            Less,
-        ),
+        ("1.123456789012345678901234567890", "1.123456789012345678901234567889", Greater),
+        ("1.99999999999999999999999", "1.100000000000000000000000", Less),
         ("1:0", "0:99999999999999999999", Greater),
         ("1.2-3-4", "1.2-3-5", Less),
         ("1.2-3-4", "1.2-4", Greater),
@@ -382,9 +350,7 @@ mod tests {
 
     #[test]
     fn tilde_chain_is_ordered() {
-        let chain = [
-            "1.0~~", "1.0~~a", "1.0~", "1.0~rc1", "1.0", "1.0-0.1", "1.0a", "1.0+b1", "1.0.1",
-        ];
+        let chain = ["1.0~~", "1.0~~a", "1.0~", "1.0~rc1", "1.0", "1.0-0.1", "1.0a", "1.0+b1", "1.0.1"];
         for pair in chain.windows(2) {
             assert_eq!(compare(pair[0], pair[1]), Less, "{} < {}", pair[0], pair[1]);
         }
@@ -393,26 +359,14 @@ mod tests {
     #[test]
     fn parse_splits_epoch_and_last_hyphen() {
         let v = DebVersion::parse("2:1.2-3-4").expect("valid");
-        assert_eq!(
-            (v.epoch, v.upstream.as_str(), v.revision.as_str()),
-            (2, "1.2-3", "4")
-        );
+        assert_eq!((v.epoch, v.upstream.as_str(), v.revision.as_str()), (2, "1.2-3", "4"));
         let v = DebVersion::parse("0:0:0-0").expect("valid");
-        assert_eq!(
-            (v.epoch, v.upstream.as_str(), v.revision.as_str()),
-            (0, "0:0", "0")
-        );
+        assert_eq!((v.epoch, v.upstream.as_str(), v.revision.as_str()), (0, "0:0", "0"));
         let v = DebVersion::parse(" \t1.0 ").expect("blanks are trimmed");
-        assert_eq!(
-            (v.epoch, v.upstream.as_str(), v.revision.as_str()),
-            (0, "1.0", "")
-        );
+        assert_eq!((v.epoch, v.upstream.as_str(), v.revision.as_str()), (0, "1.0", ""));
         let v = DebVersion::parse("+1:2").expect("strtol takes a sign");
         assert_eq!(v.epoch, 1);
-        assert_eq!(
-            DebVersion::parse("2147483647:1").expect("max").epoch,
-            2147483647
-        );
+        assert_eq!(DebVersion::parse("2147483647:1").expect("max").epoch, 2147483647);
     }
 
     #[test]
@@ -421,10 +375,7 @@ mod tests {
             let v = DebVersion::parse(s).expect("valid");
             assert_eq!(DebVersion::parse(&v.to_string()).expect("reparses"), v);
         }
-        assert_eq!(
-            DebVersion::parse("0:1.0").expect("valid").to_string(),
-            "1.0"
-        );
+        assert_eq!(DebVersion::parse("0:1.0").expect("valid").to_string(), "1.0");
     }
 
     #[test]
@@ -447,10 +398,7 @@ mod tests {
             "1\0",
         ] {
             assert!(DebVersion::parse(bad).is_err(), "{bad:?} must be rejected");
-            assert!(
-                DebVersion::parse_lenient(bad).is_err(),
-                "{bad:?} must be rejected"
-            );
+            assert!(DebVersion::parse_lenient(bad).is_err(), "{bad:?} must be rejected");
         }
     }
 
@@ -464,14 +412,8 @@ mod tests {
             cases.push(format!("0:0-0{c}"));
         }
         for case in &cases {
-            assert!(
-                DebVersion::parse(case).is_err(),
-                "{case:?} is only a warning in dpkg"
-            );
-            assert!(
-                DebVersion::parse_lenient(case).is_ok(),
-                "{case:?} is still comparable"
-            );
+            assert!(DebVersion::parse(case).is_err(), "{case:?} is only a warning in dpkg");
+            assert!(DebVersion::parse_lenient(case).is_ok(), "{case:?} is still comparable");
         }
         assert!(DebVersion::parse("0:09azAZ.-+~:-0").is_ok());
         assert!(DebVersion::parse("0:0-azAZ09.+~").is_ok());
@@ -494,9 +436,7 @@ mod tests {
             s.push_str(&rng.below(12).to_string());
             s.push(':');
         }
-        s.push(char::from(
-            b'0' + u8::try_from(rng.below(10)).expect("below 10"),
-        ));
+        s.push(char::from(b'0' + u8::try_from(rng.below(10)).expect("below 10")));
         for _ in 0..rng.below(8) {
             s.push(char::from(BODY[rng.below(BODY.len())]));
         }
@@ -576,10 +516,7 @@ mod tests {
                 (None, _) => both_refused += 1,
             }
         }
-        eprintln!(
-            "dpkg oracle: {agreed} pairs agreed, {both_refused} refused by both, of {}",
-            pairs.len()
-        );
+        eprintln!("dpkg oracle: {agreed} pairs agreed, {both_refused} refused by both, of {}", pairs.len());
         assert!(agreed >= 400, "too few pairs compared: {agreed}");
     }
 
@@ -592,40 +529,14 @@ mod tests {
         let mut rng = SplitMix::new(7);
         let mut inputs: Vec<String> = (0..150).map(|_| random_version(&mut rng)).collect();
         inputs.extend(
-            [
-                "1.0-",
-                "1:",
-                "1 2",
-                "a",
-                "1.0é",
-                "\n1:1",
-                "+1:2",
-                "1:a",
-                "0:0-0:0",
-                "1_0",
-                "9999999999:1",
-                " 1",
-                "1\t",
-            ]
-            .map(String::from),
+            ["1.0-", "1:", "1 2", "a", "1.0é", "\n1:1", "+1:2", "1:a", "0:0-0:0", "1_0", "9999999999:1", " 1", "1\t"].map(String::from),
         );
         for input in inputs.iter().filter(|s| !s.starts_with('-')) {
-            let out = oracle::output("dpkg", &["--compare-versions", input, "eq", "0"])
-                .expect("dpkg ran");
+            let out = oracle::output("dpkg", &["--compare-versions", input, "eq", "0"]).expect("dpkg ran");
             let refused = out.code == Some(2);
             let warned = out.stderr.contains("warning");
-            assert_eq!(
-                DebVersion::parse_lenient(input).is_err(),
-                refused,
-                "{input:?}: {}",
-                out.stderr
-            );
-            assert_eq!(
-                DebVersion::parse(input).is_err(),
-                refused || warned,
-                "{input:?}: {}",
-                out.stderr
-            );
+            assert_eq!(DebVersion::parse_lenient(input).is_err(), refused, "{input:?}: {}", out.stderr);
+            assert_eq!(DebVersion::parse(input).is_err(), refused || warned, "{input:?}: {}", out.stderr);
         }
     }
 }

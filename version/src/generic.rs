@@ -56,10 +56,7 @@ fn runs(version: &str) -> impl Iterator<Item = Run<'_>> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let kind = class(*bytes.get(start)?);
-        let len = bytes[start..]
-            .iter()
-            .take_while(|&&c| class(c) == kind)
-            .count();
+        let len = bytes[start..].iter().take_while(|&&c| class(c) == kind).count();
         let text = &bytes[start..start + len];
         start += len;
         Some(match kind {
@@ -85,10 +82,7 @@ fn compare_runs(a: Run<'_>, b: Run<'_>) -> Ordering {
     // that are smaller byte-wise, or the order would not be transitive.
     a.band().cmp(&b.band()).then_with(|| match (a, b) {
         (Run::Digits(x), Run::Digits(y)) => compare_digits(x, y),
-        (Run::Letters(x), Run::Letters(y)) => x
-            .iter()
-            .map(u8::to_ascii_lowercase)
-            .cmp(y.iter().map(u8::to_ascii_lowercase)),
+        (Run::Letters(x), Run::Letters(y)) => x.iter().map(u8::to_ascii_lowercase).cmp(y.iter().map(u8::to_ascii_lowercase)),
         (Run::Separators(x), Run::Separators(y)) => x.cmp(y),
         _ => Ordering::Equal,
     })

@@ -41,13 +41,7 @@ pub enum Ecosystem {
 
 impl Ecosystem {
     /// Every ecosystem, for tests and for code that reports per ecosystem.
-    pub const ALL: [Ecosystem; 5] = [
-        Ecosystem::Dpkg,
-        Ecosystem::Rpm,
-        Ecosystem::Apk,
-        Ecosystem::Pacman,
-        Ecosystem::Generic,
-    ];
+    pub const ALL: [Ecosystem; 5] = [Ecosystem::Dpkg, Ecosystem::Rpm, Ecosystem::Apk, Ecosystem::Pacman, Ecosystem::Generic];
 
     /// The ecosystem of a package source as the agent names it. Sources
     /// without ordering rules of their own (snap, flatpak, windows_registry,
@@ -85,15 +79,9 @@ pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Ordering {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
     #[error("invalid Debian version {version:?}: {reason}")]
-    Dpkg {
-        version: String,
-        reason: &'static str,
-    },
+    Dpkg { version: String, reason: &'static str },
     #[error("invalid Alpine version {version:?}: {reason}")]
-    Apk {
-        version: String,
-        reason: &'static str,
-    },
+    Apk { version: String, reason: &'static str },
 }
 
 #[cfg(test)]
@@ -128,10 +116,7 @@ mod tests {
         assert_eq!(compare(Ecosystem::Pacman, "1.0rc1", "1.0"), Less);
         assert_eq!(compare(Ecosystem::Rpm, "1.0rc1", "1.0"), Greater);
         assert_eq!(compare(Ecosystem::Apk, "1.0_rc1", "1.0"), Less);
-        assert_eq!(
-            compare(Ecosystem::Generic, "10.0.22621", "10.0.19041"),
-            Greater
-        );
+        assert_eq!(compare(Ecosystem::Generic, "10.0.22621", "10.0.19041"), Greater);
     }
 
     /// Versions made of the characters the ecosystems treat specially, so
@@ -147,12 +132,7 @@ mod tests {
     /// Three versions with a common prefix: random triples that are all far
     /// apart would rarely test transitivity at the interesting places.
     fn related_triple() -> impl Strategy<Value = (String, String, String)> {
-        (
-            "[0-9][0-9a-c._+~^:-]{0,5}",
-            "[0-9a-cA._+~^:-]{0,5}",
-            "[0-9a-cA._+~^:-]{0,5}",
-            "[0-9a-cA._+~^:-]{0,5}",
-        )
+        ("[0-9][0-9a-c._+~^:-]{0,5}", "[0-9a-cA._+~^:-]{0,5}", "[0-9a-cA._+~^:-]{0,5}", "[0-9a-cA._+~^:-]{0,5}")
             .prop_map(|(p, x, y, z)| (format!("{p}{x}"), format!("{p}{y}"), format!("{p}{z}")))
     }
 

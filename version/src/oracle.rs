@@ -28,9 +28,7 @@ impl SplitMix {
 
     /// A string of `0..max_len` bytes drawn from `alphabet` (ASCII).
     pub fn string(&mut self, alphabet: &[u8], max_len: usize) -> String {
-        (0..self.below(max_len + 1))
-            .map(|_| char::from(alphabet[self.below(alphabet.len())]))
-            .collect()
+        (0..self.below(max_len + 1)).map(|_| char::from(alphabet[self.below(alphabet.len())])).collect()
     }
 }
 
@@ -48,11 +46,7 @@ pub fn available(program: &str, args: &[&str]) -> bool {
 
 /// Runs `program` and returns its output, or None when it cannot be started.
 pub fn output(program: &str, args: &[&str]) -> Option<Output> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output().ok()?;
     Some(Output {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -37,11 +37,7 @@ impl<'a> PacmanVersion<'a> {
     /// pacman's `parseEVR`; every string splits.
     pub fn parse(evr: &'a str) -> PacmanVersion<'a> {
         let rpm = crate::rpm::Evr::parse(evr);
-        PacmanVersion {
-            epoch: rpm.epoch.unwrap_or("0"),
-            version: rpm.version,
-            release: rpm.release,
-        }
+        PacmanVersion { epoch: rpm.epoch.unwrap_or("0"), version: rpm.version, release: rpm.release }
     }
 }
 
@@ -51,24 +47,20 @@ pub fn vercmp(a: &str, b: &str) -> Ordering {
         return Ordering::Equal;
     }
     let (a, b) = (PacmanVersion::parse(a), PacmanVersion::parse(b));
-    alpm_rpmvercmp(a.epoch, b.epoch)
-        .then_with(|| alpm_rpmvercmp(a.version, b.version))
-        .then_with(|| match (a.release, b.release) {
-            (Some(x), Some(y)) => alpm_rpmvercmp(x, y),
-            _ => Ordering::Equal,
-        })
+    alpm_rpmvercmp(a.epoch, b.epoch).then_with(|| alpm_rpmvercmp(a.version, b.version)).then_with(|| match (a.release, b.release) {
+        (Some(x), Some(y)) => alpm_rpmvercmp(x, y),
+        _ => Ordering::Equal,
+    })
 }
 
 /// The total order closest to [`vercmp`]; see the module doc for the two
 /// kinds of pairs where they differ.
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (a, b) = (PacmanVersion::parse(a), PacmanVersion::parse(b));
-    compare_component(a.epoch, b.epoch)
-        .then_with(|| compare_component(a.version, b.version))
-        .then_with(|| match (a.release, b.release) {
-            (Some(x), Some(y)) => compare_component(x, y),
-            (x, y) => x.is_some().cmp(&y.is_some()),
-        })
+    compare_component(a.epoch, b.epoch).then_with(|| compare_component(a.version, b.version)).then_with(|| match (a.release, b.release) {
+        (Some(x), Some(y)) => compare_component(x, y),
+        (x, y) => x.is_some().cmp(&y.is_some()),
+    })
 }
 
 /// libalpm's copy of `rpmvercmp`, ported line for line.
@@ -95,11 +87,7 @@ pub fn alpm_rpmvercmp(a: &str, b: &str) -> Ordering {
         }
         let numeric = at(a, one).is_ascii_digit();
         let in_segment = |c: u8| {
-            if numeric {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_alphabetic()
-            }
+            if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() }
         };
         seg_end_a = one;
         while in_segment(at(a, seg_end_a)) {
@@ -110,11 +98,7 @@ pub fn alpm_rpmvercmp(a: &str, b: &str) -> Ordering {
             seg_end_b += 1;
         }
         if seg_end_b == two {
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
+            return if numeric { Ordering::Greater } else { Ordering::Less };
         }
         let decided = if numeric {
             crate::generic::compare_digits(&a[one..seg_end_a], &b[two..seg_end_b])
@@ -132,22 +116,14 @@ pub fn alpm_rpmvercmp(a: &str, b: &str) -> Ordering {
         return Ordering::Equal;
     }
     // "We never want a remaining alpha string to beat an empty string."
-    if (rest_a == 0 && !rest_b.is_ascii_alphabetic()) || rest_a.is_ascii_alphabetic() {
-        Ordering::Less
-    } else {
-        Ordering::Greater
-    }
+    if (rest_a == 0 && !rest_b.is_ascii_alphabetic()) || rest_a.is_ascii_alphabetic() { Ordering::Less } else { Ordering::Greater }
 }
 
 /// One step of a component as [`alpm_rpmvercmp`] sees it.
 #[derive(Debug, Clone, Copy)]
 enum Step<'a> {
     /// A separator run of `sep` bytes, then a digit or letter segment.
-    Segment {
-        sep: usize,
-        numeric: bool,
-        text: &'a [u8],
-    },
+    Segment { sep: usize, numeric: bool, text: &'a [u8] },
     /// The end, reached right after a segment or after trailing separators.
     End { trailing_separator: bool },
 }
@@ -157,33 +133,15 @@ fn steps(component: &str) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
     let mut pos = 0;
     loop {
-        let sep = bytes[pos..]
-            .iter()
-            .take_while(|c| !c.is_ascii_alphanumeric())
-            .count();
+        let sep = bytes[pos..].iter().take_while(|c| !c.is_ascii_alphanumeric()).count();
         pos += sep;
         let Some(&first) = bytes.get(pos) else {
-            steps.push(Step::End {
-                trailing_separator: sep > 0,
-            });
+            steps.push(Step::End { trailing_separator: sep > 0 });
             return steps;
         };
         let numeric = first.is_ascii_digit();
-        let len = bytes[pos..]
-            .iter()
-            .take_while(|c| {
-                if numeric {
-                    c.is_ascii_digit()
-                } else {
-                    c.is_ascii_alphabetic()
-                }
-            })
-            .count();
-        steps.push(Step::Segment {
-            sep,
-            numeric,
-            text: &bytes[pos..pos + len],
-        });
+        let len = bytes[pos..].iter().take_while(|c| if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() }).count();
+        steps.push(Step::Segment { sep, numeric, text: &bytes[pos..pos + len] });
         pos += len;
     }
 }
@@ -192,32 +150,10 @@ fn steps(component: &str) -> Vec<Step<'_>> {
 /// segments that follow without a separator, as in `alpm_rpmvercmp`.
 fn compare_steps(x: Step<'_>, y: Step<'_>) -> Ordering {
     match (x, y) {
-        (
-            Step::Segment {
-                sep: sx,
-                numeric: nx,
-                text: tx,
-            },
-            Step::Segment {
-                sep: sy,
-                numeric: ny,
-                text: ty,
-            },
-        ) => sx.cmp(&sy).then(nx.cmp(&ny)).then_with(|| {
-            if nx {
-                crate::generic::compare_digits(tx, ty)
-            } else {
-                tx.cmp(ty)
-            }
-        }),
-        (
-            Step::End {
-                trailing_separator: ex,
-            },
-            Step::End {
-                trailing_separator: ey,
-            },
-        ) => ex.cmp(&ey),
+        (Step::Segment { sep: sx, numeric: nx, text: tx }, Step::Segment { sep: sy, numeric: ny, text: ty }) => {
+            sx.cmp(&sy).then(nx.cmp(&ny)).then_with(|| if nx { crate::generic::compare_digits(tx, ty) } else { tx.cmp(ty) })
+        }
+        (Step::End { trailing_separator: ex }, Step::End { trailing_separator: ey }) => ex.cmp(&ey),
         (Step::End { .. }, Step::Segment { sep, numeric, .. }) => {
             if sep == 0 && !numeric {
                 Ordering::Greater
@@ -313,14 +249,8 @@ mod tests {
     #[test]
     fn vercmp_is_not_transitive_and_compare_is() {
         let (x, y, z) = ("1a.", "1a1", "1a.b");
-        assert_eq!(
-            (vercmp(x, y), vercmp(y, z), vercmp(z, x)),
-            (Less, Less, Less)
-        );
-        assert_eq!(
-            (compare(x, y), compare(y, z), compare(x, z)),
-            (Less, Less, Less)
-        );
+        assert_eq!((vercmp(x, y), vercmp(y, z), vercmp(z, x)), (Less, Less, Less));
+        assert_eq!((compare(x, y), compare(y, z), compare(x, z)), (Less, Less, Less));
         assert_eq!(compare("1.0", "1.0-1"), Less);
         assert_eq!(compare("1.0-1", "1.0-2"), Less);
     }
@@ -353,10 +283,7 @@ mod tests {
     }
 
     fn ends_with_separator(component: &str) -> bool {
-        component
-            .bytes()
-            .last()
-            .is_some_and(|c| !c.is_ascii_alphanumeric())
+        component.bytes().last().is_some_and(|c| !c.is_ascii_alphanumeric())
     }
 
     #[test]
@@ -365,10 +292,7 @@ mod tests {
             eprintln!("skipped: pacman's vercmp is not installed");
             return;
         }
-        let mut pairs: Vec<(String, String)> = PACMAN_SUITE
-            .iter()
-            .map(|&(a, b, _)| (a.to_owned(), b.to_owned()))
-            .collect();
+        let mut pairs: Vec<(String, String)> = PACMAN_SUITE.iter().map(|&(a, b, _)| (a.to_owned(), b.to_owned())).collect();
         let mut rng = SplitMix::new(0xa5c4_1100);
         for _ in 0..400 {
             let a = random_version(&mut rng);
@@ -390,14 +314,7 @@ mod tests {
             exact += 1;
             let (pa, pb) = (PacmanVersion::parse(a), PacmanVersion::parse(b));
             let comparable = pa.release.is_some() == pb.release.is_some()
-                && ![
-                    pa.version,
-                    pb.version,
-                    pa.release.unwrap_or(""),
-                    pb.release.unwrap_or(""),
-                ]
-                .into_iter()
-                .any(ends_with_separator);
+                && ![pa.version, pb.version, pa.release.unwrap_or(""), pb.release.unwrap_or("")].into_iter().any(ends_with_separator);
             if comparable {
                 assert_eq!(compare(a, b), said.cmp(&0), "compare({a:?}, {b:?})");
                 total += 1;

@@ -50,18 +50,12 @@ impl<'a> Evr<'a> {
             (None, 0)
         };
         match hyphen {
-            Some(hyphen) if hyphen >= version_start => Evr {
-                epoch,
-                version: &evr[version_start..hyphen],
-                release: Some(&evr[hyphen + 1..]),
-            },
+            Some(hyphen) if hyphen >= version_start => {
+                Evr { epoch, version: &evr[version_start..hyphen], release: Some(&evr[hyphen + 1..]) }
+            }
             // A hyphen found before the colon cannot exist (the epoch is
             // digits only), so this arm is for "no hyphen".
-            _ => Evr {
-                epoch,
-                version: &evr[version_start..],
-                release: None,
-            },
+            _ => Evr { epoch, version: &evr[version_start..], release: None },
         }
     }
 }
@@ -70,12 +64,12 @@ impl<'a> Evr<'a> {
 /// where a missing release sorts before every present one. A total order.
 pub fn compare_evr(a: &str, b: &str) -> Ordering {
     let (a, b) = (Evr::parse(a), Evr::parse(b));
-    rpmvercmp(a.epoch.unwrap_or("0"), b.epoch.unwrap_or("0"))
-        .then_with(|| rpmvercmp(a.version, b.version))
-        .then_with(|| match (a.release, b.release) {
+    rpmvercmp(a.epoch.unwrap_or("0"), b.epoch.unwrap_or("0")).then_with(|| rpmvercmp(a.version, b.version)).then_with(|| {
+        match (a.release, b.release) {
             (Some(x), Some(y)) => rpmvercmp(x, y),
             (x, y) => x.is_some().cmp(&y.is_some()),
-        })
+        }
+    })
 }
 
 /// How rpm relates two EVRs when checking a dependency (`rpmverOverlap`):
@@ -90,12 +84,10 @@ pub fn compare_dependency(a: &str, b: &str) -> Ordering {
         (None, Some(y)) if positive(y) => Ordering::Less,
         _ => Ordering::Equal,
     };
-    epoch
-        .then_with(|| rpmvercmp(a.version, b.version))
-        .then_with(|| match (a.release, b.release) {
-            (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => rpmvercmp(x, y),
-            _ => Ordering::Equal,
-        })
+    epoch.then_with(|| rpmvercmp(a.version, b.version)).then_with(|| match (a.release, b.release) {
+        (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => rpmvercmp(x, y),
+        _ => Ordering::Equal,
+    })
 }
 
 fn is_separator(c: u8) -> bool {
@@ -153,27 +145,15 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
 
         let numeric = first.is_ascii_digit();
         let in_segment = |c: &u8| {
-            if numeric {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_alphabetic()
-            }
+            if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() }
         };
         let end_a = i + a[i..].iter().take_while(|c| in_segment(c)).count();
         let end_b = j + b[j..].iter().take_while(|c| in_segment(c)).count();
         if end_b == j {
             // Segments of different kinds: the numeric one is newer.
-            return if numeric {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
+            return if numeric { Ordering::Greater } else { Ordering::Less };
         }
-        let decided = if numeric {
-            crate::generic::compare_digits(&a[i..end_a], &b[j..end_b])
-        } else {
-            a[i..end_a].cmp(&b[j..end_b])
-        };
+        let decided = if numeric { crate::generic::compare_digits(&a[i..end_a], &b[j..end_b]) } else { a[i..end_a].cmp(&b[j..end_b]) };
         if decided != Ordering::Equal {
             return decided;
         }
@@ -322,15 +302,7 @@ mod tests {
             ("2.0-", None, "2.0", Some("")),
         ];
         for &(input, epoch, version, release) in cases {
-            assert_eq!(
-                Evr::parse(input),
-                Evr {
-                    epoch,
-                    version,
-                    release
-                },
-                "{input}"
-            );
+            assert_eq!(Evr::parse(input), Evr { epoch, version, release }, "{input}");
         }
     }
 
@@ -404,10 +376,7 @@ mod tests {
             evr_pairs.push((a, b));
         }
         let plain = |s: &str| s.replace([':', '-'], "");
-        let mut plain_pairs: Vec<(String, String)> = RPM_SUITE
-            .iter()
-            .map(|&(a, b, _)| (a.to_owned(), b.to_owned()))
-            .collect();
+        let mut plain_pairs: Vec<(String, String)> = RPM_SUITE.iter().map(|&(a, b, _)| (a.to_owned(), b.to_owned())).collect();
         plain_pairs.extend(evr_pairs.iter().map(|(a, b)| (plain(a), plain(b))));
         // rpm's EVR parser refuses an empty string; rpmvercmp itself does not.
         let nonempty = |(a, b): &(String, String)| !a.is_empty() && !b.is_empty();
@@ -429,18 +398,9 @@ mod tests {
         );
         let out = oracle::output("rpm", &["--eval", &script]).expect("rpm ran");
         std::fs::remove_dir_all(&dir).expect("clean temp dir");
-        let answers: Vec<i32> = out
-            .stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.trim().parse().expect("rpm prints a number"))
-            .collect();
-        assert_eq!(
-            answers.len(),
-            all.len(),
-            "rpm answered every pair: {}",
-            out.stderr
-        );
+        let answers: Vec<i32> =
+            out.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().parse().expect("rpm prints a number")).collect();
+        assert_eq!(answers.len(), all.len(), "rpm answered every pair: {}", out.stderr);
 
         let (evr_answers, plain_answers) = answers.split_at(evr_pairs.len());
         for ((a, b), said) in evr_pairs.iter().zip(evr_answers) {
@@ -449,10 +409,6 @@ mod tests {
         for ((a, b), said) in plain_pairs.iter().zip(plain_answers) {
             assert_eq!(rpmvercmp(a, b), said.cmp(&0), "rpmvercmp({a:?}, {b:?})");
         }
-        eprintln!(
-            "rpm oracle: {} EVR pairs agreed on rpmverCmp, {} plain pairs on rpmvercmp",
-            evr_pairs.len(),
-            plain_pairs.len()
-        );
+        eprintln!("rpm oracle: {} EVR pairs agreed on rpmverCmp, {} plain pairs on rpmvercmp", evr_pairs.len(), plain_pairs.len());
     }
 }

@@ -18,10 +18,8 @@ pub const MAX_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
 /// Runs `program args` (C locale, timeout, at most `limit` bytes of output)
 /// and returns its standard output; a missing program is an error.
 pub fn run(program: &str, args: &[&str], limit: u64) -> Result<String> {
-    run_command(program, args, &[], limit)?.ok_or_else(|| Error::Command {
-        command: program.to_owned(),
-        reason: "not installed".to_owned(),
-    })
+    run_command(program, args, &[], limit)?
+        .ok_or_else(|| Error::Command { command: program.to_owned(), reason: "not installed".to_owned() })
 }
 
 /// How long a command may run before it is killed: a hung daemon (snapd,
@@ -31,12 +29,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Runs `program args` with a C locale (plus `env`) and returns its standard
 /// output. `Ok(None)` when the program is not installed. A non-zero exit, a
 /// timeout or more than `limit` bytes of output is an [`Error::Command`].
-pub(crate) fn run_command(
-    program: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    limit: u64,
-) -> Result<Option<String>> {
+pub(crate) fn run_command(program: &str, args: &[&str], env: &[(&str, &str)], limit: u64) -> Result<Option<String>> {
     run_command_accepting(program, args, env, limit, &[0])
 }
 
@@ -50,14 +43,8 @@ pub(crate) fn run_command_accepting(
     limit: u64,
     ok_codes: &[i32],
 ) -> Result<Option<String>> {
-    let command_line = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let failed = |reason: String| Error::Command {
-        command: command_line.clone(),
-        reason,
-    };
+    let command_line = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let failed = |reason: String| Error::Command { command: command_line.clone(), reason };
     let mut child = match Command::new(program)
         .args(args)
         .env("LC_ALL", "C")
@@ -82,20 +69,8 @@ pub(crate) fn run_command_accepting(
             bytes
         })
     };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        limit,
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        64 * 1024,
-    );
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), limit);
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), 64 * 1024);
 
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     let status = loop {
@@ -105,10 +80,7 @@ pub(crate) fn run_command_accepting(
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(failed(format!(
-                    "no answer after {} s, killed",
-                    COMMAND_TIMEOUT.as_secs()
-                )));
+                return Err(failed(format!("no answer after {} s, killed", COMMAND_TIMEOUT.as_secs())));
             }
             Err(e) => return Err(failed(e.to_string())),
         }
@@ -117,23 +89,14 @@ pub(crate) fn run_command_accepting(
     let err = stderr.join().unwrap_or_default();
     // Checked first: once we stop reading, the child dies of a broken pipe.
     if out.len() as u64 > limit {
-        return Err(failed(format!(
-            "more than {} of output",
-            crate::collect::software::describe_size(limit)
-        )));
+        return Err(failed(format!("more than {} of output", crate::collect::software::describe_size(limit))));
     }
     if !status.code().is_some_and(|code| ok_codes.contains(&code)) {
         let message = String::from_utf8_lossy(&err);
         let message = message.trim();
-        return Err(failed(if message.is_empty() {
-            status.to_string()
-        } else {
-            format!("{status}: {message}")
-        }));
+        return Err(failed(if message.is_empty() { status.to_string() } else { format!("{status}: {message}") }));
     }
-    Ok(Some(String::from_utf8(out).unwrap_or_else(|e| {
-        String::from_utf8_lossy(e.as_bytes()).into_owned()
-    })))
+    Ok(Some(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
 }
 
 /// `key: value` (or `key = value`) lines into pairs, keys and values

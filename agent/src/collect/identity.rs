@@ -27,28 +27,24 @@ const MAX_VALUE_BYTES: usize = 4096;
 pub fn collect(root: &Path) -> Result<HostIdentity> {
     let mut unreadable = Vec::new();
 
-    let (uuid, uuid_source) =
-        match read_under(root, "sys/class/dmi/id/product_uuid", MAX_VALUE_BYTES)
-            .map_err(|e| io_reason("/sys/class/dmi/id/product_uuid", &e))
-            .and_then(|t| parse_dmi_uuid(&t).map_err(|e| e.to_string()))
-        {
-            Ok(u) => (Some(u), Some(UuidSource::Dmi)),
-            Err(dmi_reason) => {
-                match read_under(root, "etc/machine-id", MAX_VALUE_BYTES)
-                    .map_err(|e| io_reason("/etc/machine-id", &e))
-                    .and_then(|t| parse_machine_id(&t).map_err(|e| e.to_string()))
-                {
-                    Ok(id) => (Some(id), Some(UuidSource::MachineId)),
-                    Err(mid_reason) => {
-                        unreadable.push(Unreadable::new(
-                            "uuid",
-                            format!("{dmi_reason}; {mid_reason}"),
-                        ));
-                        (None, None)
-                    }
+    let (uuid, uuid_source) = match read_under(root, "sys/class/dmi/id/product_uuid", MAX_VALUE_BYTES)
+        .map_err(|e| io_reason("/sys/class/dmi/id/product_uuid", &e))
+        .and_then(|t| parse_dmi_uuid(&t).map_err(|e| e.to_string()))
+    {
+        Ok(u) => (Some(u), Some(UuidSource::Dmi)),
+        Err(dmi_reason) => {
+            match read_under(root, "etc/machine-id", MAX_VALUE_BYTES)
+                .map_err(|e| io_reason("/etc/machine-id", &e))
+                .and_then(|t| parse_machine_id(&t).map_err(|e| e.to_string()))
+            {
+                Ok(id) => (Some(id), Some(UuidSource::MachineId)),
+                Err(mid_reason) => {
+                    unreadable.push(Unreadable::new("uuid", format!("{dmi_reason}; {mid_reason}")));
+                    (None, None)
                 }
             }
-        };
+        }
+    };
 
     let hostname = match read_under(root, "proc/sys/kernel/hostname", MAX_VALUE_BYTES) {
         Ok(t) => match parse_hostname(&t) {
@@ -59,18 +55,12 @@ pub fn collect(root: &Path) -> Result<HostIdentity> {
             }
         },
         Err(e) => {
-            unreadable.push(Unreadable::from_io(
-                "hostname",
-                "/proc/sys/kernel/hostname",
-                &e,
-            ));
+            unreadable.push(Unreadable::from_io("hostname", "/proc/sys/kernel/hostname", &e));
             None
         }
     };
 
-    let kernel_domain = read_under(root, "proc/sys/kernel/domainname", MAX_VALUE_BYTES)
-        .ok()
-        .and_then(|t| parse_kernel_domainname(&t));
+    let kernel_domain = read_under(root, "proc/sys/kernel/domainname", MAX_VALUE_BYTES).ok().and_then(|t| parse_kernel_domainname(&t));
 
     let hosts = read_under(root, "etc/hosts", MAX_HOSTS_BYTES);
     let fqdn = match (&hostname, &hosts) {
@@ -82,10 +72,8 @@ pub fn collect(root: &Path) -> Result<HostIdentity> {
         (Some(h), Ok(text)) => match fqdn_from_hosts(text, h) {
             Ok(Some(f)) => Some(f),
             Ok(None) => {
-                unreadable.push(Unreadable::new(
-                    "fqdn",
-                    format!("host name {h:?} has no dotted name in /etc/hosts and is not itself qualified"),
-                ));
+                unreadable
+                    .push(Unreadable::new("fqdn", format!("host name {h:?} has no dotted name in /etc/hosts and is not itself qualified")));
                 None
             }
             Err(e) => {
@@ -107,14 +95,7 @@ pub fn collect(root: &Path) -> Result<HostIdentity> {
         ));
     }
 
-    Ok(HostIdentity {
-        uuid,
-        uuid_source,
-        hostname,
-        fqdn,
-        domain,
-        unreadable,
-    })
+    Ok(HostIdentity { uuid, uuid_source, hostname, fqdn, domain, unreadable })
 }
 
 /// Parses `/sys/class/dmi/id/product_uuid`: a canonical 8-4-4-4-12 UUID,
@@ -124,31 +105,19 @@ pub fn parse_dmi_uuid(text: &str) -> Result<String> {
     const WHAT: &str = "/sys/class/dmi/id/product_uuid";
     let t = text.trim();
     if t.len() != 36 {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            format!("expected a 36-character UUID, got {} characters", t.len()),
-        ));
+        return Err(Error::parse(WHAT, Some(1), format!("expected a 36-character UUID, got {} characters", t.len())));
     }
     let well_formed = t.char_indices().all(|(i, c)| match i {
         8 | 13 | 18 | 23 => c == '-',
         _ => c.is_ascii_hexdigit(),
     });
     if !well_formed {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            format!("{t:?} is not an 8-4-4-4-12 hex UUID"),
-        ));
+        return Err(Error::parse(WHAT, Some(1), format!("{t:?} is not an 8-4-4-4-12 hex UUID")));
     }
     let lower = t.to_ascii_lowercase();
     let digits: String = lower.chars().filter(|c| *c != '-').collect();
     if digits.chars().all(|c| c == '0') || digits.chars().all(|c| c == 'f') {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            format!("{lower} is a firmware placeholder, not a unique id"),
-        ));
+        return Err(Error::parse(WHAT, Some(1), format!("{lower} is a firmware placeholder, not a unique id")));
     }
     Ok(lower)
 }
@@ -180,18 +149,10 @@ pub fn parse_machine_id(text: &str) -> Result<String> {
     const WHAT: &str = "/etc/machine-id";
     let t = text.trim();
     if t.is_empty() || t == "uninitialized" {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            "machine id is not initialized yet",
-        ));
+        return Err(Error::parse(WHAT, Some(1), "machine id is not initialized yet"));
     }
     if t.len() != 32 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            "expected 32 hexadecimal digits",
-        ));
+        return Err(Error::parse(WHAT, Some(1), "expected 32 hexadecimal digits"));
     }
     Ok(t.to_ascii_lowercase())
 }
@@ -200,18 +161,10 @@ pub fn parse_machine_id(text: &str) -> Result<String> {
 pub fn parse_hostname(text: &str) -> Result<String> {
     let t = text.trim();
     if t.is_empty() || t == "(none)" {
-        return Err(Error::parse(
-            "/proc/sys/kernel/hostname",
-            Some(1),
-            "host name is not set",
-        ));
+        return Err(Error::parse("/proc/sys/kernel/hostname", Some(1), "host name is not set"));
     }
     if t.len() > 253 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::parse(
-            "/proc/sys/kernel/hostname",
-            Some(1),
-            "not a valid host name",
-        ));
+        return Err(Error::parse("/proc/sys/kernel/hostname", Some(1), "not a valid host name"));
     }
     Ok(t.to_string())
 }
@@ -228,11 +181,7 @@ pub fn parse_kernel_domainname(text: &str) -> Option<String> {
 /// which counts only if it is dotted and its first label is `hostname`.
 pub fn fqdn_from_hosts(text: &str, hostname: &str) -> Result<Option<String>> {
     if text.len() > MAX_HOSTS_BYTES {
-        return Err(Error::parse(
-            "/etc/hosts",
-            None,
-            format!("larger than {MAX_HOSTS_BYTES} bytes"),
-        ));
+        return Err(Error::parse("/etc/hosts", None, format!("larger than {MAX_HOSTS_BYTES} bytes")));
     }
     let short = hostname.split('.').next().unwrap_or(hostname);
     for line in text.lines() {
@@ -242,22 +191,16 @@ pub fn fqdn_from_hosts(text: &str, hostname: &str) -> Result<Option<String>> {
         let names: Vec<&str> = fields.collect();
         let mentions = names.iter().any(|n| {
             n.eq_ignore_ascii_case(hostname)
-                || n.split('.')
-                    .next()
-                    .is_some_and(|first| first.eq_ignore_ascii_case(short))
-                    && n.contains('.')
+                || n.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(short)) && n.contains('.')
         });
         if !mentions {
             continue;
         }
         // The canonical name first, then aliases: prefer a dotted name whose
         // first label is the host name.
-        if let Some(f) = names.iter().find(|n| {
-            n.contains('.')
-                && n.split('.')
-                    .next()
-                    .is_some_and(|first| first.eq_ignore_ascii_case(short))
-        }) {
+        if let Some(f) =
+            names.iter().find(|n| n.contains('.') && n.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(short)))
+        {
             return Ok(Some(f.trim_end_matches('.').to_string()));
         }
     }
@@ -280,24 +223,15 @@ mod tests {
 
     #[test]
     fn dmi_uuid_is_lower_cased() {
-        let u = parse_dmi_uuid(include_str!(
-            "../../tests/fixtures/identity/product_uuid.txt"
-        ))
-        .unwrap();
+        let u = parse_dmi_uuid(include_str!("../../tests/fixtures/identity/product_uuid.txt")).unwrap();
         assert_eq!(u, "4c4c4544-0042-3510-8056-b4c04f564e32");
     }
 
     #[test]
     fn placeholder_and_malformed_uuids_are_refused() {
-        let e = parse_dmi_uuid(include_str!(
-            "../../tests/fixtures/identity/product_uuid_zero.txt"
-        ))
-        .unwrap_err();
+        let e = parse_dmi_uuid(include_str!("../../tests/fixtures/identity/product_uuid_zero.txt")).unwrap_err();
         assert!(e.to_string().contains("placeholder"), "{e}");
-        let e = parse_dmi_uuid(include_str!(
-            "../../tests/fixtures/identity/product_uuid_bad.txt"
-        ))
-        .unwrap_err();
+        let e = parse_dmi_uuid(include_str!("../../tests/fixtures/identity/product_uuid_bad.txt")).unwrap_err();
         assert!(e.to_string().contains("36-character"), "{e}");
         // Multi-byte characters must not trip char-boundary slicing.
         assert!(parse_dmi_uuid("ééééééééééééééééééé").is_err());
@@ -306,8 +240,7 @@ mod tests {
 
     #[test]
     fn machine_id_parses_and_rejects_garbage() {
-        let id =
-            parse_machine_id(include_str!("../../tests/fixtures/identity/machine-id.txt")).unwrap();
+        let id = parse_machine_id(include_str!("../../tests/fixtures/identity/machine-id.txt")).unwrap();
         assert_eq!(id.len(), 32);
         assert!(parse_machine_id("uninitialized\n").is_err());
         assert!(parse_machine_id("xyz").is_err());
@@ -316,10 +249,7 @@ mod tests {
     #[test]
     fn fqdn_comes_from_hosts_canonical_name() {
         let hosts = include_str!("../../tests/fixtures/identity/hosts_fqdn.txt");
-        assert_eq!(
-            fqdn_from_hosts(hosts, "web-07").unwrap().as_deref(),
-            Some("web-07.corp.example.com")
-        );
+        assert_eq!(fqdn_from_hosts(hosts, "web-07").unwrap().as_deref(), Some("web-07.corp.example.com"));
         assert_eq!(fqdn_from_hosts(hosts, "db-01").unwrap(), None);
         let short = include_str!("../../tests/fixtures/identity/hosts_short.txt");
         assert_eq!(fqdn_from_hosts(short, "vm").unwrap(), None);
@@ -334,10 +264,7 @@ mod tests {
     #[test]
     fn collect_on_fixture_tree_prefers_dmi_and_ignores_resolv_search() {
         let id = collect(&fixtures().join("root")).unwrap();
-        assert_eq!(
-            id.uuid.as_deref(),
-            Some("4c4c4544-0042-3510-8056-b4c04f564e32")
-        );
+        assert_eq!(id.uuid.as_deref(), Some("4c4c4544-0042-3510-8056-b4c04f564e32"));
         assert_eq!(id.uuid_source, Some(UuidSource::Dmi));
         assert_eq!(id.hostname.as_deref(), Some("web-07"));
         assert_eq!(id.fqdn.as_deref(), Some("web-07.corp.example.com"));
@@ -365,10 +292,7 @@ mod tests {
         let expected = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         assert_eq!(id.hostname.as_deref(), Some(expected.trim()));
         if let Ok(out) = std::process::Command::new("hostname").output() {
-            assert_eq!(
-                id.hostname.as_deref(),
-                Some(String::from_utf8_lossy(&out.stdout).trim())
-            );
+            assert_eq!(id.hostname.as_deref(), Some(String::from_utf8_lossy(&out.stdout).trim()));
         }
         if id.uuid_source == Some(UuidSource::MachineId) {
             let mid = std::fs::read_to_string("/etc/machine-id").unwrap();

@@ -131,7 +131,12 @@ pub fn failed_units(root: &Path) -> Option<Vec<String>> {
     crate::health::parse::parse_systemctl_failed(&text).ok()
 }
 
-fn section<T>(name: &'static str, errors: &mut Vec<SectionError>, timings: &mut Vec<SectionTiming>, f: impl FnOnce() -> Result<T>) -> Option<T> {
+fn section<T>(
+    name: &'static str,
+    errors: &mut Vec<SectionError>,
+    timings: &mut Vec<SectionTiming>,
+    f: impl FnOnce() -> Result<T>,
+) -> Option<T> {
     match timed(name, timings, f) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -153,7 +158,10 @@ fn timed<T>(name: &'static str, timings: &mut Vec<SectionTiming>, f: impl FnOnce
 /// skipped records) becomes one `SectionError` named `software.<source>`,
 /// and the packages of every other source are still reported. The section
 /// is absent only when sources failed and none yielded a package.
-fn software_section((packages, failures): (Vec<Package>, Vec<(PackageSource, Error)>), errors: &mut Vec<SectionError>) -> Option<Vec<Package>> {
+fn software_section(
+    (packages, failures): (Vec<Package>, Vec<(PackageSource, Error)>),
+    errors: &mut Vec<SectionError>,
+) -> Option<Vec<Package>> {
     let mut by_source: BTreeMap<PackageSource, Vec<String>> = BTreeMap::new();
     for (source, error) in failures {
         by_source.entry(source).or_default().push(error.to_string());
@@ -170,7 +178,10 @@ fn software_section((packages, failures): (Vec<Package>, Vec<(PackageSource, Err
 /// Updates are collected per update source like software: a failed source
 /// is one `SectionError` named `updates.<source>`; the section is absent
 /// only when sources failed and none found an update.
-fn updates_section((section, failures): (PendingUpdates, Vec<(UpdateSource, Error)>), errors: &mut Vec<SectionError>) -> Option<PendingUpdates> {
+fn updates_section(
+    (section, failures): (PendingUpdates, Vec<(UpdateSource, Error)>),
+    errors: &mut Vec<SectionError>,
+) -> Option<PendingUpdates> {
     let failed = !failures.is_empty();
     for (source, error) in failures {
         let name = format!("updates.{}", source.as_str());
@@ -217,7 +228,8 @@ mod tests {
             }],
             unreadable: Vec::new(),
         };
-        let failures = vec![(UpdateSource::Dnf, Error::Command { command: "dnf -C -q check-update".into(), reason: "exit status: 1".into() })];
+        let failures =
+            vec![(UpdateSource::Dnf, Error::Command { command: "dnf -C -q check-update".into(), reason: "exit status: 1".into() })];
         let section = updates_section((found, failures), &mut errors).expect("apt still reported");
         assert_eq!(section.updates.len(), 1);
         assert_eq!(errors[0].section, "updates.dnf");

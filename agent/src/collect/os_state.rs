@@ -22,8 +22,7 @@ use crate::error::{Error, Result};
 use crate::inventory::os_state::{FilesystemEncryption, OsState, PendingReboot, SecureBoot};
 use crate::inventory::unreadable::{Unreadable, io_reason};
 
-const SECURE_BOOT_VAR: &str =
-    "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+const SECURE_BOOT_VAR: &str = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 const MAX_MOUNTS_BYTES: usize = 16 << 20;
 const MAX_SMALL_BYTES: usize = 1 << 20;
 /// Device-mapper stacks are a few levels deep; this bounds a cycle.
@@ -33,10 +32,7 @@ const MAX_DM_DEPTH: usize = 16;
 pub fn collect(root: &Path) -> Result<OsState> {
     let mut unreadable = Vec::new();
 
-    let timezone = match read_under(root, "etc/timezone", MAX_SMALL_BYTES)
-        .ok()
-        .and_then(|t| parse_timezone_file(&t))
-    {
+    let timezone = match read_under(root, "etc/timezone", MAX_SMALL_BYTES).ok().and_then(|t| parse_timezone_file(&t)) {
         Some(tz) => Some(tz),
         None => match std::fs::read_link(root.join("etc/localtime")) {
             Ok(target) => match timezone_from_localtime_target(&target.to_string_lossy()) {
@@ -44,10 +40,7 @@ pub fn collect(root: &Path) -> Result<OsState> {
                 None => {
                     unreadable.push(Unreadable::new(
                         "timezone",
-                        format!(
-                            "/etc/localtime points to {} which is not under zoneinfo/",
-                            target.display()
-                        ),
+                        format!("/etc/localtime points to {} which is not under zoneinfo/", target.display()),
                     ));
                     None
                 }
@@ -55,10 +48,7 @@ pub fn collect(root: &Path) -> Result<OsState> {
             Err(e) => {
                 unreadable.push(Unreadable::new(
                     "timezone",
-                    format!(
-                        "no /etc/timezone and /etc/localtime is not a zoneinfo link ({})",
-                        io_reason("/etc/localtime", &e)
-                    ),
+                    format!("no /etc/timezone and /etc/localtime is not a zoneinfo link ({})", io_reason("/etc/localtime", &e)),
                 ));
                 None
             }
@@ -84,34 +74,19 @@ pub fn collect(root: &Path) -> Result<OsState> {
                     None
                 }
             },
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && root.join("sys/firmware/efi/efivars").is_dir() =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join("sys/firmware/efi/efivars").is_dir() => {
                 Some(SecureBoot::UnsupportedByFirmware)
             }
             Err(e) => {
-                unreadable.push(Unreadable::from_io(
-                    "secure_boot",
-                    &format!("/{SECURE_BOOT_VAR}"),
-                    &e,
-                ));
+                unreadable.push(Unreadable::from_io("secure_boot", &format!("/{SECURE_BOOT_VAR}"), &e));
                 None
             }
         }
     };
 
-    let (filesystems_encryption, root_encrypted) = match read_under(
-        root,
-        "proc/mounts",
-        MAX_MOUNTS_BYTES,
-    ) {
+    let (filesystems_encryption, root_encrypted) = match read_under(root, "proc/mounts", MAX_MOUNTS_BYTES) {
         Err(e) => {
-            unreadable.push(Unreadable::from_io(
-                "filesystems_encryption",
-                "/proc/mounts",
-                &e,
-            ));
+            unreadable.push(Unreadable::from_io("filesystems_encryption", "/proc/mounts", &e));
             (None, None)
         }
         Ok(text) => match parse_mounts(&text) {
@@ -122,10 +97,7 @@ pub fn collect(root: &Path) -> Result<OsState> {
             Ok(mounts) => {
                 let dms = read_dm_devices(root);
                 let fs = encryption_by_mount(&mounts, &dms);
-                let root_enc = fs
-                    .iter()
-                    .find(|f| f.mount_point == "/")
-                    .map(|f| f.encrypted);
+                let root_enc = fs.iter().find(|f| f.mount_point == "/").map(|f| f.encrypted);
                 if root_enc.is_none() {
                     unreadable.push(Unreadable::new(
                         "root_encrypted",
@@ -137,46 +109,23 @@ pub fn collect(root: &Path) -> Result<OsState> {
         },
     };
 
-    Ok(OsState {
-        timezone,
-        pending_reboot,
-        secure_boot,
-        filesystems_encryption,
-        root_encrypted,
-        unreadable,
-    })
+    Ok(OsState { timezone, pending_reboot, secure_boot, filesystems_encryption, root_encrypted, unreadable })
 }
 
 fn pending_reboot(root: &Path) -> std::result::Result<PendingReboot, String> {
     let flag = root.join("var/run/reboot-required");
     if flag.exists() {
-        let packages = read_under(root, "var/run/reboot-required.pkgs", MAX_SMALL_BYTES)
-            .map(|t| parse_reboot_required_pkgs(&t))
-            .unwrap_or_default();
-        return Ok(PendingReboot {
-            required: true,
-            packages,
-            source: "reboot-required-file".into(),
-        });
+        let packages =
+            read_under(root, "var/run/reboot-required.pkgs", MAX_SMALL_BYTES).map(|t| parse_reboot_required_pkgs(&t)).unwrap_or_default();
+        return Ok(PendingReboot { required: true, packages, source: "reboot-required-file".into() });
     }
     if root.join("var/lib/dpkg").is_dir() {
-        return Ok(PendingReboot {
-            required: false,
-            packages: Vec::new(),
-            source: "reboot-required-file".into(),
-        });
+        return Ok(PendingReboot { required: false, packages: Vec::new(), source: "reboot-required-file".into() });
     }
     if root == Path::new("/") && root.join("var/lib/rpm").is_dir() {
-        return match std::process::Command::new("needs-restarting")
-            .arg("-r")
-            .output()
-        {
-            Ok(out) => {
-                parse_needs_restarting(out.status.code(), &String::from_utf8_lossy(&out.stdout))
-            }
-            Err(e) => Err(format!(
-                "RPM system without needs-restarting (dnf-utils/yum-utils): {e}"
-            )),
+        return match std::process::Command::new("needs-restarting").arg("-r").output() {
+            Ok(out) => parse_needs_restarting(out.status.code(), &String::from_utf8_lossy(&out.stdout)),
+            Err(e) => Err(format!("RPM system without needs-restarting (dnf-utils/yum-utils): {e}")),
         };
     }
     Err("no pending-reboot mechanism known for this distribution".into())
@@ -184,10 +133,7 @@ fn pending_reboot(root: &Path) -> std::result::Result<PendingReboot, String> {
 
 /// `/etc/timezone` (Debian): one zone name.
 pub fn parse_timezone_file(text: &str) -> Option<String> {
-    let t = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let t = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
     (t.len() <= 256 && !t.contains(char::is_whitespace)).then(|| t.to_string())
 }
 
@@ -196,55 +142,32 @@ pub fn parse_timezone_file(text: &str) -> Option<String> {
 /// `posix/` and `right/` prefixes are variants of the same zone.
 pub fn timezone_from_localtime_target(target: &str) -> Option<String> {
     let (_, zone) = target.rsplit_once("zoneinfo/")?;
-    let zone = zone
-        .strip_prefix("posix/")
-        .or_else(|| zone.strip_prefix("right/"))
-        .unwrap_or(zone);
+    let zone = zone.strip_prefix("posix/").or_else(|| zone.strip_prefix("right/")).unwrap_or(zone);
     (!zone.is_empty()).then(|| zone.to_string())
 }
 
 /// `/var/run/reboot-required.pkgs`: one package per line, possibly repeated.
 pub fn parse_reboot_required_pkgs(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(10_000)
-        .map(String::from)
-        .collect();
+    let mut v: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(10_000).map(String::from).collect();
     v.sort();
     v.dedup();
     v
 }
 
 /// `needs-restarting -r`: exit 1 means a reboot is needed, 0 means not.
-pub fn parse_needs_restarting(
-    exit_code: Option<i32>,
-    stdout: &str,
-) -> std::result::Result<PendingReboot, String> {
+pub fn parse_needs_restarting(exit_code: Option<i32>, stdout: &str) -> std::result::Result<PendingReboot, String> {
     let required = match exit_code {
         Some(0) => false,
         Some(1) => true,
         other => {
-            return Err(format!(
-                "needs-restarting -r exited with {other:?}: {}",
-                stdout.trim()
-            ));
+            return Err(format!("needs-restarting -r exited with {other:?}: {}", stdout.trim()));
         }
     };
     // Its output lists the updated core packages after a header line:
     // "Core libraries or services have been updated since boot-up:\n  * kernel".
-    let packages = stdout
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("* "))
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    Ok(PendingReboot {
-        required,
-        packages,
-        source: "needs-restarting".into(),
-    })
+    let packages =
+        stdout.lines().filter_map(|l| l.trim().strip_prefix("* ")).map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    Ok(PendingReboot { required, packages, source: "needs-restarting".into() })
 }
 
 /// The efivars `SecureBoot` variable: 4 bytes of attributes, then 1 byte
@@ -254,19 +177,8 @@ pub fn parse_secure_boot_var(bytes: &[u8]) -> Result<SecureBoot> {
     match bytes {
         [_, _, _, _, 1] => Ok(SecureBoot::Enabled),
         [_, _, _, _, 0] => Ok(SecureBoot::Disabled),
-        [_, _, _, _, v] => Err(Error::parse(
-            WHAT,
-            None,
-            format!("unexpected value byte {v}"),
-        )),
-        _ => Err(Error::parse(
-            WHAT,
-            None,
-            format!(
-                "expected 5 bytes (4 attribute + 1 value), got {}",
-                bytes.len()
-            ),
-        )),
+        [_, _, _, _, v] => Err(Error::parse(WHAT, None, format!("unexpected value byte {v}"))),
+        _ => Err(Error::parse(WHAT, None, format!("expected 5 bytes (4 attribute + 1 value), got {}", bytes.len()))),
     }
 }
 
@@ -281,11 +193,7 @@ pub struct MountEntry {
 /// Parses `/proc/mounts` (fstab format, octal escapes for spaces etc.).
 pub fn parse_mounts(text: &str) -> Result<Vec<MountEntry>> {
     if text.len() > MAX_MOUNTS_BYTES {
-        return Err(Error::parse(
-            "/proc/mounts",
-            None,
-            format!("larger than {MAX_MOUNTS_BYTES} bytes"),
-        ));
+        return Err(Error::parse("/proc/mounts", None, format!("larger than {MAX_MOUNTS_BYTES} bytes")));
     }
     let mut out = Vec::new();
     for (idx, line) in text.lines().enumerate() {
@@ -293,19 +201,10 @@ pub fn parse_mounts(text: &str) -> Result<Vec<MountEntry>> {
             continue;
         }
         let mut f = line.split_whitespace();
-        let (Some(device), Some(mount_point), Some(fs_type)) = (f.next(), f.next(), f.next())
-        else {
-            return Err(Error::parse(
-                "/proc/mounts",
-                Some(idx + 1),
-                "expected device, mount point and type",
-            ));
+        let (Some(device), Some(mount_point), Some(fs_type)) = (f.next(), f.next(), f.next()) else {
+            return Err(Error::parse("/proc/mounts", Some(idx + 1), "expected device, mount point and type"));
         };
-        out.push(MountEntry {
-            device: unescape_octal(device),
-            mount_point: unescape_octal(mount_point),
-            fs_type: fs_type.to_string(),
-        });
+        out.push(MountEntry { device: unescape_octal(device), mount_point: unescape_octal(mount_point), fs_type: fs_type.to_string() });
     }
     Ok(out)
 }
@@ -320,9 +219,7 @@ fn unescape_octal(s: &str) -> String {
             && let Some(oct) = b.get(i + 1..i + 4)
             && oct.iter().all(|d| (b'0'..=b'7').contains(d))
         {
-            let v = oct
-                .iter()
-                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+            let v = oct.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
             if let Ok(byte) = u8::try_from(v) {
                 out.push(byte);
                 i += 4;
@@ -395,10 +292,7 @@ fn crypt_below<'a>(d: &'a DmDevice, dms: &'a [DmDevice], depth: usize) -> Option
     if depth >= MAX_DM_DEPTH {
         return None;
     }
-    d.slaves
-        .iter()
-        .filter_map(|s| dms.iter().find(|x| x.kernel_name == *s))
-        .find_map(|below| crypt_below(below, dms, depth + 1))
+    d.slaves.iter().filter_map(|s| dms.iter().find(|x| x.kernel_name == *s)).find_map(|below| crypt_below(below, dms, depth + 1))
 }
 
 /// The read half of dm discovery: `/sys/block/dm-*`.
@@ -413,25 +307,12 @@ fn read_dm_devices(root: &Path) -> Vec<DmDevice> {
             continue;
         }
         let dir = e.path();
-        let read = |f: &str| {
-            read_under(&dir, f, 4096)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let read = |f: &str| read_under(&dir, f, 4096).map(|s| s.trim().to_string()).unwrap_or_default();
         let mut slaves: Vec<String> = std::fs::read_dir(dir.join("slaves"))
-            .map(|it| {
-                it.flatten()
-                    .map(|s| s.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|it| it.flatten().map(|s| s.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         slaves.sort();
-        out.push(DmDevice {
-            name: read("dm/name"),
-            uuid: read("dm/uuid"),
-            kernel_name,
-            slaves,
-        });
+        out.push(DmDevice { name: read("dm/name"), uuid: read("dm/uuid"), kernel_name, slaves });
     }
     out.sort_by(|a, b| a.kernel_name.cmp(&b.kernel_name));
     out
@@ -447,19 +328,10 @@ mod tests {
 
     #[test]
     fn timezone_sources() {
-        assert_eq!(
-            parse_timezone_file("Europe/Paris\n").as_deref(),
-            Some("Europe/Paris")
-        );
+        assert_eq!(parse_timezone_file("Europe/Paris\n").as_deref(), Some("Europe/Paris"));
         assert_eq!(parse_timezone_file("\n"), None);
-        assert_eq!(
-            timezone_from_localtime_target("/usr/share/zoneinfo/Etc/UTC").as_deref(),
-            Some("Etc/UTC")
-        );
-        assert_eq!(
-            timezone_from_localtime_target("../usr/share/zoneinfo/posix/Asia/Tokyo").as_deref(),
-            Some("Asia/Tokyo")
-        );
+        assert_eq!(timezone_from_localtime_target("/usr/share/zoneinfo/Etc/UTC").as_deref(), Some("Etc/UTC"));
+        assert_eq!(timezone_from_localtime_target("../usr/share/zoneinfo/posix/Asia/Tokyo").as_deref(), Some("Asia/Tokyo"));
         assert_eq!(timezone_from_localtime_target("/etc/custom-tz"), None);
     }
 
@@ -467,10 +339,7 @@ mod tests {
     fn secure_boot_variable() {
         let enabled = include_bytes!("../../tests/fixtures/os_state/SecureBoot-enabled.bin");
         assert_eq!(parse_secure_boot_var(enabled).unwrap(), SecureBoot::Enabled);
-        assert_eq!(
-            parse_secure_boot_var(&[6, 0, 0, 0, 0]).unwrap(),
-            SecureBoot::Disabled
-        );
+        assert_eq!(parse_secure_boot_var(&[6, 0, 0, 0, 0]).unwrap(), SecureBoot::Disabled);
         let e = parse_secure_boot_var(&[6, 0, 0]).unwrap_err().to_string();
         assert!(e.contains("expected 5 bytes"), "{e}");
         assert!(parse_secure_boot_var(&[6, 0, 0, 0, 9]).is_err());
@@ -482,24 +351,14 @@ mod tests {
         let p = parse_needs_restarting(Some(1), out).unwrap();
         assert!(p.required);
         assert_eq!(p.packages, ["glibc", "kernel", "systemd"]);
-        assert!(
-            !parse_needs_restarting(
-                Some(0),
-                "No core libraries or services have been updated since boot-up.\n"
-            )
-            .unwrap()
-            .required
-        );
+        assert!(!parse_needs_restarting(Some(0), "No core libraries or services have been updated since boot-up.\n").unwrap().required);
         assert!(parse_needs_restarting(None, "").is_err());
     }
 
     #[test]
     fn mounts_with_escapes() {
         let m = parse_mounts("/dev/sdb1 /media/alice/My\\040Disk vfat rw 0 0\n").unwrap();
-        assert_eq!(
-            m.first().map(|m| m.mount_point.as_str()),
-            Some("/media/alice/My Disk")
-        );
+        assert_eq!(m.first().map(|m| m.mount_point.as_str()), Some("/media/alice/My Disk"));
         let e = parse_mounts("/dev/sda1\n").unwrap_err().to_string();
         assert!(e.contains("/proc/mounts at line 1"), "{e}");
         assert_eq!(unescape_octal("a\\999b\\"), "a\\999b\\");
@@ -519,11 +378,7 @@ mod tests {
         assert!(!get("/boot").encrypted);
         assert!(!get("/boot/efi").encrypted);
         assert!(fs.iter().all(|f| f.device.starts_with("/dev/")));
-        assert_eq!(
-            fs.len(),
-            4,
-            "snap squashfs and pseudo filesystems are skipped"
-        );
+        assert_eq!(fs.len(), 4, "snap squashfs and pseudo filesystems are skipped");
     }
 
     #[test]
@@ -557,8 +412,6 @@ mod tests {
             assert_eq!(p.required, Path::new("/var/run/reboot-required").exists());
         }
         // `/` is on a plain block device here or not a block device at all.
-        assert!(
-            s.root_encrypted.is_some() || s.unreadable.iter().any(|u| u.field == "root_encrypted")
-        );
+        assert!(s.root_encrypted.is_some() || s.unreadable.iter().any(|u| u.field == "root_encrypted"));
     }
 }

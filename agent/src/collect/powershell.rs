@@ -166,11 +166,11 @@ mod tests {
         assert_eq!(parse_date("2023-11-14T17:13:20.5-05:00"), Some(want + 500));
         assert_eq!(parse_date("2023-11-14T23:13:20+01"), Some(want));
         assert_eq!(parse_date("20231114231320.000000+060"), Some(want));
-        let wrapped: Value = serde_json::from_str(r#"{"d":{"value":"/Date(1700000000000)/","DateTime":"Tuesday, November 14, 2023 10:13:20 PM"}}"#).unwrap();
+        let wrapped: Value =
+            serde_json::from_str(r#"{"d":{"value":"/Date(1700000000000)/","DateTime":"Tuesday, November 14, 2023 10:13:20 PM"}}"#).unwrap();
         assert_eq!(date_unix_ms(&wrapped, "d"), Some(want));
         for bad in ["", "/Date(x)/", "/Date(", "2023-13-14T22:13:20Z", "20231114", "2023-11-14T22:13:20+0", "é2023-11-14T22:13:20Z"] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
-
 }

@@ -150,7 +150,8 @@ pub fn parse_cpuinfo(text: &str) -> Result<Cpu> {
     }
     cpu.logical_cores = logical;
     if packages.is_empty() {
-        cpu.unreadable.push(Unreadable { field: "sockets".into(), reason: "/proc/cpuinfo has no `physical id` (virtual or ARM CPU)".into() });
+        cpu.unreadable
+            .push(Unreadable { field: "sockets".into(), reason: "/proc/cpuinfo has no `physical id` (virtual or ARM CPU)".into() });
         cpu.unreadable.push(Unreadable { field: "physical_cores".into(), reason: "/proc/cpuinfo has no `core id`".into() });
     } else {
         cpu.sockets = u32::try_from(packages.len()).ok();
@@ -197,12 +198,7 @@ pub fn parse_meminfo(text: &str) -> Result<Memory> {
     let kib = |key: &str| -> Option<Result<u64>> {
         let line = text.lines().find(|l| l.split(':').next() == Some(key))?;
         let value = line.split(':').nth(1).unwrap_or("").trim().trim_end_matches("kB").trim();
-        Some(
-            value
-                .parse::<u64>()
-                .map(|v| v.saturating_mul(1024))
-                .map_err(|e| Error::parse("/proc/meminfo", None, format!("{key}: {e}"))),
-        )
+        Some(value.parse::<u64>().map(|v| v.saturating_mul(1024)).map_err(|e| Error::parse("/proc/meminfo", None, format!("{key}: {e}"))))
     };
     let total = kib("MemTotal").ok_or_else(|| Error::parse("/proc/meminfo", None, "no MemTotal line"))??;
     let swap = kib("SwapTotal").transpose()?.unwrap_or(0);
@@ -213,9 +209,36 @@ pub fn parse_meminfo(text: &str) -> Result<Memory> {
 
 /// Filesystem types that describe kernel state, not storage.
 const PSEUDO_FS: &[&str] = &[
-    "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "ramfs", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs", "pstore",
-    "bpf", "autofs", "hugetlbfs", "mqueue", "configfs", "fusectl", "binfmt_misc", "nsfs", "rpc_pipefs", "efivarfs", "selinuxfs",
-    "squashfs", "fuse.gvfsd-fuse", "fuse.portal", "nfsd", "sockfs", "pipefs", "overlayfs-meta",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "ramfs",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "pstore",
+    "bpf",
+    "autofs",
+    "hugetlbfs",
+    "mqueue",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "nsfs",
+    "rpc_pipefs",
+    "efivarfs",
+    "selinuxfs",
+    "squashfs",
+    "fuse.gvfsd-fuse",
+    "fuse.portal",
+    "nfsd",
+    "sockfs",
+    "pipefs",
+    "overlayfs-meta",
 ];
 
 /// One line of /proc/mounts.
@@ -318,11 +341,8 @@ pub fn network(root: &Path) -> Result<Vec<NetworkInterface>> {
         let Ok(networks) = sysinfo::Networks::new_with_refreshed_list() else { return Ok(by_name.into_values().collect()) };
         for (name, data) in &networks {
             if let Some(iface) = by_name.get_mut(name.to_string_lossy().as_ref()) {
-                iface.addresses = data
-                    .ip_networks()
-                    .iter()
-                    .map(|n| IpAddress { address: n.addr.to_string(), prefix_len: u32::from(n.prefix) })
-                    .collect();
+                iface.addresses =
+                    data.ip_networks().iter().map(|n| IpAddress { address: n.addr.to_string(), prefix_len: u32::from(n.prefix) }).collect();
                 iface.addresses.sort_by(|a, b| a.address.cmp(&b.address));
             }
         }

@@ -27,9 +27,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::health::parse::{self, MAX_SMALL_BYTES, MAX_TABLE_BYTES};
 use crate::health::sample::{
-    CpuTimes, DiskCounters, FsStat, HealthSample, NetCounters, ProcessCpu, ProcessMemory,
-    ProcessTicks, TOP_PROCESSES, Temperature, TopN, cpu_percent, dedupe_sensor_names, disk_rates,
-    filesystem_usage, net_rates, process_cpu_percent, retain_reported_disks,
+    CpuTimes, DiskCounters, FsStat, HealthSample, NetCounters, ProcessCpu, ProcessMemory, ProcessTicks, TOP_PROCESSES, Temperature, TopN,
+    cpu_percent, dedupe_sensor_names, disk_rates, filesystem_usage, net_rates, process_cpu_percent, retain_reported_disks,
 };
 
 /// At most this many `/proc/PID/stat` files are read per sample; the
@@ -55,11 +54,7 @@ impl Stamp {
             (Some(a), Some(b)) if b > a => b - a,
             _ => self.unix_ms.saturating_sub(earlier.unix_ms) as f64 / 1000.0,
         };
-        if secs > 0.0 {
-            Duration::try_from_secs_f64(secs).ok()
-        } else {
-            None
-        }
+        if secs > 0.0 { Duration::try_from_secs_f64(secs).ok() } else { None }
     }
 }
 
@@ -93,9 +88,7 @@ impl Sampler {
         let auxv = std::fs::File::open(root.join("proc/self/auxv"))
             .and_then(|f| {
                 let mut bytes = Vec::new();
-                f.take(MAX_SMALL_BYTES as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .map(|_| bytes)
+                f.take(MAX_SMALL_BYTES as u64 + 1).read_to_end(&mut bytes).map(|_| bytes)
             })
             .ok()
             .and_then(|bytes| parse::parse_auxv(&bytes).ok())
@@ -125,53 +118,25 @@ impl Sampler {
     /// Takes a sample at `now_unix_ms`. `mounts` pairs each mount point to
     /// report with what `statvfs` said about it. Returns the sample and the
     /// errors of the metrics that could not be read.
-    pub fn sample(
-        &mut self,
-        now_unix_ms: i64,
-        mounts: &[(String, FsStat)],
-    ) -> (HealthSample, Vec<Error>) {
+    pub fn sample(&mut self, now_unix_ms: i64, mounts: &[(String, FsStat)]) -> (HealthSample, Vec<Error>) {
         let mut errors = Vec::new();
         let mut s = HealthSample::empty(now_unix_ms);
 
-        s.uptime_seconds = keep(
-            self.read_parsed("proc/uptime", parse::parse_uptime),
-            &mut errors,
-        );
-        let stamp = Stamp {
-            unix_ms: now_unix_ms,
-            uptime_secs: s.uptime_seconds,
-        };
+        s.uptime_seconds = keep(self.read_parsed("proc/uptime", parse::parse_uptime), &mut errors);
+        let stamp = Stamp { unix_ms: now_unix_ms, uptime_secs: s.uptime_seconds };
 
-        if let Some(cpu) = keep(
-            self.read_parsed("proc/stat", parse::parse_proc_stat),
-            &mut errors,
-        ) {
+        if let Some(cpu) = keep(self.read_parsed("proc/stat", parse::parse_proc_stat), &mut errors) {
             s.cpu_percent = advance(&mut self.cpu, stamp, cpu, |p, c, _| cpu_percent(p, c));
         }
-        s.load = keep(
-            self.read_parsed("proc/loadavg", parse::parse_loadavg),
-            &mut errors,
-        );
-        s.memory = keep(
-            self.read_parsed("proc/meminfo", parse::parse_meminfo_health),
-            &mut errors,
-        );
-        s.filesystems = mounts
-            .iter()
-            .map(|(mount, st)| filesystem_usage(mount, st))
-            .collect();
+        s.load = keep(self.read_parsed("proc/loadavg", parse::parse_loadavg), &mut errors);
+        s.memory = keep(self.read_parsed("proc/meminfo", parse::parse_meminfo_health), &mut errors);
+        s.filesystems = mounts.iter().map(|(mount, st)| filesystem_usage(mount, st)).collect();
 
-        if let Some(mut disks) = keep(
-            self.read_parsed("proc/diskstats", parse::parse_diskstats),
-            &mut errors,
-        ) {
+        if let Some(mut disks) = keep(self.read_parsed("proc/diskstats", parse::parse_diskstats), &mut errors) {
             retain_reported_disks(&mut disks);
             s.disks = advance(&mut self.disks, stamp, disks, |p, c, e| disk_rates(p, c, e));
         }
-        if let Some(net) = keep(
-            self.read_parsed("proc/net/dev", parse::parse_net_dev),
-            &mut errors,
-        ) {
+        if let Some(net) = keep(self.read_parsed("proc/net/dev", parse::parse_net_dev), &mut errors) {
             s.network = advance(&mut self.net, stamp, net, |p, c, e| net_rates(p, c, e));
         }
 
@@ -183,10 +148,7 @@ impl Sampler {
 
         s.temperatures = self.temperatures(&mut errors);
 
-        s.agent_rss_bytes = keep(
-            self.read_parsed("proc/self/status", parse::parse_status_vm_rss),
-            &mut errors,
-        );
+        s.agent_rss_bytes = keep(self.read_parsed("proc/self/status", parse::parse_status_vm_rss), &mut errors);
         let clock_ticks = self.clock_ticks;
         s.agent_cpu_seconds = keep(
             self.read_parsed("proc/self/stat", |text| {
@@ -241,9 +203,8 @@ impl Sampler {
 
             self.path.push(&name);
             self.path.push("stat");
-            let parsed = read_text(&self.path, MAX_SMALL_BYTES, &mut self.text).and_then(|()| {
-                parse::parse_pid_stat(&self.text).map_err(|e| name_file(e, &self.path))
-            });
+            let parsed = read_text(&self.path, MAX_SMALL_BYTES, &mut self.text)
+                .and_then(|()| parse::parse_pid_stat(&self.text).map_err(|e| name_file(e, &self.path)));
             self.path.pop();
             self.path.pop();
             let stat = match parsed {
@@ -257,29 +218,18 @@ impl Sampler {
                 }
             };
 
-            let ticks = ProcessTicks {
-                start_time: stat.start_time,
-                cpu_ticks: stat.utime.saturating_add(stat.stime),
-            };
+            let ticks = ProcessTicks { start_time: stat.start_time, cpu_ticks: stat.utime.saturating_add(stat.stime) };
             self.cur_procs.insert(pid, ticks);
             if let Some(elapsed) = elapsed {
                 let prev = self.prev_procs.get(&pid).copied();
                 let pct = process_cpu_percent(prev, ticks, elapsed, self.clock_ticks);
                 if pct > 0.0 {
-                    top_cpu.offer(pct, || ProcessCpu {
-                        pid,
-                        name: stat.comm.to_owned(),
-                        cpu_percent: pct,
-                    });
+                    top_cpu.offer(pct, || ProcessCpu { pid, name: stat.comm.to_owned(), cpu_percent: pct });
                 }
             }
             let rss = stat.rss_pages.saturating_mul(self.page_size);
             if rss > 0 {
-                top_memory.offer(rss as f64, || ProcessMemory {
-                    pid,
-                    name: stat.comm.to_owned(),
-                    rss_bytes: rss,
-                });
+                top_memory.offer(rss as f64, || ProcessMemory { pid, name: stat.comm.to_owned(), rss_bytes: rss });
             }
         }
 
@@ -290,17 +240,10 @@ impl Sampler {
             errors.push(Error::parse(
                 proc_dir.display().to_string(),
                 None,
-                format!(
-                    "{count} processes; only the first {} were scanned for the top lists",
-                    self.max_processes
-                ),
+                format!("{count} processes; only the first {} were scanned for the top lists", self.max_processes),
             ));
         }
-        Some(ProcessScan {
-            count,
-            top_by_cpu: elapsed.map(|_| top_cpu.into_sorted()),
-            top_by_memory: top_memory.into_sorted(),
-        })
+        Some(ProcessScan { count, top_by_cpu: elapsed.map(|_| top_cpu.into_sorted()), top_by_memory: top_memory.into_sorted() })
     }
 
     /// Thermal zones, then hwmon temperature inputs. A sensor whose file
@@ -312,10 +255,7 @@ impl Sampler {
         let thermal = self.root.join("sys/class/thermal");
         for (_, name) in numbered_entries(&thermal, "thermal_zone", "", errors) {
             let zone = thermal.join(name);
-            let (Ok(kind), Ok(temp)) = (
-                read_owned(&zone.join("type")),
-                read_owned(&zone.join("temp")),
-            ) else {
+            let (Ok(kind), Ok(temp)) = (read_owned(&zone.join("type")), read_owned(&zone.join("temp"))) else {
                 continue;
             };
             match parse::parse_thermal_zone(&kind, &temp) {
@@ -358,15 +298,8 @@ struct ProcessScan {
 /// Replaces the previous reading in `slot` with `cur` and returns the rate
 /// between them, or `None` when there was no previous reading or no time
 /// passed. The newest reading always becomes the baseline.
-fn advance<T, R>(
-    slot: &mut Option<(Stamp, T)>,
-    stamp: Stamp,
-    cur: T,
-    rate: impl FnOnce(&T, &T, Duration) -> R,
-) -> Option<R> {
-    let out = slot
-        .as_ref()
-        .and_then(|(then, prev)| stamp.since(then).map(|elapsed| rate(prev, &cur, elapsed)));
+fn advance<T, R>(slot: &mut Option<(Stamp, T)>, stamp: Stamp, cur: T, rate: impl FnOnce(&T, &T, Duration) -> R) -> Option<R> {
+    let out = slot.as_ref().and_then(|(then, prev)| stamp.since(then).map(|elapsed| rate(prev, &cur, elapsed)));
     *slot = Some((stamp, cur));
     out
 }
@@ -381,9 +314,7 @@ fn keep<T>(r: Result<T>, errors: &mut Vec<Error>) -> Option<T> {
 fn read_text(path: &Path, limit: usize, buf: &mut String) -> Result<()> {
     buf.clear();
     let file = File::open(path).map_err(|e| Error::io("reading", path, e))?;
-    file.take(limit as u64 + 1)
-        .read_to_string(buf)
-        .map_err(|e| Error::io("reading", path, e))?;
+    file.take(limit as u64 + 1).read_to_string(buf).map_err(|e| Error::io("reading", path, e))?;
     Ok(())
 }
 
@@ -397,11 +328,7 @@ fn read_owned(path: &Path) -> Result<String> {
 /// Parsers name the kind of file; the reader knows which one it was.
 fn name_file(e: Error, path: &Path) -> Error {
     match e {
-        Error::Parse { line, reason, .. } => Error::Parse {
-            what: path.display().to_string(),
-            line,
-            reason,
-        },
+        Error::Parse { line, reason, .. } => Error::Parse { what: path.display().to_string(), line, reason },
         other => other,
     }
 }
@@ -409,12 +336,7 @@ fn name_file(e: Error, path: &Path) -> Error {
 /// Entries of `dir` named `<prefix><N><suffix>`, sorted by N (so `hwmon10`
 /// comes after `hwmon2`). A missing directory has no entries and no error:
 /// VMs and containers often have no sensors.
-fn numbered_entries(
-    dir: &Path,
-    prefix: &str,
-    suffix: &str,
-    errors: &mut Vec<Error>,
-) -> Vec<(u32, OsString)> {
+fn numbered_entries(dir: &Path, prefix: &str, suffix: &str, errors: &mut Vec<Error>) -> Vec<(u32, OsString)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -426,12 +348,7 @@ fn numbered_entries(
     let mut out: Vec<(u32, OsString)> = entries
         .filter_map(|entry| {
             let name = entry.ok()?.file_name();
-            let n = name
-                .to_str()?
-                .strip_prefix(prefix)?
-                .strip_suffix(suffix)?
-                .parse()
-                .ok()?;
+            let n = name.to_str()?.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()?;
             Some((n, name))
         })
         .collect();
@@ -448,8 +365,7 @@ mod tests {
 
     impl TempTree {
         fn new(tag: &str) -> TempTree {
-            let dir =
-                std::env::temp_dir().join(format!("census-health-{}-{tag}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("census-health-{}-{tag}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("temp dir is writable");
             TempTree(dir)
@@ -457,8 +373,7 @@ mod tests {
 
         fn write(&self, rel: &str, text: &str) {
             let path = self.0.join(rel);
-            std::fs::create_dir_all(path.parent().expect("fixture paths have a parent"))
-                .expect("temp dir is writable");
+            std::fs::create_dir_all(path.parent().expect("fixture paths have a parent")).expect("temp dir is writable");
             std::fs::write(path, text).expect("temp dir is writable");
         }
     }
@@ -492,134 +407,38 @@ mod tests {
             ("proc/88/stat", fixture!("laptop/proc/88/stat")),
             ("proc/777/stat", fixture!("laptop/proc/777/stat")),
             ("proc/4242/stat", fixture!("proc_pid_stat_tricky.txt")),
-            (
-                "sys/class/thermal/thermal_zone0/type",
-                fixture!("laptop/sys/class/thermal/thermal_zone0/type"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone0/temp",
-                fixture!("laptop/sys/class/thermal/thermal_zone0/temp"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone1/type",
-                fixture!("laptop/sys/class/thermal/thermal_zone1/type"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone1/temp",
-                fixture!("laptop/sys/class/thermal/thermal_zone1/temp"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone2/type",
-                fixture!("laptop/sys/class/thermal/thermal_zone2/type"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone2/temp",
-                fixture!("laptop/sys/class/thermal/thermal_zone2/temp"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone3/type",
-                fixture!("laptop/sys/class/thermal/thermal_zone3/type"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone3/temp",
-                fixture!("laptop/sys/class/thermal/thermal_zone3/temp"),
-            ),
-            (
-                "sys/class/thermal/thermal_zone4/type",
-                fixture!("laptop/sys/class/thermal/thermal_zone4/type"),
-            ),
-            (
-                "sys/class/thermal/cooling_device0/type",
-                fixture!("laptop/sys/class/thermal/cooling_device0/type"),
-            ),
-            (
-                "sys/class/hwmon/hwmon0/name",
-                fixture!("laptop/sys/class/hwmon/hwmon0/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon0/temp1_input",
-                fixture!("laptop/sys/class/hwmon/hwmon0/temp1_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon1/name",
-                fixture!("laptop/sys/class/hwmon/hwmon1/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon1/in0_input",
-                fixture!("laptop/sys/class/hwmon/hwmon1/in0_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/name",
-                fixture!("laptop/sys/class/hwmon/hwmon2/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/temp1_input",
-                fixture!("laptop/sys/class/hwmon/hwmon2/temp1_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/temp1_label",
-                fixture!("laptop/sys/class/hwmon/hwmon2/temp1_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/temp1_max",
-                fixture!("laptop/sys/class/hwmon/hwmon2/temp1_max"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/temp2_input",
-                fixture!("laptop/sys/class/hwmon/hwmon2/temp2_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon2/temp2_label",
-                fixture!("laptop/sys/class/hwmon/hwmon2/temp2_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/name",
-                fixture!("laptop/sys/class/hwmon/hwmon3/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp1_input",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp1_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp1_label",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp1_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp2_input",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp2_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp2_label",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp2_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp3_input",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp3_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon3/temp3_label",
-                fixture!("laptop/sys/class/hwmon/hwmon3/temp3_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon10/name",
-                fixture!("laptop/sys/class/hwmon/hwmon10/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon10/temp1_input",
-                fixture!("laptop/sys/class/hwmon/hwmon10/temp1_input"),
-            ),
-            (
-                "sys/class/hwmon/hwmon10/temp1_label",
-                fixture!("laptop/sys/class/hwmon/hwmon10/temp1_label"),
-            ),
-            (
-                "sys/class/hwmon/hwmon11/name",
-                fixture!("laptop/sys/class/hwmon/hwmon11/name"),
-            ),
-            (
-                "sys/class/hwmon/hwmon11/temp1_input",
-                fixture!("laptop/sys/class/hwmon/hwmon11/temp1_input"),
-            ),
+            ("sys/class/thermal/thermal_zone0/type", fixture!("laptop/sys/class/thermal/thermal_zone0/type")),
+            ("sys/class/thermal/thermal_zone0/temp", fixture!("laptop/sys/class/thermal/thermal_zone0/temp")),
+            ("sys/class/thermal/thermal_zone1/type", fixture!("laptop/sys/class/thermal/thermal_zone1/type")),
+            ("sys/class/thermal/thermal_zone1/temp", fixture!("laptop/sys/class/thermal/thermal_zone1/temp")),
+            ("sys/class/thermal/thermal_zone2/type", fixture!("laptop/sys/class/thermal/thermal_zone2/type")),
+            ("sys/class/thermal/thermal_zone2/temp", fixture!("laptop/sys/class/thermal/thermal_zone2/temp")),
+            ("sys/class/thermal/thermal_zone3/type", fixture!("laptop/sys/class/thermal/thermal_zone3/type")),
+            ("sys/class/thermal/thermal_zone3/temp", fixture!("laptop/sys/class/thermal/thermal_zone3/temp")),
+            ("sys/class/thermal/thermal_zone4/type", fixture!("laptop/sys/class/thermal/thermal_zone4/type")),
+            ("sys/class/thermal/cooling_device0/type", fixture!("laptop/sys/class/thermal/cooling_device0/type")),
+            ("sys/class/hwmon/hwmon0/name", fixture!("laptop/sys/class/hwmon/hwmon0/name")),
+            ("sys/class/hwmon/hwmon0/temp1_input", fixture!("laptop/sys/class/hwmon/hwmon0/temp1_input")),
+            ("sys/class/hwmon/hwmon1/name", fixture!("laptop/sys/class/hwmon/hwmon1/name")),
+            ("sys/class/hwmon/hwmon1/in0_input", fixture!("laptop/sys/class/hwmon/hwmon1/in0_input")),
+            ("sys/class/hwmon/hwmon2/name", fixture!("laptop/sys/class/hwmon/hwmon2/name")),
+            ("sys/class/hwmon/hwmon2/temp1_input", fixture!("laptop/sys/class/hwmon/hwmon2/temp1_input")),
+            ("sys/class/hwmon/hwmon2/temp1_label", fixture!("laptop/sys/class/hwmon/hwmon2/temp1_label")),
+            ("sys/class/hwmon/hwmon2/temp1_max", fixture!("laptop/sys/class/hwmon/hwmon2/temp1_max")),
+            ("sys/class/hwmon/hwmon2/temp2_input", fixture!("laptop/sys/class/hwmon/hwmon2/temp2_input")),
+            ("sys/class/hwmon/hwmon2/temp2_label", fixture!("laptop/sys/class/hwmon/hwmon2/temp2_label")),
+            ("sys/class/hwmon/hwmon3/name", fixture!("laptop/sys/class/hwmon/hwmon3/name")),
+            ("sys/class/hwmon/hwmon3/temp1_input", fixture!("laptop/sys/class/hwmon/hwmon3/temp1_input")),
+            ("sys/class/hwmon/hwmon3/temp1_label", fixture!("laptop/sys/class/hwmon/hwmon3/temp1_label")),
+            ("sys/class/hwmon/hwmon3/temp2_input", fixture!("laptop/sys/class/hwmon/hwmon3/temp2_input")),
+            ("sys/class/hwmon/hwmon3/temp2_label", fixture!("laptop/sys/class/hwmon/hwmon3/temp2_label")),
+            ("sys/class/hwmon/hwmon3/temp3_input", fixture!("laptop/sys/class/hwmon/hwmon3/temp3_input")),
+            ("sys/class/hwmon/hwmon3/temp3_label", fixture!("laptop/sys/class/hwmon/hwmon3/temp3_label")),
+            ("sys/class/hwmon/hwmon10/name", fixture!("laptop/sys/class/hwmon/hwmon10/name")),
+            ("sys/class/hwmon/hwmon10/temp1_input", fixture!("laptop/sys/class/hwmon/hwmon10/temp1_input")),
+            ("sys/class/hwmon/hwmon10/temp1_label", fixture!("laptop/sys/class/hwmon/hwmon10/temp1_label")),
+            ("sys/class/hwmon/hwmon11/name", fixture!("laptop/sys/class/hwmon/hwmon11/name")),
+            ("sys/class/hwmon/hwmon11/temp1_input", fixture!("laptop/sys/class/hwmon/hwmon11/temp1_input")),
         ] {
             t.write(rel, text);
         }
@@ -653,55 +472,22 @@ mod tests {
         laptop_reading_1(&t);
         let mounts = vec![(
             "/".to_owned(),
-            FsStat {
-                fragment_size: 4096,
-                blocks: 100,
-                blocks_free: 10,
-                blocks_available: 5,
-                files: 10,
-                files_free: 9,
-            },
+            FsStat { fragment_size: 4096, blocks: 100, blocks_free: 10, blocks_available: 5, files: 10, files_free: 9 },
         )];
         let (s, errors) = Sampler::new(&t.0).sample(1_700_000_000_000, &mounts);
 
         assert_eq!(s.taken_at_unix_ms, 1_700_000_000_000);
-        assert_eq!(
-            (s.cpu_percent, &s.disks, &s.network, &s.top_by_cpu),
-            (None, &None, &None, &None)
-        );
+        assert_eq!((s.cpu_percent, &s.disks, &s.network, &s.top_by_cpu), (None, &None, &None, &None));
         assert_eq!(s.uptime_seconds, Some(1270.67));
         assert_eq!(s.load.map(|l| l.one), Some(0.40));
-        assert_eq!(
-            s.memory,
-            parse::parse_meminfo_health(fixture!("proc_meminfo_1.txt")).ok()
-        );
+        assert_eq!(s.memory, parse::parse_meminfo_health(fixture!("proc_meminfo_1.txt")).ok());
         assert_eq!(s.filesystems.len(), 1);
         assert!(close(s.filesystems[0].used_percent, 90.0 * 100.0 / 95.0));
-        assert_eq!(
-            s.process_count,
-            Some(4),
-            "1, 88, 777, 4242; `self` is not a process"
-        );
-        let memory: Vec<(u32, &str, u64)> = s
-            .top_by_memory
-            .iter()
-            .flatten()
-            .map(|p| (p.pid, p.name.as_str(), p.rss_bytes))
-            .collect();
-        assert_eq!(
-            memory,
-            [
-                (1, "systemd", 3000 * 4096),
-                (4242, "my (evil)) app", 2048 * 4096),
-                (777, "sleep", 200 * 4096)
-            ]
-        );
+        assert_eq!(s.process_count, Some(4), "1, 88, 777, 4242; `self` is not a process");
+        let memory: Vec<(u32, &str, u64)> = s.top_by_memory.iter().flatten().map(|p| (p.pid, p.name.as_str(), p.rss_bytes)).collect();
+        assert_eq!(memory, [(1, "systemd", 3000 * 4096), (4242, "my (evil)) app", 2048 * 4096), (777, "sleep", 200 * 4096)]);
 
-        let sensors: Vec<(&str, f64)> = s
-            .temperatures
-            .iter()
-            .map(|t| (t.sensor.as_str(), t.celsius))
-            .collect();
+        let sensors: Vec<(&str, f64)> = s.temperatures.iter().map(|t| (t.sensor.as_str(), t.celsius)).collect();
         assert_eq!(
             sensors,
             [
@@ -726,11 +512,7 @@ mod tests {
         // The only error: the thinkpad chip's broken reading, naming its file.
         let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].contains("hwmon11/temp1_input")
-                && errors[0].contains("implausible temperature -128000 °C"),
-            "{errors:?}"
-        );
+        assert!(errors[0].contains("hwmon11/temp1_input") && errors[0].contains("implausible temperature -128000 °C"), "{errors:?}");
     }
 
     #[test]
@@ -751,10 +533,7 @@ mod tests {
         );
         let busy = (b.busy() - a.busy()) as f64;
         let idle = (b.idle_all() - a.idle_all()) as f64;
-        assert!(close(
-            s.cpu_percent.expect("second sample has CPU %"),
-            busy * 100.0 / (busy + idle)
-        ));
+        assert!(close(s.cpu_percent.expect("second sample has CPU %"), busy * 100.0 / (busy + idle)));
 
         let disks = s.disks.expect("second sample has disk rates");
         let names: Vec<&str> = disks.iter().map(|d| d.device.as_str()).collect();
@@ -763,51 +542,26 @@ mod tests {
         assert!(close(disks[0].read_bytes_per_sec, 10_000.0 * 512.0 / secs));
         assert!(close(disks[0].writes_per_sec, 100.0 / secs));
         assert_eq!(disks[1].read_bytes_per_sec, 0.0);
-        assert!(
-            close(disks[2].reads_per_sec, 40.0 / secs),
-            "dm-0 was reset: counts from 0"
-        );
-        assert!(
-            close(disks[3].reads_per_sec, 30.0 / secs),
-            "sdb is new: counts from 0"
-        );
+        assert!(close(disks[2].reads_per_sec, 40.0 / secs), "dm-0 was reset: counts from 0");
+        assert!(close(disks[3].reads_per_sec, 30.0 / secs), "sdb is new: counts from 0");
 
         let net = s.network.expect("second sample has network rates");
         let names: Vec<&str> = net.iter().map(|n| n.interface.as_str()).collect();
         assert_eq!(names, ["lo", "wlp0s20f3", "docker0"]);
         assert!(close(net[1].rx_bytes_per_sec, 1_000_000.0));
         assert!(close(net[1].tx_bytes_per_sec, 100_000.0));
-        assert_eq!(
-            (
-                net[1].rx_errors,
-                net[1].tx_errors,
-                net[1].rx_drops,
-                net[1].tx_drops
-            ),
-            (3, 1, 0, 2)
-        );
-        assert!(
-            close(net[2].rx_bytes_per_sec, 1000.0),
-            "docker0 was reset: counts from 0"
-        );
+        assert_eq!((net[1].rx_errors, net[1].tx_errors, net[1].rx_drops, net[1].tx_drops), (3, 1, 0, 2));
+        assert!(close(net[2].rx_bytes_per_sec, 1000.0), "docker0 was reset: counts from 0");
 
         assert_eq!(s.process_count, Some(4), "1, 88, 900, 4242");
-        let cpu: Vec<(u32, &str, f64)> = s
-            .top_by_cpu
-            .iter()
-            .flatten()
-            .map(|p| (p.pid, p.name.as_str(), p.cpu_percent))
-            .collect();
+        let cpu: Vec<(u32, &str, f64)> = s.top_by_cpu.iter().flatten().map(|p| (p.pid, p.name.as_str(), p.cpu_percent)).collect();
         assert_eq!(cpu.len(), 3, "{cpu:?}");
         assert_eq!((cpu[0].0, cpu[0].1), (4242, "my (evil)) app"));
         assert!(close(cpu[0].2, 100.0), "{cpu:?}");
         assert_eq!(cpu[1].0, 1);
         assert!(close(cpu[1].2, 100.0 / secs), "{cpu:?}");
         assert_eq!((cpu[2].0, cpu[2].1), (900, "make"));
-        assert!(
-            close(cpu[2].2, 20.0 / secs),
-            "new pid counts from 0: {cpu:?}"
-        );
+        assert!(close(cpu[2].2, 20.0 / secs), "new pid counts from 0: {cpu:?}");
         let memory: Vec<u32> = s.top_by_memory.iter().flatten().map(|p| p.pid).collect();
         assert_eq!(memory, [1, 4242, 900]);
     }
@@ -820,10 +574,7 @@ mod tests {
         let _ = sampler.sample(5_000, &[]);
         // Same uptime file, same clock: nothing elapsed.
         let (s, _) = sampler.sample(5_000, &[]);
-        assert_eq!(
-            (s.cpu_percent, s.disks, s.network, s.top_by_cpu),
-            (None, None, None, None)
-        );
+        assert_eq!((s.cpu_percent, s.disks, s.network, s.top_by_cpu), (None, None, None, None));
         // Uptime unchanged but the clock moved: the clock times the interval.
         let (s, _) = sampler.sample(6_000, &[]);
         assert_eq!(s.cpu_percent, Some(0.0));
@@ -834,12 +585,7 @@ mod tests {
         let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
         // uptime, stat, loadavg, meminfo, diskstats, net/dev, the /proc listing, self/status, self/stat
         assert_eq!(errors.len(), 9, "{errors:?}");
-        assert!(
-            errors
-                .iter()
-                .all(|e| e.starts_with("reading ") || e.starts_with("listing ")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().all(|e| e.starts_with("reading ") || e.starts_with("listing ")), "{errors:?}");
     }
 
     #[test]
@@ -847,18 +593,9 @@ mod tests {
         let t = TempTree::new("cap");
         laptop_reading_1(&t);
         let (s, errors) = Sampler::new(&t.0).with_max_processes(2).sample(1, &[]);
-        assert_eq!(
-            s.process_count,
-            Some(4),
-            "the count still covers every process"
-        );
+        assert_eq!(s.process_count, Some(4), "the count still covers every process");
         assert!(s.top_by_memory.is_some_and(|m| m.len() <= 2));
-        assert!(
-            errors.iter().any(|e| e
-                .to_string()
-                .contains("4 processes; only the first 2 were scanned")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().any(|e| e.to_string().contains("4 processes; only the first 2 were scanned")), "{errors:?}");
     }
 
     #[test]
@@ -869,11 +606,7 @@ mod tests {
         t.write("proc/32/stat", fixture!("proc_pid_stat_truncated.txt"));
         let (s, errors) = Sampler::new(&t.0).sample(1, &[]);
         assert_eq!(s.process_count, Some(6));
-        let bad: Vec<String> = errors
-            .iter()
-            .map(ToString::to_string)
-            .filter(|e| e.contains("line ends before field 16"))
-            .collect();
+        let bad: Vec<String> = errors.iter().map(ToString::to_string).filter(|e| e.contains("line ends before field 16")).collect();
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert!(bad[0].contains("/proc/3"), "names the file: {bad:?}");
     }
@@ -913,17 +646,11 @@ mod tests {
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .count();
         let counted = s.process_count.expect("live process count") as usize;
-        assert!(
-            counted.abs_diff(listed) < 50,
-            "sampler counted {counted}, /proc lists {listed}"
-        );
+        assert!(counted.abs_diff(listed) < 50, "sampler counted {counted}, /proc lists {listed}");
         let status = std::fs::read_to_string("/proc/self/status").expect("own status is readable");
         let own_rss = parse::parse_status_vm_rss(&status).expect("own status parses");
         let sampled_rss = s.agent_rss_bytes.expect("own RSS");
-        assert!(
-            sampled_rss.abs_diff(own_rss) < 64 << 20,
-            "{sampled_rss} vs {own_rss}"
-        );
+        assert!(sampled_rss.abs_diff(own_rss) < 64 << 20, "{sampled_rss} vs {own_rss}");
         assert!(s.cpu_percent.is_some_and(|p| (0.0..=100.0).contains(&p)));
         assert!(s.top_by_cpu.is_some());
     }

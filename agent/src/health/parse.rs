@@ -6,9 +6,7 @@
 //! 1-based line.
 
 use crate::error::{Error, Result};
-use crate::health::sample::{
-    CpuTimes, DiskCounters, LoadAverage, MemoryUsage, NetCounters, PidStat, Temperature,
-};
+use crate::health::sample::{CpuTimes, DiskCounters, LoadAverage, MemoryUsage, NetCounters, PidStat, Temperature};
 
 /// Limit for tables that grow with the machine (`/proc/stat` with its
 /// interrupt line on a big host, `/proc/diskstats`, `/proc/net/dev` with
@@ -36,20 +34,10 @@ pub fn parse_proc_stat(text: &str) -> Result<CpuTimes> {
             continue;
         }
         let line_no = i + 1;
-        let values = fields
-            .take(8)
-            .map(|v| number::<u64>(WHAT, line_no, "cpu time", v))
-            .collect::<Result<Vec<u64>>>()?;
+        let values = fields.take(8).map(|v| number::<u64>(WHAT, line_no, "cpu time", v)).collect::<Result<Vec<u64>>>()?;
         // Kernels before 2.6 have four columns; later ones add the rest.
         if values.len() < 4 {
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                format!(
-                    "the cpu line has {} values, expected at least 4",
-                    values.len()
-                ),
-            ));
+            return Err(Error::parse(WHAT, Some(line_no), format!("the cpu line has {} values, expected at least 4", values.len())));
         }
         let at = |i: usize| values.get(i).copied().unwrap_or(0);
         return Ok(CpuTimes {
@@ -72,16 +60,10 @@ pub fn parse_loadavg(text: &str) -> Result<LoadAverage> {
     check_size(WHAT, text.len(), MAX_SMALL_BYTES)?;
     let mut fields = text.split_ascii_whitespace();
     let mut next = |name: &str| -> Result<f64> {
-        let v = fields.next().ok_or_else(|| {
-            Error::parse(WHAT, Some(1), format!("missing the {name} load average"))
-        })?;
+        let v = fields.next().ok_or_else(|| Error::parse(WHAT, Some(1), format!("missing the {name} load average")))?;
         non_negative(WHAT, 1, name, v)
     };
-    Ok(LoadAverage {
-        one: next("1-minute")?,
-        five: next("5-minute")?,
-        fifteen: next("15-minute")?,
-    })
+    Ok(LoadAverage { one: next("1-minute")?, five: next("5-minute")?, fifteen: next("15-minute")? })
 }
 
 /// Memory and swap from `/proc/meminfo`. `MemAvailable` is used when present
@@ -89,8 +71,7 @@ pub fn parse_loadavg(text: &str) -> Result<LoadAverage> {
 pub fn parse_meminfo_health(text: &str) -> Result<MemoryUsage> {
     const WHAT: &str = "/proc/meminfo";
     check_size(WHAT, text.len(), MAX_TABLE_BYTES)?;
-    let (mut total, mut available, mut free, mut buffers, mut cached) =
-        (None, None, None, None, None);
+    let (mut total, mut available, mut free, mut buffers, mut cached) = (None, None, None, None, None);
     let (mut swap_total, mut swap_free) = (None, None);
     for (i, line) in text.lines().enumerate() {
         let Some((key, rest)) = line.split_once(':') else {
@@ -111,9 +92,7 @@ pub fn parse_meminfo_health(text: &str) -> Result<MemoryUsage> {
     let total = total.ok_or_else(|| Error::parse(WHAT, None, "no MemTotal line"))?;
     let available = match (available, free) {
         (Some(a), _) => a,
-        (None, Some(f)) => f
-            .saturating_add(buffers.unwrap_or(0))
-            .saturating_add(cached.unwrap_or(0)),
+        (None, Some(f)) => f.saturating_add(buffers.unwrap_or(0)).saturating_add(cached.unwrap_or(0)),
         (None, None) => return Err(Error::parse(WHAT, None, "neither MemAvailable nor MemFree")),
     };
     let swap_total = swap_total.unwrap_or(0);
@@ -135,22 +114,13 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskCounters>> {
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let mut fields = line.split_ascii_whitespace();
-        let (Some(_major), Some(_minor), Some(name)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(_major), Some(_minor), Some(name)) = (fields.next(), fields.next(), fields.next()) else {
             if line.trim().is_empty() {
                 continue;
             }
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                "expected `major minor name counters...`",
-            ));
+            return Err(Error::parse(WHAT, Some(line_no), "expected `major minor name counters...`"));
         };
-        let values = fields
-            .take(11)
-            .map(|v| number::<u64>(WHAT, line_no, "counter", v))
-            .collect::<Result<Vec<u64>>>()?;
+        let values = fields.take(11).map(|v| number::<u64>(WHAT, line_no, "counter", v)).collect::<Result<Vec<u64>>>()?;
         let counters = match values.as_slice() {
             // Full line: reads, reads merged, sectors read, ms reading,
             // writes, merged, sectors written, ms writing, in flight, ms doing
@@ -159,14 +129,7 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskCounters>> {
             // Linux 2.6.x partitions: reads, sectors read, writes, sectors written.
             [r, sr, w, sw] => (*r, *sr, *w, *sw),
             _ => {
-                return Err(Error::parse(
-                    WHAT,
-                    Some(line_no),
-                    format!(
-                        "{name} has {} counters, expected 4 or at least 11",
-                        values.len()
-                    ),
-                ));
+                return Err(Error::parse(WHAT, Some(line_no), format!("{name} has {} counters, expected 4 or at least 11", values.len())));
             }
         };
         out.push(DiskCounters {
@@ -193,27 +156,13 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<NetCounters>> {
             continue;
         }
         let Some((name, rest)) = line.split_once(':') else {
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                "expected `interface: counters...`",
-            ));
+            return Err(Error::parse(WHAT, Some(line_no), "expected `interface: counters...`"));
         };
         let name = name.trim();
-        let values = rest
-            .split_ascii_whitespace()
-            .take(16)
-            .map(|v| number::<u64>(WHAT, line_no, "counter", v))
-            .collect::<Result<Vec<u64>>>()?;
+        let values =
+            rest.split_ascii_whitespace().take(16).map(|v| number::<u64>(WHAT, line_no, "counter", v)).collect::<Result<Vec<u64>>>()?;
         if values.len() < 16 || name.is_empty() {
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                format!(
-                    "interface {name:?} has {} counters, expected 16",
-                    values.len()
-                ),
-            ));
+            return Err(Error::parse(WHAT, Some(line_no), format!("interface {name:?} has {} counters, expected 16", values.len())));
         }
         out.push(NetCounters {
             name: name.to_owned(),
@@ -246,24 +195,14 @@ pub fn parse_pid_stat(text: &str) -> Result<PidStat<'_>> {
     let mut fields = text[close + 1..].split_ascii_whitespace();
     // Called once per field, in order; `n` only names the field in errors.
     let mut field = |n: usize| -> Result<&str> {
-        fields.next().ok_or_else(|| {
-            Error::parse(
-                WHAT,
-                Some(1),
-                format!("pid {pid}: line ends before field {n}"),
-            )
-        })
+        fields.next().ok_or_else(|| Error::parse(WHAT, Some(1), format!("pid {pid}: line ends before field {n}")))
     };
     let state_field = field(3)?;
     let mut chars = state_field.chars();
     let state = match (chars.next(), chars.next()) {
         (Some(c), None) => c,
         _ => {
-            return Err(Error::parse(
-                WHAT,
-                Some(1),
-                format!("pid {pid}: bad state {state_field:?}"),
-            ));
+            return Err(Error::parse(WHAT, Some(1), format!("pid {pid}: bad state {state_field:?}")));
         }
     };
     for n in 4..14 {
@@ -278,15 +217,7 @@ pub fn parse_pid_stat(text: &str) -> Result<PidStat<'_>> {
     field(23)?;
     // rss is a signed long in the kernel; never negative in practice.
     let rss = number::<i64>(WHAT, 1, "rss", field(24)?)?;
-    Ok(PidStat {
-        pid,
-        comm,
-        state,
-        utime,
-        stime,
-        start_time,
-        rss_pages: u64::try_from(rss).unwrap_or(0),
-    })
+    Ok(PidStat { pid, comm, state, utime, stime, start_time, rss_pages: u64::try_from(rss).unwrap_or(0) })
 }
 
 /// Page counts from `/proc/PID/statm`.
@@ -306,26 +237,17 @@ pub fn parse_statm(text: &str) -> Result<Statm> {
     check_size(WHAT, text.len(), MAX_SMALL_BYTES)?;
     let mut fields = text.split_ascii_whitespace();
     let mut next = |name: &str| -> Result<u64> {
-        let v = fields
-            .next()
-            .ok_or_else(|| Error::parse(WHAT, Some(1), format!("missing the {name} field")))?;
+        let v = fields.next().ok_or_else(|| Error::parse(WHAT, Some(1), format!("missing the {name} field")))?;
         number(WHAT, 1, name, v)
     };
-    Ok(Statm {
-        size_pages: next("size")?,
-        resident_pages: next("resident")?,
-        shared_pages: next("shared")?,
-    })
+    Ok(Statm { size_pages: next("size")?, resident_pages: next("resident")?, shared_pages: next("shared")? })
 }
 
 /// Seconds since boot from `/proc/uptime` (`1264.87 2024.08`).
 pub fn parse_uptime(text: &str) -> Result<f64> {
     const WHAT: &str = "/proc/uptime";
     check_size(WHAT, text.len(), MAX_SMALL_BYTES)?;
-    let first = text
-        .split_ascii_whitespace()
-        .next()
-        .ok_or_else(|| Error::parse(WHAT, Some(1), "empty"))?;
+    let first = text.split_ascii_whitespace().next().ok_or_else(|| Error::parse(WHAT, Some(1), "empty"))?;
     non_negative(WHAT, 1, "uptime", first)
 }
 
@@ -338,11 +260,7 @@ pub fn parse_status_vm_rss(text: &str) -> Result<u64> {
             return kilobytes(WHAT, i + 1, "VmRSS", rest);
         }
     }
-    Err(Error::parse(
-        WHAT,
-        None,
-        "no VmRSS line (kernel threads have none)",
-    ))
+    Err(Error::parse(WHAT, None, "no VmRSS line (kernel threads have none)"))
 }
 
 /// Unit names from `systemctl --failed --plain --no-legend --no-pager`,
@@ -364,38 +282,21 @@ pub fn parse_systemctl_failed(text: &str) -> Result<Vec<String>> {
             return Err(Error::parse(
                 WHAT,
                 Some(line_no),
-                format!(
-                    "{unit:?} is not a unit name (expected e.g. foo.service); was --no-legend given?"
-                ),
+                format!("{unit:?} is not a unit name (expected e.g. foo.service); was --no-legend given?"),
             ));
         };
-        if stem.is_empty()
-            || kind.is_empty()
-            || unit.len() > MAX_UNIT_NAME
-            || unit.chars().any(char::is_control)
-        {
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                format!("{unit:?} is not a unit name"),
-            ));
+        if stem.is_empty() || kind.is_empty() || unit.len() > MAX_UNIT_NAME || unit.chars().any(char::is_control) {
+            return Err(Error::parse(WHAT, Some(line_no), format!("{unit:?} is not a unit name")));
         }
         if columns.len() < 4 {
             return Err(Error::parse(
                 WHAT,
                 Some(line_no),
-                format!(
-                    "expected `UNIT LOAD ACTIVE SUB DESCRIPTION`, got {} columns",
-                    columns.len()
-                ),
+                format!("expected `UNIT LOAD ACTIVE SUB DESCRIPTION`, got {} columns", columns.len()),
             ));
         }
         if units.len() == MAX_FAILED_UNITS {
-            return Err(Error::parse(
-                WHAT,
-                Some(line_no),
-                format!("more than {MAX_FAILED_UNITS} failed units"),
-            ));
+            return Err(Error::parse(WHAT, Some(line_no), format!("more than {MAX_FAILED_UNITS} failed units")));
         }
         units.push(unit.to_owned());
     }
@@ -406,39 +307,21 @@ pub fn parse_systemctl_failed(text: &str) -> Result<Vec<String>> {
 /// (`/sys/class/thermal/thermal_zoneN/`). The sensor is named `thermal/<type>`.
 pub fn parse_thermal_zone(zone_type: &str, temp: &str) -> Result<Temperature> {
     const WHAT: &str = "thermal zone";
-    check_size(
-        WHAT,
-        zone_type.len().saturating_add(temp.len()),
-        MAX_SMALL_BYTES,
-    )?;
+    check_size(WHAT, zone_type.len().saturating_add(temp.len()), MAX_SMALL_BYTES)?;
     let kind = zone_type.trim();
     if kind.is_empty() {
         return Err(Error::parse(WHAT, Some(1), "empty type"));
     }
-    Ok(Temperature {
-        sensor: format!("thermal/{kind}"),
-        celsius: parse_millidegrees(WHAT, temp)?,
-    })
+    Ok(Temperature { sensor: format!("thermal/{kind}"), celsius: parse_millidegrees(WHAT, temp)? })
 }
 
 /// One hwmon temperature from the chip's `name`, the input's index
 /// (`temp<index>_input`), its text and the text of `temp<index>_label` if the
 /// chip has one. The sensor is named `<name>/<label or tempN>`.
-pub fn parse_hwmon_temp(
-    chip: &str,
-    index: u32,
-    input: &str,
-    label: Option<&str>,
-) -> Result<Temperature> {
+pub fn parse_hwmon_temp(chip: &str, index: u32, input: &str, label: Option<&str>) -> Result<Temperature> {
     const WHAT: &str = "hwmon temperature";
     let label_len = label.map_or(0, str::len);
-    check_size(
-        WHAT,
-        chip.len()
-            .saturating_add(input.len())
-            .saturating_add(label_len),
-        MAX_SMALL_BYTES,
-    )?;
+    check_size(WHAT, chip.len().saturating_add(input.len()).saturating_add(label_len), MAX_SMALL_BYTES)?;
     let chip = chip.trim();
     if chip.is_empty() {
         return Err(Error::parse(WHAT, Some(1), "empty chip name"));
@@ -457,11 +340,7 @@ fn parse_millidegrees(what: &str, text: &str) -> Result<f64> {
     let celsius = milli as f64 / 1000.0;
     // Below absolute zero or hotter than any silicon survives: a broken driver.
     if !(-273.15..=1000.0).contains(&celsius) {
-        return Err(Error::parse(
-            what,
-            Some(1),
-            format!("implausible temperature {celsius} °C"),
-        ));
+        return Err(Error::parse(what, Some(1), format!("implausible temperature {celsius} °C")));
     }
     Ok(celsius)
 }
@@ -481,11 +360,7 @@ pub fn parse_auxv(bytes: &[u8]) -> Result<Auxv> {
     check_size(WHAT, bytes.len(), MAX_SMALL_BYTES)?;
     let word = size_of::<usize>();
     if bytes.len() % (2 * word) != 0 {
-        return Err(Error::parse(
-            WHAT,
-            None,
-            format!("{} bytes is not a whole number of entries", bytes.len()),
-        ));
+        return Err(Error::parse(WHAT, None, format!("{} bytes is not a whole number of entries", bytes.len())));
     }
     let read = |chunk: &[u8]| -> u64 {
         let mut b = [0u8; 8];
@@ -512,11 +387,7 @@ pub fn parse_auxv(bytes: &[u8]) -> Result<Auxv> {
 
 fn check_size(what: &str, len: usize, max: usize) -> Result<()> {
     if len > max {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("{len} bytes is more than the {max}-byte limit"),
-        ));
+        return Err(Error::parse(what, None, format!("{len} bytes is more than the {max}-byte limit")));
     }
     Ok(())
 }
@@ -524,22 +395,14 @@ fn check_size(what: &str, len: usize, max: usize) -> Result<()> {
 fn number<T: std::str::FromStr>(what: &str, line: usize, field: &str, text: &str) -> Result<T> {
     text.parse().map_err(|_| {
         let shown: String = text.chars().take(40).collect();
-        Error::parse(
-            what,
-            Some(line),
-            format!("{field} {shown:?} is not a number"),
-        )
+        Error::parse(what, Some(line), format!("{field} {shown:?} is not a number"))
     })
 }
 
 fn non_negative(what: &str, line: usize, field: &str, text: &str) -> Result<f64> {
     let v = number::<f64>(what, line, field, text)?;
     if !v.is_finite() || v < 0.0 {
-        return Err(Error::parse(
-            what,
-            Some(line),
-            format!("{field} {v} is not a non-negative number"),
-        ));
+        return Err(Error::parse(what, Some(line), format!("{field} {v} is not a non-negative number")));
     }
     Ok(v)
 }
@@ -548,17 +411,11 @@ fn non_negative(what: &str, line: usize, field: &str, text: &str) -> Result<f64>
 /// keys read here always carry one.
 fn kilobytes(what: &str, line: usize, key: &str, rest: &str) -> Result<u64> {
     let mut parts = rest.split_ascii_whitespace();
-    let value = parts
-        .next()
-        .ok_or_else(|| Error::parse(what, Some(line), format!("{key} has no value")))?;
+    let value = parts.next().ok_or_else(|| Error::parse(what, Some(line), format!("{key} has no value")))?;
     match parts.next() {
         None | Some("kB") => {}
         Some(unit) => {
-            return Err(Error::parse(
-                what,
-                Some(line),
-                format!("{key} is in {unit:?}, expected kB"),
-            ));
+            return Err(Error::parse(what, Some(line), format!("{key} is in {unit:?}, expected kB")));
         }
     }
     Ok(number::<u64>(what, line, key, value)?.saturating_mul(1024))
@@ -577,23 +434,9 @@ mod tests {
 
     #[test]
     fn proc_stat_from_this_machine() {
-        let t = parse_proc_stat(include_str!("../../tests/fixtures/health/proc_stat_1.txt"))
-            .expect("parses");
-        assert_eq!(
-            t,
-            CpuTimes {
-                user: 38849,
-                nice: 0,
-                system: 9565,
-                idle: 203535,
-                iowait: 950,
-                irq: 0,
-                softirq: 99,
-                steal: 17
-            }
-        );
-        let t2 = parse_proc_stat(include_str!("../../tests/fixtures/health/proc_stat_2.txt"))
-            .expect("parses");
+        let t = parse_proc_stat(include_str!("../../tests/fixtures/health/proc_stat_1.txt")).expect("parses");
+        assert_eq!(t, CpuTimes { user: 38849, nice: 0, system: 9565, idle: 203535, iowait: 950, irq: 0, softirq: 99, steal: 17 });
+        let t2 = parse_proc_stat(include_str!("../../tests/fixtures/health/proc_stat_2.txt")).expect("parses");
         let pct = crate::health::sample::cpu_percent(&t, &t2);
         assert!(pct > 0.0 && pct <= 100.0, "{pct}");
     }
@@ -611,18 +454,9 @@ mod tests {
             err_text(parse_proc_stat(truncated)),
             "cannot parse /proc/stat at line 1: the cpu line has 2 values, expected at least 4"
         );
-        assert_eq!(
-            err_text(parse_proc_stat("")),
-            "cannot parse /proc/stat: no aggregate `cpu` line"
-        );
-        assert_eq!(
-            err_text(parse_proc_stat("cpu  1 2 x 4")),
-            "cannot parse /proc/stat at line 1: cpu time \"x\" is not a number"
-        );
-        assert_eq!(
-            err_text(parse_proc_stat("cpu  1 2 -3 4")),
-            "cannot parse /proc/stat at line 1: cpu time \"-3\" is not a number"
-        );
+        assert_eq!(err_text(parse_proc_stat("")), "cannot parse /proc/stat: no aggregate `cpu` line");
+        assert_eq!(err_text(parse_proc_stat("cpu  1 2 x 4")), "cannot parse /proc/stat at line 1: cpu time \"x\" is not a number");
+        assert_eq!(err_text(parse_proc_stat("cpu  1 2 -3 4")), "cannot parse /proc/stat at line 1: cpu time \"-3\" is not a number");
     }
 
     #[test]
@@ -637,22 +471,9 @@ mod tests {
 
     #[test]
     fn loadavg_from_this_machine_and_malformed() {
-        let l = parse_loadavg(include_str!(
-            "../../tests/fixtures/health/proc_loadavg_1.txt"
-        ))
-        .expect("parses");
-        assert_eq!(
-            l,
-            LoadAverage {
-                one: 0.40,
-                five: 0.66,
-                fifteen: 0.41
-            }
-        );
-        assert_eq!(
-            err_text(parse_loadavg("0.1 0.2")),
-            "cannot parse /proc/loadavg at line 1: missing the 15-minute load average"
-        );
+        let l = parse_loadavg(include_str!("../../tests/fixtures/health/proc_loadavg_1.txt")).expect("parses");
+        assert_eq!(l, LoadAverage { one: 0.40, five: 0.66, fifteen: 0.41 });
+        assert_eq!(err_text(parse_loadavg("0.1 0.2")), "cannot parse /proc/loadavg at line 1: missing the 15-minute load average");
         assert_eq!(
             err_text(parse_loadavg("0.1 NaN 0.3")),
             "cannot parse /proc/loadavg at line 1: 5-minute NaN is not a non-negative number"
@@ -664,14 +485,8 @@ mod tests {
         let text = include_str!("../../tests/fixtures/health/proc_meminfo_1.txt");
         let m = parse_meminfo_health(text).expect("parses");
         let kb = |key: &str| -> u64 {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with(&format!("{key}:")))
-                .expect("key present");
-            line.split_ascii_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .expect("number")
+            let line = text.lines().find(|l| l.starts_with(&format!("{key}:"))).expect("key present");
+            line.split_ascii_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("number")
         };
         assert_eq!(m.total_bytes, kb("MemTotal") * 1024);
         assert_eq!(m.available_bytes, kb("MemAvailable") * 1024);
@@ -687,97 +502,57 @@ mod tests {
         assert_eq!(m.available_bytes, 400 * 1024);
         assert_eq!(m.used_bytes, 600 * 1024);
         let truncated = include_str!("../../tests/fixtures/health/proc_meminfo_truncated.txt");
-        assert_eq!(
-            err_text(parse_meminfo_health(truncated)),
-            "cannot parse /proc/meminfo at line 3: MemAvailable has no value"
-        );
-        assert_eq!(
-            err_text(parse_meminfo_health("MemFree: 1 kB\n")),
-            "cannot parse /proc/meminfo: no MemTotal line"
-        );
+        assert_eq!(err_text(parse_meminfo_health(truncated)), "cannot parse /proc/meminfo at line 3: MemAvailable has no value");
+        assert_eq!(err_text(parse_meminfo_health("MemFree: 1 kB\n")), "cannot parse /proc/meminfo: no MemTotal line");
         assert_eq!(
             err_text(parse_meminfo_health("MemTotal: 1 MB\n")),
             "cannot parse /proc/meminfo at line 1: MemTotal is in \"MB\", expected kB"
         );
         // A huge value saturates instead of overflowing.
-        let m = parse_meminfo_health("MemTotal: 18446744073709551615 kB\nMemAvailable: 1 kB\n")
-            .expect("parses");
+        let m = parse_meminfo_health("MemTotal: 18446744073709551615 kB\nMemAvailable: 1 kB\n").expect("parses");
         assert_eq!(m.total_bytes, u64::MAX);
     }
 
     #[test]
     fn diskstats_from_this_machine() {
-        let d = parse_diskstats(include_str!(
-            "../../tests/fixtures/health/proc_diskstats_1.txt"
-        ))
-        .expect("parses");
+        let d = parse_diskstats(include_str!("../../tests/fixtures/health/proc_diskstats_1.txt")).expect("parses");
         let vda = d.iter().find(|d| d.name == "vda").expect("vda listed");
         assert_eq!(
-            (
-                vda.reads_completed,
-                vda.sectors_read,
-                vda.writes_completed,
-                vda.sectors_written
-            ),
+            (vda.reads_completed, vda.sectors_read, vda.writes_completed, vda.sectors_written),
             (131_688, 10_506_370, 13_753, 13_132_696)
         );
     }
 
     #[test]
     fn diskstats_laptop_old_format_and_malformed() {
-        let d = parse_diskstats(include_str!(
-            "../../tests/fixtures/health/laptop_diskstats.txt"
-        ))
-        .expect("parses");
+        let d = parse_diskstats(include_str!("../../tests/fixtures/health/laptop_diskstats.txt")).expect("parses");
         let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
         assert!(names.contains(&"nvme0n1p2"));
-        assert_eq!(
-            parse_diskstats("   8  1 sda1 10 20 30 40\n").expect("parses")[0].sectors_written,
-            40
-        );
+        assert_eq!(parse_diskstats("   8  1 sda1 10 20 30 40\n").expect("parses")[0].sectors_written, 40);
         let truncated = include_str!("../../tests/fixtures/health/proc_diskstats_truncated.txt");
         assert_eq!(
             err_text(parse_diskstats(truncated)),
             "cannot parse /proc/diskstats at line 10: vda has 6 counters, expected 4 or at least 11"
         );
-        assert_eq!(
-            err_text(parse_diskstats("  8 0\n")),
-            "cannot parse /proc/diskstats at line 1: expected `major minor name counters...`"
-        );
+        assert_eq!(err_text(parse_diskstats("  8 0\n")), "cannot parse /proc/diskstats at line 1: expected `major minor name counters...`");
         assert!(parse_diskstats("").expect("empty is fine").is_empty());
     }
 
     #[test]
     fn net_dev_from_this_machine_and_malformed() {
-        let n = parse_net_dev(include_str!(
-            "../../tests/fixtures/health/proc_net_dev_1.txt"
-        ))
-        .expect("parses");
+        let n = parse_net_dev(include_str!("../../tests/fixtures/health/proc_net_dev_1.txt")).expect("parses");
         let names: Vec<&str> = n.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["lo", "ifb0", "ifb1", "eth0"]);
         assert_eq!((n[3].rx_bytes, n[3].tx_bytes), (178_608_521, 419_637));
         // old kernels print no space after the colon
         let n = parse_net_dev("eth0:1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n").expect("parses");
-        assert_eq!(
-            (
-                n[0].rx_bytes,
-                n[0].rx_errors,
-                n[0].rx_drops,
-                n[0].tx_bytes,
-                n[0].tx_errors,
-                n[0].tx_drops
-            ),
-            (1, 3, 4, 9, 11, 12)
-        );
+        assert_eq!((n[0].rx_bytes, n[0].rx_errors, n[0].rx_drops, n[0].tx_bytes, n[0].tx_errors, n[0].tx_drops), (1, 3, 4, 9, 11, 12));
         let truncated = include_str!("../../tests/fixtures/health/proc_net_dev_truncated.txt");
         assert_eq!(
             err_text(parse_net_dev(truncated)),
             "cannot parse /proc/net/dev at line 6: interface \"eth0\" has 9 counters, expected 16"
         );
-        assert_eq!(
-            err_text(parse_net_dev("garbage\n")),
-            "cannot parse /proc/net/dev at line 1: expected `interface: counters...`"
-        );
+        assert_eq!(err_text(parse_net_dev("garbage\n")), "cannot parse /proc/net/dev at line 1: expected `interface: counters...`");
     }
 
     #[test]
@@ -786,83 +561,38 @@ mod tests {
         let s = parse_pid_stat(text).expect("parses");
         assert_eq!(s.pid, 4242);
         assert_eq!(s.comm, "my (evil)) app");
-        assert_eq!(
-            (s.state, s.utime, s.stime, s.start_time, s.rss_pages),
-            ('S', 1500, 250, 98765, 2048)
-        );
+        assert_eq!((s.state, s.utime, s.stime, s.start_time, s.rss_pages), ('S', 1500, 250, 98765, 2048));
     }
 
     #[test]
     fn pid_stat_from_this_machine() {
-        let s = parse_pid_stat(include_str!(
-            "../../tests/fixtures/health/proc_self_stat.txt"
-        ))
-        .expect("parses");
-        assert_eq!(
-            (s.pid, s.comm, s.state, s.start_time, s.rss_pages),
-            (415, "cat", 'R', 127_275, 381)
-        );
+        let s = parse_pid_stat(include_str!("../../tests/fixtures/health/proc_self_stat.txt")).expect("parses");
+        assert_eq!((s.pid, s.comm, s.state, s.start_time, s.rss_pages), (415, "cat", 'R', 127_275, 381));
     }
 
     #[test]
     fn pid_stat_malformed() {
         let truncated = include_str!("../../tests/fixtures/health/proc_pid_stat_truncated.txt");
-        assert_eq!(
-            err_text(parse_pid_stat(truncated)),
-            "cannot parse /proc/PID/stat at line 1: pid 4242: line ends before field 16"
-        );
-        assert_eq!(
-            err_text(parse_pid_stat("42 cat R 1")),
-            "cannot parse /proc/PID/stat at line 1: no `(command)` field"
-        );
-        assert_eq!(
-            err_text(parse_pid_stat("42 )cat( R 1")),
-            "cannot parse /proc/PID/stat at line 1: `)` before `(`"
-        );
-        assert_eq!(
-            err_text(parse_pid_stat("x (cat) R")),
-            "cannot parse /proc/PID/stat at line 1: pid \"x\" is not a number"
-        );
-        assert_eq!(
-            err_text(parse_pid_stat("1 (cat) RR")),
-            "cannot parse /proc/PID/stat at line 1: pid 1: bad state \"RR\""
-        );
-        assert_eq!(
-            err_text(parse_pid_stat("")),
-            "cannot parse /proc/PID/stat at line 1: no `(command)` field"
-        );
+        assert_eq!(err_text(parse_pid_stat(truncated)), "cannot parse /proc/PID/stat at line 1: pid 4242: line ends before field 16");
+        assert_eq!(err_text(parse_pid_stat("42 cat R 1")), "cannot parse /proc/PID/stat at line 1: no `(command)` field");
+        assert_eq!(err_text(parse_pid_stat("42 )cat( R 1")), "cannot parse /proc/PID/stat at line 1: `)` before `(`");
+        assert_eq!(err_text(parse_pid_stat("x (cat) R")), "cannot parse /proc/PID/stat at line 1: pid \"x\" is not a number");
+        assert_eq!(err_text(parse_pid_stat("1 (cat) RR")), "cannot parse /proc/PID/stat at line 1: pid 1: bad state \"RR\"");
+        assert_eq!(err_text(parse_pid_stat("")), "cannot parse /proc/PID/stat at line 1: no `(command)` field");
     }
 
     #[test]
     fn statm_from_this_machine_and_malformed() {
-        let s = parse_statm(include_str!(
-            "../../tests/fixtures/health/proc_self_statm.txt"
-        ))
-        .expect("parses");
+        let s = parse_statm(include_str!("../../tests/fixtures/health/proc_self_statm.txt")).expect("parses");
         assert!(s.resident_pages > 0 && s.resident_pages <= s.size_pages);
-        assert_eq!(
-            err_text(parse_statm("100")),
-            "cannot parse /proc/PID/statm at line 1: missing the resident field"
-        );
+        assert_eq!(err_text(parse_statm("100")), "cannot parse /proc/PID/statm at line 1: missing the resident field");
     }
 
     #[test]
     fn uptime_and_self_status() {
-        assert_eq!(
-            parse_uptime(include_str!(
-                "../../tests/fixtures/health/proc_uptime_1.txt"
-            ))
-            .expect("parses"),
-            1270.67
-        );
-        assert_eq!(
-            err_text(parse_uptime("")),
-            "cannot parse /proc/uptime at line 1: empty"
-        );
-        assert_eq!(
-            err_text(parse_uptime("-1 0")),
-            "cannot parse /proc/uptime at line 1: uptime -1 is not a non-negative number"
-        );
+        assert_eq!(parse_uptime(include_str!("../../tests/fixtures/health/proc_uptime_1.txt")).expect("parses"), 1270.67);
+        assert_eq!(err_text(parse_uptime("")), "cannot parse /proc/uptime at line 1: empty");
+        assert_eq!(err_text(parse_uptime("-1 0")), "cannot parse /proc/uptime at line 1: uptime -1 is not a non-negative number");
         let status = include_str!("../../tests/fixtures/health/proc_self_status.txt");
         assert_eq!(parse_status_vm_rss(status).expect("parses"), 1668 * 1024);
         assert_eq!(
@@ -873,25 +603,10 @@ mod tests {
 
     #[test]
     fn systemctl_failed_output() {
-        let units = parse_systemctl_failed(include_str!(
-            "../../tests/fixtures/health/systemctl_failed.txt"
-        ))
-        .expect("parses");
-        assert_eq!(
-            units,
-            [
-                "logrotate.service",
-                "nfs-server.service",
-                "snap-core-1234.mount",
-                "user@1000.service"
-            ]
-        );
+        let units = parse_systemctl_failed(include_str!("../../tests/fixtures/health/systemctl_failed.txt")).expect("parses");
+        assert_eq!(units, ["logrotate.service", "nfs-server.service", "snap-core-1234.mount", "user@1000.service"]);
         assert!(parse_systemctl_failed("").expect("none failed").is_empty());
-        assert!(
-            parse_systemctl_failed("\n\n")
-                .expect("none failed")
-                .is_empty()
-        );
+        assert!(parse_systemctl_failed("\n\n").expect("none failed").is_empty());
         assert_eq!(
             err_text(parse_systemctl_failed("UNIT LOAD ACTIVE SUB DESCRIPTION\n")),
             "cannot parse systemctl --failed output at line 1: \"UNIT\" is not a unit name (expected e.g. foo.service); was --no-legend given?"
@@ -907,69 +622,30 @@ mod tests {
     #[test]
     fn thermal_and_hwmon() {
         let t = parse_thermal_zone("x86_pkg_temp\n", "52000\n").expect("parses");
-        assert_eq!(
-            t,
-            Temperature {
-                sensor: "thermal/x86_pkg_temp".into(),
-                celsius: 52.0
-            }
-        );
+        assert_eq!(t, Temperature { sensor: "thermal/x86_pkg_temp".into(), celsius: 52.0 });
         let t = parse_hwmon_temp("coretemp\n", 2, "47500\n", Some("Core 0\n")).expect("parses");
-        assert_eq!(
-            t,
-            Temperature {
-                sensor: "coretemp/Core 0".into(),
-                celsius: 47.5
-            }
-        );
+        assert_eq!(t, Temperature { sensor: "coretemp/Core 0".into(), celsius: 47.5 });
         let t = parse_hwmon_temp("acpitz", 1, "-5000", None).expect("parses");
-        assert_eq!(
-            t,
-            Temperature {
-                sensor: "acpitz/temp1".into(),
-                celsius: -5.0
-            }
-        );
-        assert_eq!(
-            err_text(parse_thermal_zone("", "1")),
-            "cannot parse thermal zone at line 1: empty type"
-        );
-        assert_eq!(
-            err_text(parse_thermal_zone("acpitz", "")),
-            "cannot parse thermal zone at line 1: temperature \"\" is not a number"
-        );
+        assert_eq!(t, Temperature { sensor: "acpitz/temp1".into(), celsius: -5.0 });
+        assert_eq!(err_text(parse_thermal_zone("", "1")), "cannot parse thermal zone at line 1: empty type");
+        assert_eq!(err_text(parse_thermal_zone("acpitz", "")), "cannot parse thermal zone at line 1: temperature \"\" is not a number");
         assert_eq!(
             err_text(parse_hwmon_temp("x", 1, "-300000", None)),
             "cannot parse hwmon temperature at line 1: implausible temperature -300 °C"
         );
-        assert_eq!(
-            err_text(parse_hwmon_temp(" ", 1, "1", None)),
-            "cannot parse hwmon temperature at line 1: empty chip name"
-        );
+        assert_eq!(err_text(parse_hwmon_temp(" ", 1, "1", None)), "cannot parse hwmon temperature at line 1: empty chip name");
     }
 
     #[test]
     fn auxv_words() {
         let mut bytes = Vec::new();
-        for (k, v) in [
-            (33u64, 7u64),
-            (AT_PAGESZ, 16384),
-            (AT_CLKTCK, 100),
-            (AT_NULL, 0),
-            (AT_PAGESZ, 1),
-        ] {
+        for (k, v) in [(33u64, 7u64), (AT_PAGESZ, 16384), (AT_CLKTCK, 100), (AT_NULL, 0), (AT_PAGESZ, 1)] {
             for x in [k, v] {
                 let w = usize::try_from(x).expect("small");
                 bytes.extend_from_slice(&w.to_ne_bytes());
             }
         }
-        assert_eq!(
-            parse_auxv(&bytes).expect("parses"),
-            Auxv {
-                page_size: Some(16384),
-                clock_ticks_per_sec: Some(100)
-            }
-        );
+        assert_eq!(parse_auxv(&bytes).expect("parses"), Auxv { page_size: Some(16384), clock_ticks_per_sec: Some(100) });
         assert!(err_text(parse_auxv(&bytes[..5])).contains("not a whole number of entries"));
         assert_eq!(parse_auxv(&[]).expect("empty"), Auxv::default());
     }

@@ -105,16 +105,7 @@ impl CpuTimes {
 
     /// Ticks spent doing work (steal included: the host took the CPU away).
     pub fn busy(&self) -> u64 {
-        [
-            self.user,
-            self.nice,
-            self.system,
-            self.irq,
-            self.softirq,
-            self.steal,
-        ]
-        .iter()
-        .fold(0u64, |acc, v| acc.saturating_add(*v))
+        [self.user, self.nice, self.system, self.irq, self.softirq, self.steal].iter().fold(0u64, |acc, v| acc.saturating_add(*v))
     }
 
     /// Ticks spent idle, waiting for I/O included.
@@ -136,9 +127,7 @@ pub fn cpu_percent(prev: &CpuTimes, cur: &CpuTimes) -> f64 {
     } else {
         (
             cur.busy().saturating_sub(prev.busy()),
-            cur.idle_all()
-                .saturating_sub(prev.idle_all())
-                .saturating_add(cur.busy().saturating_sub(prev.busy())),
+            cur.idle_all().saturating_sub(prev.idle_all()).saturating_add(cur.busy().saturating_sub(prev.busy())),
         )
     };
     if total == 0 {
@@ -203,8 +192,7 @@ pub fn filesystem_usage(mount_point: &str, st: &FsStat) -> FilesystemUsage {
     let used = st.blocks.saturating_sub(st.blocks_free);
     let denominator = used.saturating_add(st.blocks_available);
     let used_percent = percent(used, denominator);
-    let inodes_used_percent =
-        (st.files > 0).then(|| percent(st.files.saturating_sub(st.files_free), st.files));
+    let inodes_used_percent = (st.files > 0).then(|| percent(st.files.saturating_sub(st.files_free), st.files));
     FilesystemUsage {
         mount_point: mount_point.to_owned(),
         total_bytes: st.blocks.saturating_mul(st.fragment_size),
@@ -245,14 +233,8 @@ pub fn disk_rates(prev: &[DiskCounters], cur: &[DiskCounters], elapsed: Duration
             let delta = |f: fn(&DiskCounters) -> u64| counter_delta(p.map(|p| f(p)), f(c));
             DiskRate {
                 device: c.name.clone(),
-                read_bytes_per_sec: per_second(
-                    delta(|d| d.sectors_read).saturating_mul(DISKSTATS_SECTOR_BYTES),
-                    secs,
-                ),
-                write_bytes_per_sec: per_second(
-                    delta(|d| d.sectors_written).saturating_mul(DISKSTATS_SECTOR_BYTES),
-                    secs,
-                ),
+                read_bytes_per_sec: per_second(delta(|d| d.sectors_read).saturating_mul(DISKSTATS_SECTOR_BYTES), secs),
+                write_bytes_per_sec: per_second(delta(|d| d.sectors_written).saturating_mul(DISKSTATS_SECTOR_BYTES), secs),
                 reads_per_sec: per_second(delta(|d| d.reads_completed), secs),
                 writes_per_sec: per_second(delta(|d| d.writes_completed), secs),
             }
@@ -267,10 +249,7 @@ pub fn disk_rates(prev: &[DiskCounters], cur: &[DiskCounters], elapsed: Duration
 pub fn retain_reported_disks(disks: &mut Vec<DiskCounters>) {
     let keep: Vec<bool> = {
         let names: HashSet<&str> = disks.iter().map(|d| d.name.as_str()).collect();
-        disks
-            .iter()
-            .map(|d| is_reported_disk(&d.name, &names))
-            .collect()
+        disks.iter().map(|d| is_reported_disk(&d.name, &names)).collect()
     };
     let mut keep = keep.into_iter();
     disks.retain(|_| keep.next().unwrap_or(true));
@@ -288,10 +267,8 @@ fn is_reported_disk(name: &str, listed: &HashSet<&str>) -> bool {
         return true;
     }
     let partition_of_plain_disk = listed.contains(base);
-    let partition_of_numbered_disk = base
-        .strip_suffix('p')
-        .filter(|disk| disk.ends_with(|c: char| c.is_ascii_digit()))
-        .is_some_and(|disk| listed.contains(disk));
+    let partition_of_numbered_disk =
+        base.strip_suffix('p').filter(|disk| disk.ends_with(|c: char| c.is_ascii_digit())).is_some_and(|disk| listed.contains(disk));
     !(partition_of_plain_disk || partition_of_numbered_disk)
 }
 
@@ -392,15 +369,8 @@ pub struct ProcessMemory {
 /// `prev` is what the previous scan saw under the same pid, if anything. A
 /// pid with another start time was reused: the new process started within
 /// the interval and all its ticks count, as for a pid not seen before.
-pub fn process_cpu_percent(
-    prev: Option<ProcessTicks>,
-    cur: ProcessTicks,
-    elapsed: Duration,
-    clock_ticks_per_sec: u64,
-) -> f64 {
-    let prev_ticks = prev
-        .filter(|p| p.start_time == cur.start_time)
-        .map(|p| p.cpu_ticks);
+pub fn process_cpu_percent(prev: Option<ProcessTicks>, cur: ProcessTicks, elapsed: Duration, clock_ticks_per_sec: u64) -> f64 {
+    let prev_ticks = prev.filter(|p| p.start_time == cur.start_time).map(|p| p.cpu_ticks);
     let ticks = counter_delta(prev_ticks, cur.cpu_ticks);
     let secs = elapsed.as_secs_f64();
     if clock_ticks_per_sec == 0 {
@@ -419,10 +389,7 @@ pub struct TopN<T> {
 
 impl<T> TopN<T> {
     pub fn new(n: usize) -> Self {
-        TopN {
-            n,
-            items: Vec::with_capacity(n.saturating_add(1)),
-        }
+        TopN { n, items: Vec::with_capacity(n.saturating_add(1)) }
     }
 
     /// Whether an item with this score would enter the list; lets callers
@@ -483,20 +450,12 @@ pub fn counter_delta(prev: Option<u64>, cur: u64) -> u64 {
 
 /// `count / secs`, 0 when no time elapsed.
 fn per_second(count: u64, secs: f64) -> f64 {
-    if secs.is_finite() && secs > 0.0 {
-        count as f64 / secs
-    } else {
-        0.0
-    }
+    if secs.is_finite() && secs > 0.0 { count as f64 / secs } else { 0.0 }
 }
 
 /// `part / whole * 100`, 0 when `whole` is 0, at most 100.
 fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 100.0 / whole as f64).clamp(0.0, 100.0)
-    }
+    if whole == 0 { 0.0 } else { (part as f64 * 100.0 / whole as f64).clamp(0.0, 100.0) }
 }
 
 #[cfg(test)]
@@ -504,13 +463,7 @@ mod tests {
     use super::*;
 
     fn cpu(user: u64, system: u64, idle: u64, iowait: u64) -> CpuTimes {
-        CpuTimes {
-            user,
-            system,
-            idle,
-            iowait,
-            ..CpuTimes::default()
-        }
+        CpuTimes { user, system, idle, iowait, ..CpuTimes::default() }
     }
 
     #[test]
@@ -550,14 +503,7 @@ mod tests {
     #[test]
     fn filesystem_usage_matches_df_arithmetic() {
         // 1000 blocks, 400 free of which 50 reserved for root.
-        let st = FsStat {
-            fragment_size: 4096,
-            blocks: 1000,
-            blocks_free: 400,
-            blocks_available: 350,
-            files: 200,
-            files_free: 150,
-        };
+        let st = FsStat { fragment_size: 4096, blocks: 1000, blocks_free: 400, blocks_available: 350, files: 200, files_free: 150 };
         let u = filesystem_usage("/", &st);
         assert_eq!(u.total_bytes, 4_096_000);
         assert_eq!(u.available_bytes, 350 * 4096);
@@ -572,23 +518,12 @@ mod tests {
         assert_eq!(u.used_percent, 0.0);
         assert_eq!(u.inodes_used_percent, None);
         // bfree > blocks (inconsistent statvfs) never underflows
-        let st = FsStat {
-            fragment_size: 1,
-            blocks: 1,
-            blocks_free: 5,
-            ..FsStat::default()
-        };
+        let st = FsStat { fragment_size: 1, blocks: 1, blocks_free: 5, ..FsStat::default() };
         assert_eq!(filesystem_usage("/x", &st).used_percent, 0.0);
     }
 
     fn disk(name: &str, reads: u64, sr: u64, writes: u64, sw: u64) -> DiskCounters {
-        DiskCounters {
-            name: name.into(),
-            reads_completed: reads,
-            sectors_read: sr,
-            writes_completed: writes,
-            sectors_written: sw,
-        }
+        DiskCounters { name: name.into(), reads_completed: reads, sectors_read: sr, writes_completed: writes, sectors_written: sw }
     }
 
     #[test]
@@ -613,11 +548,7 @@ mod tests {
         let d = vec![disk("sda", 100, 1000, 50, 2000)];
         let r = disk_rates(&[], &d, Duration::ZERO);
         assert_eq!(r[0].read_bytes_per_sec, 0.0);
-        let n = vec![NetCounters {
-            name: "eth0".into(),
-            rx_bytes: 10,
-            ..NetCounters::default()
-        }];
+        let n = vec![NetCounters { name: "eth0".into(), rx_bytes: 10, ..NetCounters::default() }];
         let r = net_rates(&[], &n, Duration::ZERO);
         assert_eq!(r[0].rx_bytes_per_sec, 0.0);
         assert_eq!(r[0].rx_errors, 0);
@@ -641,11 +572,7 @@ mod tests {
             tx_bytes: 90, // 32-bit wrap: treated as a reset
             ..p.clone()
         };
-        let r = net_rates(
-            std::slice::from_ref(&p),
-            std::slice::from_ref(&c),
-            Duration::from_millis(500),
-        );
+        let r = net_rates(std::slice::from_ref(&p), std::slice::from_ref(&c), Duration::from_millis(500));
         assert_eq!(r[0].rx_bytes_per_sec, 4000.0);
         assert_eq!(r[0].tx_bytes_per_sec, 180.0);
         assert_eq!(r[0].rx_errors, 2);
@@ -675,40 +602,20 @@ mod tests {
         retain_reported_disks(&mut disks);
         let kept: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
         // sdb1 stays: its disk is not listed; nvme0n10 is not a partition of nvme0n1
-        assert_eq!(
-            kept,
-            [
-                "sda", "nvme0n1", "mmcblk0", "dm-0", "md0", "sdb1", "xvda", "nvme0n10"
-            ]
-        );
+        assert_eq!(kept, ["sda", "nvme0n1", "mmcblk0", "dm-0", "md0", "sdb1", "xvda", "nvme0n10"]);
     }
 
     #[test]
     fn process_cpu_percent_handles_reuse_and_new_pids() {
-        let tick = |start_time, cpu_ticks| ProcessTicks {
-            start_time,
-            cpu_ticks,
-        };
+        let tick = |start_time, cpu_ticks| ProcessTicks { start_time, cpu_ticks };
         let s = Duration::from_secs(10);
-        assert_eq!(
-            process_cpu_percent(Some(tick(5, 100)), tick(5, 600), s, 100),
-            50.0
-        );
+        assert_eq!(process_cpu_percent(Some(tick(5, 100)), tick(5, 600), s, 100), 50.0);
         // two cores busy
-        assert_eq!(
-            process_cpu_percent(Some(tick(5, 0)), tick(5, 2000), s, 100),
-            200.0
-        );
+        assert_eq!(process_cpu_percent(Some(tick(5, 0)), tick(5, 2000), s, 100), 200.0);
         // pid reused by a process started later: all its ticks are new
-        assert_eq!(
-            process_cpu_percent(Some(tick(5, 900)), tick(7, 100), s, 100),
-            10.0
-        );
+        assert_eq!(process_cpu_percent(Some(tick(5, 900)), tick(7, 100), s, 100), 10.0);
         assert_eq!(process_cpu_percent(None, tick(7, 100), s, 100), 10.0);
-        assert_eq!(
-            process_cpu_percent(None, tick(7, 100), Duration::ZERO, 100),
-            0.0
-        );
+        assert_eq!(process_cpu_percent(None, tick(7, 100), Duration::ZERO, 100), 0.0);
         assert_eq!(process_cpu_percent(None, tick(7, 100), s, 0), 0.0);
     }
 
@@ -716,14 +623,7 @@ mod tests {
     fn top_n_keeps_highest_and_builds_only_winners() {
         let mut top = TopN::new(3);
         let mut built = 0;
-        for (score, name) in [
-            (1.0, "a"),
-            (5.0, "b"),
-            (3.0, "c"),
-            (0.5, "d"),
-            (4.0, "e"),
-            (f64::NAN, "n"),
-        ] {
+        for (score, name) in [(1.0, "a"), (5.0, "b"), (3.0, "c"), (0.5, "d"), (4.0, "e"), (f64::NAN, "n")] {
             top.offer(score, || {
                 built += 1;
                 name
@@ -737,25 +637,13 @@ mod tests {
     #[test]
     fn duplicate_sensor_names_get_a_suffix() {
         let mut t = vec![
-            Temperature {
-                sensor: "nvme/Composite".into(),
-                celsius: 40.0,
-            },
-            Temperature {
-                sensor: "coretemp/Core 0".into(),
-                celsius: 50.0,
-            },
-            Temperature {
-                sensor: "nvme/Composite".into(),
-                celsius: 41.0,
-            },
+            Temperature { sensor: "nvme/Composite".into(), celsius: 40.0 },
+            Temperature { sensor: "coretemp/Core 0".into(), celsius: 50.0 },
+            Temperature { sensor: "nvme/Composite".into(), celsius: 41.0 },
         ];
         dedupe_sensor_names(&mut t);
         let names: Vec<_> = t.iter().map(|t| t.sensor.as_str()).collect();
-        assert_eq!(
-            names,
-            ["nvme/Composite", "coretemp/Core 0", "nvme/Composite #2"]
-        );
+        assert_eq!(names, ["nvme/Composite", "coretemp/Core 0", "nvme/Composite #2"]);
     }
 
     #[test]

@@ -19,10 +19,7 @@ pub struct Unreadable {
 
 impl Unreadable {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Unreadable {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Unreadable { field: field.into(), reason: reason.into() }
     }
 
     /// The field could not be read because of `err` while reading `source`

@@ -116,13 +116,18 @@ mod tests {
 
     #[test]
     fn plist_is_a_keepalive_background_daemon() {
-        let spec = ServiceSpec { binary: "/usr/local/bin/census-agent".into(), state_dir: "/Library/Application Support/Census & Co".into(), config: None };
+        let spec = ServiceSpec {
+            binary: "/usr/local/bin/census-agent".into(),
+            state_dir: "/Library/Application Support/Census & Co".into(),
+            config: None,
+        };
         let p = plist(&spec);
         // The plist crate (already a dependency) reads it back: well-formed XML plist.
         let v = plist::Value::from_reader(std::io::Cursor::new(p.as_bytes())).expect("a valid plist");
         let d = v.as_dictionary().expect("dict");
         assert_eq!(d.get("Label").and_then(|v| v.as_string()), Some(LABEL));
-        let args: Vec<&str> = d.get("ProgramArguments").and_then(|v| v.as_array()).expect("args").iter().filter_map(|v| v.as_string()).collect();
+        let args: Vec<&str> =
+            d.get("ProgramArguments").and_then(|v| v.as_array()).expect("args").iter().filter_map(|v| v.as_string()).collect();
         assert_eq!(args, ["/usr/local/bin/census-agent", "--state-dir", "/Library/Application Support/Census & Co", "run"]);
         assert_eq!(d.get("RunAtLoad").and_then(|v| v.as_boolean()), Some(true));
         assert_eq!(d.get("LowPriorityIO").and_then(|v| v.as_boolean()), Some(true));

@@ -163,7 +163,11 @@ mod tests {
 
     #[test]
     fn arguments_name_the_state_dir_and_config_before_run() {
-        let spec = ServiceSpec { binary: "/usr/bin/census-agent".into(), state_dir: "/var/lib/census-agent".into(), config: Some("/etc/census/agent.toml".into()) };
+        let spec = ServiceSpec {
+            binary: "/usr/bin/census-agent".into(),
+            state_dir: "/var/lib/census-agent".into(),
+            config: Some("/etc/census/agent.toml".into()),
+        };
         assert_eq!(spec.arguments(), ["--state-dir", "/var/lib/census-agent", "--config", "/etc/census/agent.toml", "run"]);
     }
 

@@ -27,17 +27,18 @@ pub fn create_args(spec: &ServiceSpec) -> Vec<String> {
         bin_path.push(' ');
         bin_path.push_str(&quote(&a));
     }
-    [
-        "create", SERVICE_NAME, "binPath=", &bin_path, "start=", "delayed-auto", "obj=", "LocalSystem", "DisplayName=", "Census agent",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ["create", SERVICE_NAME, "binPath=", &bin_path, "start=", "delayed-auto", "obj=", "LocalSystem", "DisplayName=", "Census agent"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// `sc.exe failure` arguments: restart after 5 s, 5 s, 60 s; reset after a day.
 pub fn failure_args() -> Vec<String> {
-    ["failure", SERVICE_NAME, "reset=", "86400", "actions=", "restart/5000/restart/5000/restart/60000"].iter().map(|s| s.to_string()).collect()
+    ["failure", SERVICE_NAME, "reset=", "86400", "actions=", "restart/5000/restart/5000/restart/60000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Windows command-line quoting (CommandLineToArgvW rules) for one argument.
@@ -106,7 +107,11 @@ mod tests {
 
     #[test]
     fn create_registers_an_auto_start_service_with_the_whole_command_line() {
-        let spec = ServiceSpec { binary: r"C:\Program Files\Census\census-agent.exe".into(), state_dir: r"C:\ProgramData\Census\".into(), config: None };
+        let spec = ServiceSpec {
+            binary: r"C:\Program Files\Census\census-agent.exe".into(),
+            state_dir: r"C:\ProgramData\Census\".into(),
+            config: None,
+        };
         let a = create_args(&spec);
         assert_eq!(a[..3], ["create", "CensusAgent", "binPath="]);
         assert_eq!(a[3], r#""C:\Program Files\Census\census-agent.exe" --state-dir C:\ProgramData\Census\ run"#);

@@ -168,10 +168,13 @@ pub fn evaluate(rules: &RuleSet, fleet: &FleetState, book: &mut AlertBook, now_u
     let mut groups: BTreeMap<GroupKey, Vec<(Severity, String, NotifiedAlert)>> = BTreeMap::new();
     let AlertBook { alerts, silences, next_sequence } = book;
     for (fp, alert) in alerts.iter_mut() {
-        alert.silenced_by = silences.iter().filter(|s| s.is_active(now_unix_ms) && s.matches(&alert.labels)).map(|s| s.id.clone()).collect();
+        alert.silenced_by =
+            silences.iter().filter(|s| s.is_active(now_unix_ms) && s.matches(&alert.labels)).map(|s| s.id.clone()).collect();
         let transition = match alert.state {
             AlertState::Firing if !alert.notified_firing && alert.silenced_by.is_empty() => Some(Transition::Firing),
-            AlertState::Firing if alert.notified_firing && alert.ack_to_announce && alert.silenced_by.is_empty() => Some(Transition::Updated),
+            AlertState::Firing if alert.notified_firing && alert.ack_to_announce && alert.silenced_by.is_empty() => {
+                Some(Transition::Updated)
+            }
             AlertState::Resolved if resolved_now.contains(fp) && alert.notified_firing => Some(Transition::Resolved),
             _ => None,
         };
@@ -181,10 +184,16 @@ pub fn evaluate(rules: &RuleSet, fleet: &FleetState, book: &mut AlertBook, now_u
         alert.last_sequence = *next_sequence;
         alert.notified_firing = transition != Transition::Resolved;
         let route: Vec<String> = match rules.get(&alert.rule) {
-            Some(rule) => rule.spec.group_by.iter().map(|l| format!("{l}={}", alert.labels.get(l).map(String::as_str).unwrap_or(""))).collect(),
+            Some(rule) => {
+                rule.spec.group_by.iter().map(|l| format!("{l}={}", alert.labels.get(l).map(String::as_str).unwrap_or(""))).collect()
+            }
             None => Vec::new(),
         };
-        groups.entry((alert.rule.clone(), transition, route)).or_default().push((alert.severity, alert.runbook_url.clone(), notified(alert, transition)));
+        groups.entry((alert.rule.clone(), transition, route)).or_default().push((
+            alert.severity,
+            alert.runbook_url.clone(),
+            notified(alert, transition),
+        ));
     }
 
     let notifications = groups
@@ -342,7 +351,9 @@ fn instances(rule: &Rule, host: &HostState, fleet: &FleetState, now_unix_ms: i64
         Condition::Metric { metric, op, threshold, stale_after } => host
             .metrics
             .iter()
-            .filter(|(name, point)| metric.matches(name) && elapsed(point.at_unix_ms, now_unix_ms) <= *stale_after && op.holds(point.value, *threshold))
+            .filter(|(name, point)| {
+                metric.matches(name) && elapsed(point.at_unix_ms, now_unix_ms) <= *stale_after && op.holds(point.value, *threshold)
+            })
             .map(|(name, point)| {
                 let mut identity = BTreeMap::from([("metric".to_string(), name.clone())]);
                 if let Some(captured) = metric.capture(name) {
@@ -492,7 +503,10 @@ mod tests {
     fn fire(text: &str, host: HostState, now: i64) -> Vec<(String, String, BTreeMap<String, String>)> {
         let mut book = AlertBook::new();
         evaluate(&rules(text), &fleet(vec![host]), &mut book, now);
-        book.alerts().filter(|a| a.state == AlertState::Firing).map(|a| (a.value.clone(), a.threshold.clone(), a.identity.clone())).collect()
+        book.alerts()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.value.clone(), a.threshold.clone(), a.identity.clone()))
+            .collect()
     }
 
     #[test]
@@ -618,7 +632,14 @@ mod tests {
     }
 
     fn silence(id: &str, matchers: Vec<Matcher>, starts: i64, ends: i64) -> Silence {
-        Silence { id: id.into(), matchers, starts_at_unix_ms: starts, ends_at_unix_ms: ends, created_by: "ops".into(), comment: String::new() }
+        Silence {
+            id: id.into(),
+            matchers,
+            starts_at_unix_ms: starts,
+            ends_at_unix_ms: ends,
+            created_by: "ops".into(),
+            comment: String::new(),
+        }
     }
 
     fn m(label: &str, op: MatchOp, value: &str) -> Matcher {
@@ -633,7 +654,8 @@ mod tests {
         });
         let r = RuleSet::from_specs(r.collect()).expect("valid");
         let mut book = AlertBook::new();
-        book.add_silence(silence("s1", vec![m("host", MatchOp::Glob, "a.*"), m("mount", MatchOp::Equal, "/var")], T0, T0 + 30 * MIN)).expect("valid");
+        book.add_silence(silence("s1", vec![m("host", MatchOp::Glob, "a.*"), m("mount", MatchOp::Equal, "/var")], T0, T0 + 30 * MIN))
+            .expect("valid");
         book.add_silence(silence("other", vec![m("host", MatchOp::Equal, "zzz")], T0, T0 + 30 * MIN)).expect("valid");
         let f = |t| fleet(vec![host_with_disk("a", 95.0, t), host_with_disk("b", 95.0, t)]);
         let e = evaluate(&r, &f(T0), &mut book, T0);
@@ -660,7 +682,12 @@ mod tests {
         book.add_silence(silence("all", vec![m("alertname", MatchOp::Equal, "disk")], T0, T0 + 60 * MIN)).expect("valid");
         let e = evaluate(&r, &fleet(vec![host_with_disk("a", 95.0, T0 + MIN), host_with_disk("b", 95.0, T0 + MIN)]), &mut book, T0 + MIN);
         assert!(e.notifications.is_empty());
-        let e = evaluate(&r, &fleet(vec![host_with_disk("a", 5.0, T0 + 2 * MIN), host_with_disk("b", 5.0, T0 + 2 * MIN)]), &mut book, T0 + 2 * MIN);
+        let e = evaluate(
+            &r,
+            &fleet(vec![host_with_disk("a", 5.0, T0 + 2 * MIN), host_with_disk("b", 5.0, T0 + 2 * MIN)]),
+            &mut book,
+            T0 + 2 * MIN,
+        );
         assert_eq!(transitions(&e), [(Transition::Resolved, vec!["b.example".to_string()])], "b's ticket must close; a never had one");
     }
 
@@ -703,7 +730,11 @@ mod tests {
         assert_eq!(book.acknowledge(&fp, "bob", "", T0 + 5 * MIN), Err(crate::alert::book::AlertError::AlreadyResolved(fp.to_string())));
         h.agent_version = Some("0.1".into());
         evaluate(&r, &fleet(vec![h]), &mut book, T0 + 6 * MIN);
-        assert_eq!(book.alert(&fp).map(|a| (a.state, a.acknowledged.is_none())), Some((AlertState::Firing, true)), "a new incident starts unacknowledged");
+        assert_eq!(
+            book.alert(&fp).map(|a| (a.state, a.acknowledged.is_none())),
+            Some((AlertState::Firing, true)),
+            "a new incident starts unacknowledged"
+        );
         let unknown = AlertFingerprint::of("x", "y", &BTreeMap::new());
         assert!(book.acknowledge(&unknown, "bob", "", T0).is_err());
     }
@@ -821,7 +852,10 @@ mod tests {
         let mut h = HostState::new("a", "a");
         h.os = Some(OsFact { id: "debian".into(), version_id: "10".into() });
         assert!(fire(text, h.clone(), eol - 1).is_empty());
-        assert_eq!(fire(text, h.clone(), eol).iter().map(|f| (f.0.as_str(), f.1.as_str())).collect::<Vec<_>>(), [("debian 10", "2024-06-30")]);
+        assert_eq!(
+            fire(text, h.clone(), eol).iter().map(|f| (f.0.as_str(), f.1.as_str())).collect::<Vec<_>>(),
+            [("debian 10", "2024-06-30")]
+        );
         h.os = Some(OsFact { id: "debian".into(), version_id: "12".into() });
         assert!(fire(text, h.clone(), eol).is_empty());
         h.os = Some(OsFact { id: "ubuntu".into(), version_id: "10".into() });
@@ -854,7 +888,10 @@ mod tests {
         evaluate(&r, &fleet(vec![h.clone()]), &mut book, T0);
         let e = evaluate(&r, &fleet(vec![h]), &mut book, T0 + 10 * MIN);
         let summaries: Vec<&str> = e.notifications.iter().map(|n| n.summary.as_str()).collect();
-        assert_eq!(summaries, ["web-1: filesystem /srv is 91% full", "web-1: 2 failed service(s)", "web-1 is offline", "web-1: memory 96% used"]);
+        assert_eq!(
+            summaries,
+            ["web-1: filesystem /srv is 91% full", "web-1: 2 failed service(s)", "web-1 is offline", "web-1: memory 96% used"]
+        );
     }
 
     #[test]

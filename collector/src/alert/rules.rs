@@ -325,12 +325,8 @@ impl RuleSet {
         let mut seen = BTreeSet::new();
         let mut rules = Vec::with_capacity(specs.len());
         for (line, spec) in specs {
-            let fail = |field: &str, reason: String| RulesError::Invalid {
-                line,
-                rule: spec.name.clone(),
-                field: field.to_string(),
-                reason,
-            };
+            let fail =
+                |field: &str, reason: String| RulesError::Invalid { line, rule: spec.name.clone(), field: field.to_string(), reason };
             check_spec(&spec).map_err(|(field, reason)| fail(&field, reason))?;
             if !seen.insert(spec.name.clone()) {
                 return Err(fail("name", "another rule already has this name".into()));
@@ -556,7 +552,8 @@ group_by = ["team"]
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let text = "[[rule]]\nname = \"a\"\nwhen = { kind = \"metric\", metric = \"cpu\", op = \">\", threshold = 90 }\nsevertiy = \"critical\"\n";
+        let text =
+            "[[rule]]\nname = \"a\"\nwhen = { kind = \"metric\", metric = \"cpu\", op = \">\", threshold = 90 }\nsevertiy = \"critical\"\n";
         match RuleSet::from_toml(text) {
             Err(RulesError::Syntax { line, message }) => {
                 assert_eq!(line, 4, "{message}");

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use census_collector::cli::{self, Cli, exit};
+use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -34,9 +34,8 @@ pub async fn admin_client(target: &Target) -> anyhow::Result<AdminClient> {
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(60));
     let channel = endpoint.connect().await.with_context(|| format!("cannot reach the collector at {}", target.server))?;
-    let value: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {}", target.token.expose())
-        .parse()
-        .context("the admin token contains characters not allowed in a header")?;
+    let value: MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {}", target.token.expose()).parse().context("the admin token contains characters not allowed in a header")?;
     Ok(AdminServiceClient::with_interceptor(channel, BearerToken(value)))
 }
 

@@ -41,7 +41,13 @@ pub async fn host(client: &mut AdminClient, id_or_hostname: &str, output: Output
     })
 }
 
-pub async fn software(client: &mut AdminClient, name: &str, version: Option<&str>, with_hosts: bool, output: Output) -> Result<String, Status> {
+pub async fn software(
+    client: &mut AdminClient,
+    name: &str,
+    version: Option<&str>,
+    with_hosts: bool,
+    output: Output,
+) -> Result<String, Status> {
     let reply = client
         .list_software(pb::ListSoftwareRequest { name: name.to_string(), version: version.unwrap_or_default().to_string() })
         .await?
@@ -56,13 +62,20 @@ pub fn software_table(reply: &pb::ListSoftwareResponse, with_hosts: bool) -> Str
     if reply.versions.is_empty() {
         return format!("no host has a package named {:?}\n", reply.name);
     }
-    let mut t = if with_hosts { table(&["VERSION", "SOURCE", "HOSTNAME", "AGENT ID", "ARCH"]) } else { table(&["VERSION", "SOURCE", "HOSTS"]) };
+    let mut t =
+        if with_hosts { table(&["VERSION", "SOURCE", "HOSTNAME", "AGENT ID", "ARCH"]) } else { table(&["VERSION", "SOURCE", "HOSTS"]) };
     let mut total = 0;
     for v in &reply.versions {
         total += v.host_count;
         if with_hosts {
             for h in &v.hosts {
-                t.add_row(vec![v.version.clone(), v.source.clone(), h.hostname.clone(), h.agent_id.clone(), h.arch.clone().unwrap_or_else(|| "-".into())]);
+                t.add_row(vec![
+                    v.version.clone(),
+                    v.source.clone(),
+                    h.hostname.clone(),
+                    h.agent_id.clone(),
+                    h.arch.clone().unwrap_or_else(|| "-".into()),
+                ]);
             }
         } else {
             t.add_row(vec![v.version.clone(), v.source.clone(), v.host_count.to_string()]);
@@ -74,10 +87,8 @@ pub fn software_table(reply: &pb::ListSoftwareResponse, with_hosts: bool) -> Str
 pub async fn changes(client: &mut AdminClient, host: Option<&str>, since: std::time::Duration, output: Output) -> Result<String, Status> {
     let now = unix_ms(SystemTime::now());
     let since_unix_ms = now.saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
-    let reply = client
-        .list_changes(pb::ListChangesRequest { host: host.unwrap_or_default().to_string(), since_unix_ms })
-        .await?
-        .into_inner();
+    let reply =
+        client.list_changes(pb::ListChangesRequest { host: host.unwrap_or_default().to_string(), since_unix_ms }).await?.into_inner();
     Ok(match output {
         Output::Json => json(&reply.changes),
         Output::Table => changes_table(&reply.changes, now),
@@ -135,10 +146,22 @@ pub fn metrics_table(reply: &pb::GetMetricsResponse, now_ms: i64) -> String {
     }
     let values: Vec<f64> = reply.points.iter().map(|p| p.value).collect();
     let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
-    let mut out = format!("{} ({} resolution, {} points)  min {lo:.2}  max {hi:.2}\n{}\n", reply.metric, reply.resolution, values.len(), sparkline(&values, 72));
+    let mut out = format!(
+        "{} ({} resolution, {} points)  min {lo:.2}  max {hi:.2}\n{}\n",
+        reply.metric,
+        reply.resolution,
+        values.len(),
+        sparkline(&values, 72)
+    );
     let mut t = table(&["WHEN", "VALUE", "MIN", "MAX", "SAMPLES"]);
     for p in &reply.points {
-        t.add_row(vec![ago(p.at_unix_ms, now_ms), format!("{:.2}", p.value), format!("{:.2}", p.min), format!("{:.2}", p.max), p.count.to_string()]);
+        t.add_row(vec![
+            ago(p.at_unix_ms, now_ms),
+            format!("{:.2}", p.value),
+            format!("{:.2}", p.min),
+            format!("{:.2}", p.max),
+            p.count.to_string(),
+        ]);
     }
     out.push_str(&format!("{t}\n"));
     out
@@ -182,7 +205,14 @@ pub fn hosts_table(hosts: &[pb::HostSummary], now_ms: i64) -> String {
         t.add_row(vec![
             h.hostname.clone(),
             h.agent_id.chars().take(12).collect(),
-            if h.revoked { "revoked" } else if h.online { "online" } else { "offline" }.to_string(),
+            if h.revoked {
+                "revoked"
+            } else if h.online {
+                "online"
+            } else {
+                "offline"
+            }
+            .to_string(),
             h.os.clone(),
             h.kernel.clone(),
             h.cpu_logical_cores.to_string(),
@@ -216,23 +246,31 @@ pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
         return out;
     };
     if let Some(os) = &inv.os {
-        section(&mut out, "OS", &[
-            ("name", os.pretty_name.clone().unwrap_or_else(|| os.name.clone())),
-            ("kernel", os.kernel.clone()),
-            ("arch", os.arch.clone()),
-            ("timezone", os.timezone.clone().unwrap_or_else(|| "-".into())),
-            ("booted", os.boot_time_unix_ms.map(|b| ago(b, now_ms)).unwrap_or_else(|| "-".into())),
-        ]);
+        section(
+            &mut out,
+            "OS",
+            &[
+                ("name", os.pretty_name.clone().unwrap_or_else(|| os.name.clone())),
+                ("kernel", os.kernel.clone()),
+                ("arch", os.arch.clone()),
+                ("timezone", os.timezone.clone().unwrap_or_else(|| "-".into())),
+                ("booted", os.boot_time_unix_ms.map(|b| ago(b, now_ms)).unwrap_or_else(|| "-".into())),
+            ],
+        );
     }
     if let Some(cpu) = &inv.cpu {
-        section(&mut out, "CPU", &[
-            ("model", cpu.model.clone()),
-            ("vendor", cpu.vendor.clone()),
-            ("logical cores", cpu.logical_cores.to_string()),
-            ("physical cores", cpu.physical_cores.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
-            ("sockets", cpu.sockets.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
-            ("frequency", cpu.frequency_mhz.map(|f| format!("{f} MHz")).unwrap_or_else(|| "-".into())),
-        ]);
+        section(
+            &mut out,
+            "CPU",
+            &[
+                ("model", cpu.model.clone()),
+                ("vendor", cpu.vendor.clone()),
+                ("logical cores", cpu.logical_cores.to_string()),
+                ("physical cores", cpu.physical_cores.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
+                ("sockets", cpu.sockets.map(|c| c.to_string()).unwrap_or_else(|| "-".into())),
+                ("frequency", cpu.frequency_mhz.map(|f| format!("{f} MHz")).unwrap_or_else(|| "-".into())),
+            ],
+        );
     }
     if let Some(m) = &inv.memory {
         section(&mut out, "Memory", &[("total", bytes(m.total_bytes)), ("swap", bytes(m.swap_total_bytes))]);
@@ -290,24 +328,31 @@ fn render_hardware(out: &mut String, inv: &pb::Inventory) {
     let Some(hw) = &inv.hardware else { return };
     let sys = hw.system.clone().unwrap_or_default();
     let virt = hw.virtualization.clone().unwrap_or_default();
-    section(out, "Hardware", &[
-        ("vendor", dash(&sys.vendor)),
-        ("model", dash(&sys.model)),
-        ("serial", dash(&sys.serial)),
-        ("chassis", dash(&sys.chassis_type)),
-        ("BIOS", format!("{} {} {}", dash(&sys.bios_vendor), dash(&sys.bios_version), dash(&sys.bios_date))),
-        ("virtualization", format!("{} {}", virt.kind, virt.technology.unwrap_or_default()).trim().to_string()),
-        ("memory modules", hw.memory_modules.iter().map(|m| format!("{} {}", m.slot, bytes(m.size_bytes))).collect::<Vec<_>>().join(", ")),
-        ("GPUs", hw.gpus.iter().map(|g| format!("{} {}", g.pci_address, dash(&g.vendor))).collect::<Vec<_>>().join(", ")),
-        (
-            "batteries",
-            hw.batteries
-                .iter()
-                .map(|b| format!("{} health {}", b.name, b.health_percent.map(|h| format!("{h:.0}%")).unwrap_or_else(|| "-".into())))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-    ]);
+    section(
+        out,
+        "Hardware",
+        &[
+            ("vendor", dash(&sys.vendor)),
+            ("model", dash(&sys.model)),
+            ("serial", dash(&sys.serial)),
+            ("chassis", dash(&sys.chassis_type)),
+            ("BIOS", format!("{} {} {}", dash(&sys.bios_vendor), dash(&sys.bios_version), dash(&sys.bios_date))),
+            ("virtualization", format!("{} {}", virt.kind, virt.technology.unwrap_or_default()).trim().to_string()),
+            (
+                "memory modules",
+                hw.memory_modules.iter().map(|m| format!("{} {}", m.slot, bytes(m.size_bytes))).collect::<Vec<_>>().join(", "),
+            ),
+            ("GPUs", hw.gpus.iter().map(|g| format!("{} {}", g.pci_address, dash(&g.vendor))).collect::<Vec<_>>().join(", ")),
+            (
+                "batteries",
+                hw.batteries
+                    .iter()
+                    .map(|b| format!("{} health {}", b.name, b.health_percent.map(|h| format!("{h:.0}%")).unwrap_or_else(|| "-".into())))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        ],
+    );
     if !hw.disks.is_empty() {
         let mut t = table(&["DISK", "KIND", "SIZE", "MODEL", "SERIAL", "SMART"]);
         for d in &hw.disks {
@@ -322,11 +367,18 @@ fn render_hardware(out: &mut String, inv: &pb::Inventory) {
 fn render_netconfig(out: &mut String, inv: &pb::Inventory) {
     let Some(nc) = &inv.netconfig else { return };
     let dns = nc.dns.clone().unwrap_or_default();
-    section(out, "Network configuration", &[
-        ("default gateways", nc.default_gateways.iter().map(|g| format!("{} via {}", g.gateway, g.interface)).collect::<Vec<_>>().join(", ")),
-        ("DNS servers", dns.nameservers.join(", ")),
-        ("DNS search", dns.search.join(", ")),
-    ]);
+    section(
+        out,
+        "Network configuration",
+        &[
+            (
+                "default gateways",
+                nc.default_gateways.iter().map(|g| format!("{} via {}", g.gateway, g.interface)).collect::<Vec<_>>().join(", "),
+            ),
+            ("DNS servers", dns.nameservers.join(", ")),
+            ("DNS search", dns.search.join(", ")),
+        ],
+    );
     if !nc.listening.is_empty() {
         let mut t = table(&["PROTO", "ADDRESS", "PORT", "PROCESS"]);
         for l in &nc.listening {
@@ -341,35 +393,47 @@ fn render_netconfig(out: &mut String, inv: &pb::Inventory) {
 fn render_os_state(out: &mut String, inv: &pb::Inventory) {
     let Some(st) = &inv.os_state else { return };
     let reboot = st.pending_reboot.as_ref().map(|r| if r.required { "required" } else { "no" }).unwrap_or("-");
-    section(out, "OS state", &[
-        ("timezone", dash(&st.timezone)),
-        ("pending reboot", reboot.to_string()),
-        ("secure boot", dash(&st.secure_boot)),
-        ("root encrypted", st.root_encrypted.map(|e| e.to_string()).unwrap_or_else(|| "-".into())),
-    ]);
+    section(
+        out,
+        "OS state",
+        &[
+            ("timezone", dash(&st.timezone)),
+            ("pending reboot", reboot.to_string()),
+            ("secure boot", dash(&st.secure_boot)),
+            ("root encrypted", st.root_encrypted.map(|e| e.to_string()).unwrap_or_else(|| "-".into())),
+        ],
+    );
     unreadable_note(out, &st.unreadable);
 }
 
 fn render_users(out: &mut String, inv: &pb::Inventory) {
     let Some(u) = &inv.users else { return };
     let logins: Vec<&str> = u.accounts.iter().filter(|a| a.login).map(|a| a.name.as_str()).collect();
-    section(out, "Users", &[
-        ("accounts", u.accounts.len().to_string()),
-        ("login accounts", logins.join(", ")),
-        ("admins", u.admins.join(", ")),
-        ("sessions", u.sessions.iter().map(|s| format!("{}@{}", s.user, s.tty)).collect::<Vec<_>>().join(", ")),
-    ]);
+    section(
+        out,
+        "Users",
+        &[
+            ("accounts", u.accounts.len().to_string()),
+            ("login accounts", logins.join(", ")),
+            ("admins", u.admins.join(", ")),
+            ("sessions", u.sessions.iter().map(|s| format!("{}@{}", s.user, s.tty)).collect::<Vec<_>>().join(", ")),
+        ],
+    );
     unreadable_note(out, &u.unreadable);
 }
 
 fn render_services(out: &mut String, inv: &pb::Inventory) {
     let Some(sv) = &inv.services else { return };
     let enabled = sv.units.iter().filter(|u| u.enabled.as_deref() == Some("enabled")).count();
-    section(out, "Services", &[
-        ("manager", sv.manager.clone()),
-        ("units", format!("{} ({enabled} enabled)", sv.units.len())),
-        ("failed", if sv.failed.is_empty() { "none".into() } else { sv.failed.join(", ") }),
-    ]);
+    section(
+        out,
+        "Services",
+        &[
+            ("manager", sv.manager.clone()),
+            ("units", format!("{} ({enabled} enabled)", sv.units.len())),
+            ("failed", if sv.failed.is_empty() { "none".into() } else { sv.failed.join(", ") }),
+        ],
+    );
     unreadable_note(out, &sv.unreadable);
 }
 
@@ -434,11 +498,7 @@ fn render_certificates(out: &mut String, inv: &pb::Inventory, now_ms: i64) {
 pub fn expiry(not_after_ms: i64, now_ms: i64) -> String {
     let date = crate::clock::utc_date(not_after_ms);
     let days = (not_after_ms - now_ms) / 86_400_000;
-    if not_after_ms <= now_ms {
-        format!("{date} (EXPIRED)")
-    } else {
-        format!("{date} (in {days}d)")
-    }
+    if not_after_ms <= now_ms { format!("{date} (EXPIRED)") } else { format!("{date} (in {days}d)") }
 }
 
 fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
@@ -513,7 +573,10 @@ mod tests {
             ..Default::default()
         };
         let text = changes_table(&[c], 61_000);
-        assert!(text.contains("software.upgraded") && text.contains("3.0.2") && text.contains("3.0.13") && text.contains("1m ago"), "{text}");
+        assert!(
+            text.contains("software.upgraded") && text.contains("3.0.2") && text.contains("3.0.13") && text.contains("1m ago"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -527,7 +590,13 @@ mod tests {
 
     #[test]
     fn host_detail_shows_updates_and_certificates() {
-        let update = |name: &str, security: bool| pb::PendingUpdate { name: name.into(), available_version: "2".into(), source: "apt".into(), security, ..Default::default() };
+        let update = |name: &str, security: bool| pb::PendingUpdate {
+            name: name.into(),
+            available_version: "2".into(),
+            source: "apt".into(),
+            security,
+            ..Default::default()
+        };
         let inv = pb::Inventory {
             updates: Some(pb::UpdatesSection { updates: vec![update("openssl", true), update("tzdata", false)], unreadable: Vec::new() }),
             certificates: Some(pb::CertificatesSection {
@@ -548,12 +617,23 @@ mod tests {
         let host = pb::GetHostResponse { inventory: Some(inv), ..Default::default() };
         let text = host_detail(&host, 1_709_164_800_000);
         assert!(text.contains("Pending updates") && text.contains("2 (1 security)") && text.contains("openssl"), "{text}");
-        assert!(text.contains("Certificates (1)") && text.contains("/etc/ssl/web.pem") && text.contains("2020-01-02 (EXPIRED)") && text.contains("(self-signed)"), "{text}");
+        assert!(
+            text.contains("Certificates (1)")
+                && text.contains("/etc/ssl/web.pem")
+                && text.contains("2020-01-02 (EXPIRED)")
+                && text.contains("(self-signed)"),
+            "{text}"
+        );
     }
 
     #[test]
     fn hosts_table_shows_each_host() {
-        let h = pb::HostSummary { hostname: "web-07".into(), agent_id: "0123456789abcdef".into(), memory_total_bytes: 1 << 30, ..Default::default() };
+        let h = pb::HostSummary {
+            hostname: "web-07".into(),
+            agent_id: "0123456789abcdef".into(),
+            memory_total_bytes: 1 << 30,
+            ..Default::default()
+        };
         let text = hosts_table(&[h], 0);
         assert!(text.contains("web-07") && text.contains("0123456789ab") && text.contains("1.0 GiB"), "{text}");
         assert!(text.ends_with("1 host(s)\n"));

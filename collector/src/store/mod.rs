@@ -13,8 +13,8 @@ pub mod sled;
 use census_proto::v1 as pb;
 
 pub use self::records::{AgentRecord, BucketRecord, ChangeRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
-use crate::metrics::{Bucket, Resolution};
 use crate::error::Result;
+use crate::metrics::{Bucket, Resolution};
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
 pub type Digest = [u8; 32];

@@ -50,11 +50,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
 use super::{
-    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord,
-    NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
+    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord, NewAgent,
+    SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
-use crate::metrics::{self, Bucket, Resolution};
 use crate::error::{Error, Result};
+use crate::metrics::{self, Bucket, Resolution};
 
 /// Layout version of the whole database. Bump it with a migration in
 /// `migrate` when the key layout changes.
@@ -125,10 +125,8 @@ fn migrate(meta: &sled::Tree, dir: &Path) -> Result<()> {
             return Ok(());
         }
         Some(bytes) => {
-            let arr: [u8; 4] = bytes
-                .as_ref()
-                .try_into()
-                .map_err(|_| Error::Store(format!("{}: corrupt schema_version entry", dir.display())))?;
+            let arr: [u8; 4] =
+                bytes.as_ref().try_into().map_err(|_| Error::Store(format!("{}: corrupt schema_version entry", dir.display())))?;
             u32::from_be_bytes(arr)
         }
     };
@@ -317,9 +315,7 @@ impl Store for SledStore {
                     Some(pb::report::Body::InventoryDelta(delta)) => {
                         let stored: Option<InventoryRecord> =
                             inventory.get(agent_id.as_bytes())?.map(|b| tx_decode(&b, "inventory")).transpose()?;
-                        let applied = stored.as_ref().and_then(|r| {
-                            crate::inventory_delta::apply(delta, r.inventory.as_ref()?, r.seq)
-                        });
+                        let applied = stored.as_ref().and_then(|r| crate::inventory_delta::apply(delta, r.inventory.as_ref()?, r.seq));
                         if applied.is_none() {
                             tracing::warn!(
                                 seq = report.seq,
@@ -609,7 +605,13 @@ mod tests {
         let software = pb::SoftwareSection {
             packages: packages
                 .iter()
-                .map(|(n, v)| pb::Package { name: n.to_string(), version: v.to_string(), source: "dpkg".into(), arch: Some("amd64".into()), ..Default::default() })
+                .map(|(n, v)| pb::Package {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    source: "dpkg".into(),
+                    arch: Some("amd64".into()),
+                    ..Default::default()
+                })
                 .collect(),
         };
         pb::Report {
@@ -668,7 +670,13 @@ mod tests {
     fn delta(seq: u64, base_seq: u64, added: &[(&str, &str)], removed: &[(&str, &str)]) -> pb::Report {
         let pkgs = |list: &[(&str, &str)]| -> Vec<pb::Package> {
             list.iter()
-                .map(|(n, v)| pb::Package { name: n.to_string(), version: v.to_string(), source: "dpkg".into(), arch: Some("amd64".into()), ..Default::default() })
+                .map(|(n, v)| pb::Package {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    source: "dpkg".into(),
+                    arch: Some("amd64".into()),
+                    ..Default::default()
+                })
                 .collect()
         };
         let d = pb::InventoryDelta {
@@ -690,20 +698,23 @@ mod tests {
         let first = store.put_reports(AGENT, &[delta(1, 0, &[("vim", "9")], &[])], 10).expect("put");
         assert_eq!((first.acked_through, first.full_inventory_requested), (1, true), "no base: ask for a snapshot");
         store.put_reports(AGENT, &[inventory_with(2, &[("bash", "5.1"), ("openssl", "3.0.2")])], 20).expect("put");
-        let ok = store
-            .put_reports(AGENT, &[delta(3, 2, &[("openssl", "3.0.13"), ("vim", "9")], &[("openssl", "3.0.2")])], 30)
-            .expect("put");
+        let ok =
+            store.put_reports(AGENT, &[delta(3, 2, &[("openssl", "3.0.13"), ("vim", "9")], &[("openssl", "3.0.2")])], 30).expect("put");
         assert!(!ok.full_inventory_requested);
         let stale = store.put_reports(AGENT, &[delta(4, 2, &[], &[("vim", "9")])], 40).expect("put");
         assert!(stale.full_inventory_requested, "base 2 is no longer what is stored");
         let inv = store.host(AGENT).expect("get").expect("host").inventory.expect("inv");
         assert_eq!(inv.seq, 3);
-        let names: Vec<_> = inv.inventory.expect("inv").software.expect("sw").packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+        let names: Vec<_> =
+            inv.inventory.expect("inv").software.expect("sw").packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
         assert_eq!(names, ["bash=5.1", "openssl=3.0.13", "vim=9"]);
         let changes: Vec<_> = store.changes(Some(AGENT), 0).expect("changes").into_iter().map(|(_, c)| (c.kind, c.old, c.new)).collect();
         assert_eq!(
             changes,
-            [("software.upgraded".to_string(), "3.0.2".to_string(), "3.0.13".to_string()), ("software.installed".into(), "".into(), "9".into())]
+            [
+                ("software.upgraded".to_string(), "3.0.2".to_string(), "3.0.13".to_string()),
+                ("software.installed".into(), "".into(), "9".into())
+            ]
         );
         assert!(store.changes(None, 1_004).expect("since").is_empty(), "since filters by time");
         assert_eq!(store.software_installs("vim").expect("index").len(), 1, "index follows applied deltas");
@@ -719,7 +730,9 @@ mod tests {
             seq,
             created_at_unix_ms: 0,
             body: Some(pb::report::Body::Health(pb::HealthBatch {
-                samples: (0..4).map(|i| pb::HealthSample { taken_at_unix_ms: start + i * 15_000, cpu_percent: Some(i as f64), ..Default::default() }).collect(),
+                samples: (0..4)
+                    .map(|i| pb::HealthSample { taken_at_unix_ms: start + i * 15_000, cpu_percent: Some(i as f64), ..Default::default() })
+                    .collect(),
                 dropped_batches_total: seq,
                 dropped_samples_total: seq * 4,
             })),

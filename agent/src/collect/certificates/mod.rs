@@ -124,7 +124,8 @@ impl Scan<'_> {
                 return;
             }
             if depth >= MAX_DEPTH {
-                return self.unreadable(format!("files[{}]", path.display()), format!("deeper than {MAX_DEPTH} directory levels: not scanned"));
+                return self
+                    .unreadable(format!("files[{}]", path.display()), format!("deeper than {MAX_DEPTH} directory levels: not scanned"));
             }
             let entries = match std::fs::read_dir(&on_disk) {
                 Ok(entries) => entries,
@@ -234,7 +235,9 @@ mod tests {
 
     #[test]
     fn scans_the_fixture_tree_by_the_documented_rule() {
-        let section = collect(&tree(), &[PathBuf::from("/etc/letsencrypt/archive/example.test/chain1.pem"), PathBuf::from("/srv/missing.pem")]).expect("never fails");
+        let section =
+            collect(&tree(), &[PathBuf::from("/etc/letsencrypt/archive/example.test/chain1.pem"), PathBuf::from("/srv/missing.pem")])
+                .expect("never fails");
         let found: Vec<(&str, u32, CertificateLocation, &str)> =
             section.certificates.iter().map(|c| (c.path.as_str(), c.index, c.location, c.subject.as_str())).collect();
         use CertificateLocation::*;
@@ -261,8 +264,14 @@ mod tests {
         let section = collect(&tree(), &[]).expect("never fails");
         assert!(!section.certificates.iter().any(|c| c.subject.contains("Distro Root")));
         assert!(!section.certificates.iter().any(|c| c.path.contains("ca-certificates.crt") || c.path.contains("ca-bundle")));
-        assert_eq!(resolve(&tree(), Path::new("/etc/ssl/certs/Distro_Root.pem")), Some(PathBuf::from("/usr/share/ca-certificates/mozilla/Distro_Root.crt")));
-        assert_eq!(resolve(&tree(), Path::new("/etc/ssl/certs/1a2b3c4d.0")), Some(PathBuf::from("/usr/local/share/ca-certificates/local-ca.crt")));
+        assert_eq!(
+            resolve(&tree(), Path::new("/etc/ssl/certs/Distro_Root.pem")),
+            Some(PathBuf::from("/usr/share/ca-certificates/mozilla/Distro_Root.crt"))
+        );
+        assert_eq!(
+            resolve(&tree(), Path::new("/etc/ssl/certs/1a2b3c4d.0")),
+            Some(PathBuf::from("/usr/local/share/ca-certificates/local-ca.crt"))
+        );
     }
 
     #[test]

@@ -117,7 +117,8 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certificates").join(name)).expect("fixture exists")
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certificates").join(name))
+            .expect("fixture exists")
     }
 
     fn parse(name: &str) -> FileCertificates {
@@ -140,7 +141,8 @@ mod tests {
     #[test]
     fn chain_file_gives_one_entry_per_certificate_in_order() {
         let found = parse("tree/etc/letsencrypt/archive/example.test/fullchain1.pem");
-        let subjects: Vec<(&str, u32, bool, bool)> = found.certificates.iter().map(|c| (c.subject.as_str(), c.index, c.is_ca, c.self_signed)).collect();
+        let subjects: Vec<(&str, u32, bool, bool)> =
+            found.certificates.iter().map(|c| (c.subject.as_str(), c.index, c.is_ca, c.self_signed)).collect();
         assert_eq!(subjects, [("CN=example.test", 0, false, false), ("CN=Census Test CA", 1, true, true)]);
         assert_eq!(found.certificates[0].issuer, "CN=Census Test CA");
     }
@@ -162,7 +164,9 @@ mod tests {
         assert!(garbage.problems[0].contains("neither PEM nor"), "{:?}", garbage.problems);
         let truncated = parse("truncated.pem");
         assert!(truncated.certificates.is_empty() && !truncated.problems.is_empty(), "{:?}", truncated.problems);
-        for hostile in [&b"-----BEGIN CERTIFICATE-----\n\xff\xfe\n-----END CERTIFICATE-----\n"[..], b"-----BEGIN ", b"\x30\x82\xff\xff", b""] {
+        for hostile in
+            [&b"-----BEGIN CERTIFICATE-----\n\xff\xfe\n-----END CERTIFICATE-----\n"[..], b"-----BEGIN ", b"\x30\x82\xff\xff", b""]
+        {
             let found = parse_file(hostile, "x", CertificateLocation::Configured);
             assert!(found.certificates.is_empty() && !found.problems.is_empty(), "{hostile:?}: {:?}", found.problems);
         }

@@ -24,25 +24,14 @@ pub fn parse_power_supply_uevent(name: &str, text: &str) -> Result<Option<Batter
         let Some((k, v)) = line.split_once('=') else {
             return Err(Error::parse(&what, Some(idx + 1), "expected KEY=VALUE"));
         };
-        kv.insert(
-            k.trim().trim_start_matches("POWER_SUPPLY_").to_string(),
-            v.trim().to_string(),
-        );
+        kv.insert(k.trim().trim_start_matches("POWER_SUPPLY_").to_string(), v.trim().to_string());
     }
     let get = |k: &str| kv.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    if get("TYPE") != Some("Battery")
-        || get("SCOPE") == Some("Device")
-        || get("PRESENT") == Some("0")
-    {
+    if get("TYPE") != Some("Battery") || get("SCOPE") == Some("Device") || get("PRESENT") == Some("0") {
         return Ok(None);
     }
     let num = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
-    let health = match (
-        num("ENERGY_FULL"),
-        num("ENERGY_FULL_DESIGN"),
-        num("CHARGE_FULL"),
-        num("CHARGE_FULL_DESIGN"),
-    ) {
+    let health = match (num("ENERGY_FULL"), num("ENERGY_FULL_DESIGN"), num("CHARGE_FULL"), num("CHARGE_FULL_DESIGN")) {
         (Some(full), Some(design), _, _) | (_, _, Some(full), Some(design)) if design > 0 => {
             // One decimal is all the precision a wear figure deserves.
             Some((full as f64 / design as f64 * 1000.0).round() / 10.0)
@@ -53,14 +42,10 @@ pub fn parse_power_supply_uevent(name: &str, text: &str) -> Result<Option<Batter
         name: name.to_string(),
         manufacturer: get("MANUFACTURER").map(String::from),
         model: get("MODEL_NAME").map(String::from),
-        capacity_percent: get("CAPACITY")
-            .and_then(|v| v.parse::<u8>().ok())
-            .filter(|c| *c <= 100),
+        capacity_percent: get("CAPACITY").and_then(|v| v.parse::<u8>().ok()).filter(|c| *c <= 100),
         health_percent: health,
         // Many drivers report 0 when they do not count cycles.
-        cycle_count: get("CYCLE_COUNT")
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|c| *c > 0),
+        cycle_count: get("CYCLE_COUNT").and_then(|v| v.parse::<u32>().ok()).filter(|c| *c > 0),
         status: get("STATUS").map(String::from),
     }))
 }
@@ -71,14 +56,10 @@ mod tests {
 
     #[test]
     fn laptop_energy_battery() {
-        let b = parse_power_supply_uevent(
-            "BAT0",
-            include_str!(
-                "../../../tests/fixtures/hardware/laptop/sys/class/power_supply/BAT0/uevent"
-            ),
-        )
-        .unwrap()
-        .unwrap();
+        let b =
+            parse_power_supply_uevent("BAT0", include_str!("../../../tests/fixtures/hardware/laptop/sys/class/power_supply/BAT0/uevent"))
+                .unwrap()
+                .unwrap();
         assert_eq!(b.capacity_percent, Some(81));
         assert_eq!(b.health_percent, Some(88.6));
         assert_eq!(b.cycle_count, Some(214));
@@ -88,27 +69,15 @@ mod tests {
 
     #[test]
     fn charge_based_battery_and_non_batteries() {
-        let b = parse_power_supply_uevent(
-            "BAT1",
-            include_str!("../../../tests/fixtures/hardware/uevent_charge_battery.txt"),
-        )
-        .unwrap()
-        .unwrap();
+        let b =
+            parse_power_supply_uevent("BAT1", include_str!("../../../tests/fixtures/hardware/uevent_charge_battery.txt")).unwrap().unwrap();
         assert_eq!(b.health_percent, Some(75.0));
         assert_eq!(b.cycle_count, None, "0 cycles means not counted");
-        let ac = include_str!(
-            "../../../tests/fixtures/hardware/laptop/sys/class/power_supply/AC/uevent"
-        );
+        let ac = include_str!("../../../tests/fixtures/hardware/laptop/sys/class/power_supply/AC/uevent");
         assert_eq!(parse_power_supply_uevent("AC", ac).unwrap(), None);
-        let mouse =
-            "POWER_SUPPLY_TYPE=Battery\nPOWER_SUPPLY_SCOPE=Device\nPOWER_SUPPLY_CAPACITY=50\n";
-        assert_eq!(
-            parse_power_supply_uevent("hidpp_battery_0", mouse).unwrap(),
-            None
-        );
-        let e = parse_power_supply_uevent("BAT0", "POWER_SUPPLY_TYPE=Battery\ngarbage\n")
-            .unwrap_err()
-            .to_string();
+        let mouse = "POWER_SUPPLY_TYPE=Battery\nPOWER_SUPPLY_SCOPE=Device\nPOWER_SUPPLY_CAPACITY=50\n";
+        assert_eq!(parse_power_supply_uevent("hidpp_battery_0", mouse).unwrap(), None);
+        let e = parse_power_supply_uevent("BAT0", "POWER_SUPPLY_TYPE=Battery\ngarbage\n").unwrap_err().to_string();
         assert!(e.contains("BAT0/uevent at line 2"), "{e}");
     }
 }

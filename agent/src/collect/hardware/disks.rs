@@ -47,9 +47,7 @@ pub fn disk_from_sysfs(name: &str, raw: &BlockSysfs) -> Result<(Disk, Vec<Unread
         .trim()
         .parse()
         .map_err(|_| Error::parse(&what, Some(1), "not a sector count"))?;
-    let size_bytes = sectors
-        .checked_mul(512)
-        .ok_or_else(|| Error::parse(&what, Some(1), "size overflows 64 bits"))?;
+    let size_bytes = sectors.checked_mul(512).ok_or_else(|| Error::parse(&what, Some(1), "size overflows 64 bits"))?;
     let mut unreadable = Vec::new();
     let kind = if name.starts_with("nvme") {
         DiskKind::Nvme
@@ -58,17 +56,9 @@ pub fn disk_from_sysfs(name: &str, raw: &BlockSysfs) -> Result<(Disk, Vec<Unread
     } else {
         DiskKind::Rotational
     };
-    let model = raw
-        .model
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(String::from);
+    let model = raw.model.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(String::from);
     if model.is_none() {
-        unreadable.push(Unreadable::new(
-            format!("disks[{name}].model"),
-            "the device reports no model",
-        ));
+        unreadable.push(Unreadable::new(format!("disks[{name}].model"), "the device reports no model"));
     }
     let serial = raw
         .serial
@@ -103,9 +93,7 @@ pub fn parse_vpd_pg80(b: &[u8]) -> Option<String> {
     }
     let len = usize::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]));
     let serial = b.get(4..4 + len).or_else(|| b.get(4..))?;
-    let s = String::from_utf8_lossy(serial)
-        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
-        .to_string();
+    let s = String::from_utf8_lossy(serial).trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
     (!s.is_empty()).then_some(s)
 }
 
@@ -116,28 +104,15 @@ pub fn parse_vpd_pg80(b: &[u8]) -> Option<String> {
 pub fn parse_smartctl_json(text: &str, device: &str) -> Result<SmartHealth> {
     let what = format!("smartctl -j -H -i {device} output");
     if text.len() > MAX_SMARTCTL_BYTES {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("larger than {MAX_SMARTCTL_BYTES} bytes"),
-        ));
+        return Err(Error::parse(what, None, format!("larger than {MAX_SMARTCTL_BYTES} bytes")));
     }
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::parse(&what, Some(e.line()), e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::parse(&what, Some(e.line()), e.to_string()))?;
     if let Some(msgs) = v.pointer("/smartctl/messages").and_then(|m| m.as_array())
         && v.get("smart_status").is_none()
-        && let Some(err) = msgs
-            .iter()
-            .find(|m| m.get("severity").and_then(|s| s.as_str()) == Some("error"))
+        && let Some(err) = msgs.iter().find(|m| m.get("severity").and_then(|s| s.as_str()) == Some("error"))
     {
-        let text = err
-            .get("string")
-            .and_then(|s| s.as_str())
-            .unwrap_or("unknown error");
-        return Err(Error::Command {
-            command: format!("smartctl -j -H -i {device}"),
-            reason: text.to_string(),
-        });
+        let text = err.get("string").and_then(|s| s.as_str()).unwrap_or("unknown error");
+        return Err(Error::Command { command: format!("smartctl -j -H -i {device}"), reason: text.to_string() });
     }
     Ok(SmartHealth {
         passed: v.pointer("/smart_status/passed").and_then(|p| p.as_bool()),
@@ -164,14 +139,8 @@ mod tests {
     fn vpd_page_80() {
         let b = include_bytes!("../../../tests/fixtures/hardware/vpd_pg80_sata.bin");
         assert_eq!(parse_vpd_pg80(b).as_deref(), Some("S4EWNX0R123456"));
-        assert_eq!(
-            parse_vpd_pg80(&[0, 0x83, 0, 4, b'a', b'b', b'c', b'd']),
-            None
-        );
-        assert_eq!(
-            parse_vpd_pg80(&[0, 0x80, 0, 200, b'a', b'b']).as_deref(),
-            Some("ab")
-        );
+        assert_eq!(parse_vpd_pg80(&[0, 0x83, 0, 4, b'a', b'b', b'c', b'd']), None);
+        assert_eq!(parse_vpd_pg80(&[0, 0x80, 0, 200, b'a', b'b']).as_deref(), Some("ab"));
         assert_eq!(parse_vpd_pg80(&[0, 0x80]), None);
     }
 
@@ -203,63 +172,27 @@ mod tests {
         .unwrap();
         assert_eq!((d.kind, d.removable), (DiskKind::Rotational, true));
         assert_eq!(u.len(), 2);
-        let e = disk_from_sysfs(
-            "sdc",
-            &BlockSysfs {
-                size_sectors: Some("big".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let e = disk_from_sysfs("sdc", &BlockSysfs { size_sectors: Some("big".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("/sys/block/sdc/size"), "{e}");
-        assert!(
-            disk_from_sysfs(
-                "sdc",
-                &BlockSysfs {
-                    size_sectors: Some(u64::MAX.to_string()),
-                    ..Default::default()
-                }
-            )
-            .is_err()
-        );
+        assert!(disk_from_sysfs("sdc", &BlockSysfs { size_sectors: Some(u64::MAX.to_string()), ..Default::default() }).is_err());
     }
 
     #[test]
     fn smartctl_nvme_and_sata() {
-        let h = parse_smartctl_json(
-            include_str!("../../../tests/fixtures/hardware/smartctl_nvme.json"),
-            "/dev/nvme0n1",
-        )
-        .unwrap();
-        assert_eq!(
-            h,
-            SmartHealth {
-                passed: Some(true),
-                temperature_celsius: Some(38),
-                power_on_hours: Some(4123)
-            }
-        );
-        let h = parse_smartctl_json(
-            include_str!("../../../tests/fixtures/hardware/smartctl_sata_failing.json"),
-            "/dev/sda",
-        )
-        .unwrap();
+        let h = parse_smartctl_json(include_str!("../../../tests/fixtures/hardware/smartctl_nvme.json"), "/dev/nvme0n1").unwrap();
+        assert_eq!(h, SmartHealth { passed: Some(true), temperature_celsius: Some(38), power_on_hours: Some(4123) });
+        let h = parse_smartctl_json(include_str!("../../../tests/fixtures/hardware/smartctl_sata_failing.json"), "/dev/sda").unwrap();
         assert_eq!(h.passed, Some(false));
         assert_eq!(h.power_on_hours, Some(41877));
     }
 
     #[test]
     fn smartctl_errors() {
-        let e = parse_smartctl_json(
-            include_str!("../../../tests/fixtures/hardware/smartctl_permission.json"),
-            "/dev/sda",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("Permission denied"), "{e}");
-        let e = parse_smartctl_json("{\"smartctl\": {", "/dev/sda")
+        let e = parse_smartctl_json(include_str!("../../../tests/fixtures/hardware/smartctl_permission.json"), "/dev/sda")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("Permission denied"), "{e}");
+        let e = parse_smartctl_json("{\"smartctl\": {", "/dev/sda").unwrap_err().to_string();
         assert!(e.contains("smartctl -j -H -i /dev/sda output"), "{e}");
     }
 }

@@ -30,17 +30,10 @@ const PLACEHOLDERS: [&str; 14] = [
 /// value; an error only for absurd content.
 pub fn parse_dmi_value(text: &str, field: &str) -> Result<Option<String>> {
     if text.len() > 4096 {
-        return Err(Error::parse(
-            format!("/sys/class/dmi/id/{field}"),
-            None,
-            "longer than 4096 bytes",
-        ));
+        return Err(Error::parse(format!("/sys/class/dmi/id/{field}"), None, "longer than 4096 bytes"));
     }
     let t = text.trim();
-    if t.is_empty()
-        || PLACEHOLDERS.iter().any(|p| t.eq_ignore_ascii_case(p))
-        || t.chars().all(|c| c == '0' || c == ' ')
-    {
+    if t.is_empty() || PLACEHOLDERS.iter().any(|p| t.eq_ignore_ascii_case(p)) || t.chars().all(|c| c == '0' || c == ' ') {
         return Ok(None);
     }
     Ok(Some(t.to_string()))
@@ -49,13 +42,10 @@ pub fn parse_dmi_value(text: &str, field: &str) -> Result<Option<String>> {
 /// Parses `/sys/class/dmi/id/chassis_type` (a decimal number) into the
 /// SMBIOS 3.x chassis type name (DSP0134 table 17).
 pub fn parse_chassis_type(text: &str) -> Result<Option<String>> {
-    let n: u8 = text.trim().parse().map_err(|_| {
-        Error::parse(
-            "/sys/class/dmi/id/chassis_type",
-            Some(1),
-            format!("{:?} is not a number", text.trim()),
-        )
-    })?;
+    let n: u8 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::parse("/sys/class/dmi/id/chassis_type", Some(1), format!("{:?} is not a number", text.trim())))?;
     Ok(chassis_type_name(n).map(String::from))
 }
 
@@ -108,38 +98,18 @@ mod tests {
 
     #[test]
     fn values_and_placeholders() {
-        assert_eq!(
-            parse_dmi_value("LENOVO\n", "sys_vendor")
-                .unwrap()
-                .as_deref(),
-            Some("LENOVO")
-        );
-        assert_eq!(
-            parse_dmi_value("To Be Filled By O.E.M.\n", "product_serial").unwrap(),
-            None
-        );
-        assert_eq!(
-            parse_dmi_value("Default string", "product_serial").unwrap(),
-            None
-        );
+        assert_eq!(parse_dmi_value("LENOVO\n", "sys_vendor").unwrap().as_deref(), Some("LENOVO"));
+        assert_eq!(parse_dmi_value("To Be Filled By O.E.M.\n", "product_serial").unwrap(), None);
+        assert_eq!(parse_dmi_value("Default string", "product_serial").unwrap(), None);
         assert_eq!(parse_dmi_value("   \n", "board_serial").unwrap(), None);
-        assert_eq!(
-            parse_dmi_value("0000000000", "product_serial").unwrap(),
-            None
-        );
+        assert_eq!(parse_dmi_value("0000000000", "product_serial").unwrap(), None);
         assert!(parse_dmi_value(&"x".repeat(5000), "x").is_err());
     }
 
     #[test]
     fn chassis_types() {
-        assert_eq!(
-            parse_chassis_type("10\n").unwrap().as_deref(),
-            Some("Notebook")
-        );
-        assert_eq!(
-            parse_chassis_type("23").unwrap().as_deref(),
-            Some("Rack Mount Chassis")
-        );
+        assert_eq!(parse_chassis_type("10\n").unwrap().as_deref(), Some("Notebook"));
+        assert_eq!(parse_chassis_type("23").unwrap().as_deref(), Some("Rack Mount Chassis"));
         assert_eq!(parse_chassis_type("2").unwrap(), None);
         assert_eq!(parse_chassis_type("200").unwrap(), None);
         assert!(parse_chassis_type("laptop").is_err());

@@ -24,12 +24,15 @@ use crate::collect::hardware::gpu::pci_vendor_name;
 use crate::collect::json::{items, text, uint};
 use crate::collect::system::macos::parse_sysctl;
 use crate::error::{Error, Result};
-use crate::inventory::hardware::{Battery, Disk, DiskKind, Gpu, Hardware, MemoryModule, SmartHealth, SystemRecord, Virtualization, VirtualizationKind};
+use crate::inventory::hardware::{
+    Battery, Disk, DiskKind, Gpu, Hardware, MemoryModule, SmartHealth, SystemRecord, Virtualization, VirtualizationKind,
+};
 use crate::inventory::unreadable::Unreadable;
 
 const WHAT: &str = "system_profiler -json output";
 
-pub const DATA_TYPES: [&str; 6] = ["SPHardwareDataType", "SPMemoryDataType", "SPNVMeDataType", "SPSerialATADataType", "SPDisplaysDataType", "SPPowerDataType"];
+pub const DATA_TYPES: [&str; 6] =
+    ["SPHardwareDataType", "SPMemoryDataType", "SPNVMeDataType", "SPSerialATADataType", "SPDisplaysDataType", "SPPowerDataType"];
 
 #[cfg(target_os = "macos")]
 pub fn collect(_root: &std::path::Path) -> Result<Hardware> {
@@ -72,7 +75,12 @@ pub fn parse_hardware(profile: &str, sysctl: &str) -> Result<Hardware> {
         bios_version: text(hw, "boot_rom_version"),
         bios_date: None,
     };
-    for (field, value) in [("system.model", &system.model), ("system.serial", &system.serial), ("system.chassis_type", &system.chassis_type), ("system.bios_version", &system.bios_version)] {
+    for (field, value) in [
+        ("system.model", &system.model),
+        ("system.serial", &system.serial),
+        ("system.chassis_type", &system.chassis_type),
+        ("system.bios_version", &system.bios_version),
+    ] {
         if value.is_none() {
             unreadable.push(Unreadable::new(field, "not in system_profiler SPHardwareDataType"));
         }
@@ -82,10 +90,16 @@ pub fn parse_hardware(profile: &str, sysctl: &str) -> Result<Hardware> {
     if memory_modules.is_none() {
         unreadable.push(Unreadable::new("memory_modules", "system_profiler SPMemoryDataType lists no memory"));
     }
-    let mut disks: Vec<Disk> = data("SPNVMeDataType").into_iter().chain(data("SPSerialATADataType")).flat_map(|c| items(c.get("_items"))).filter_map(|d| disk(d, &mut unreadable)).collect();
+    let mut disks: Vec<Disk> = data("SPNVMeDataType")
+        .into_iter()
+        .chain(data("SPSerialATADataType"))
+        .flat_map(|c| items(c.get("_items")))
+        .filter_map(|d| disk(d, &mut unreadable))
+        .collect();
     disks.sort_by(|a, b| a.name.cmp(&b.name));
     let gpus = data("SPDisplaysDataType").into_iter().filter_map(gpu).collect();
-    let batteries = data("SPPowerDataType").into_iter().filter(|p| text(p, "_name").as_deref() == Some("spbattery_information")).map(battery).collect();
+    let batteries =
+        data("SPPowerDataType").into_iter().filter(|p| text(p, "_name").as_deref() == Some("spbattery_information")).map(battery).collect();
     let virtualization = virtualization(sysctl);
     Ok(Hardware { system, memory_modules, disks, gpus, batteries, virtualization, unreadable })
 }
@@ -111,7 +125,16 @@ fn memory_modules(entries: &[&Value]) -> Option<Vec<MemoryModule>> {
         if dimms.is_empty() {
             // Apple silicon: one entry for the on-package memory.
             if let Some(size) = text(entry, "SPMemoryDataType").and_then(|s| size_bytes(&s)) {
-                modules.push(MemoryModule { slot: "on-package".into(), bank: None, size_bytes: size, speed_mts: None, memory_type: real(entry, "dimm_type"), manufacturer: real(entry, "dimm_manufacturer"), part_number: None, serial: None });
+                modules.push(MemoryModule {
+                    slot: "on-package".into(),
+                    bank: None,
+                    size_bytes: size,
+                    speed_mts: None,
+                    memory_type: real(entry, "dimm_type"),
+                    manufacturer: real(entry, "dimm_manufacturer"),
+                    part_number: None,
+                    serial: None,
+                });
             }
             continue;
         }
@@ -205,7 +228,9 @@ fn battery(p: &Value) -> Battery {
         manufacturer: text(model, "sppower_battery_manufacturer"),
         model: text(model, "sppower_battery_device_name"),
         capacity_percent: uint(charge, "sppower_battery_state_of_charge").and_then(|c| u8::try_from(c.min(100)).ok()),
-        health_percent: text(health, "sppower_battery_health_maximum_capacity").and_then(|m| m.trim_end_matches('%').trim().parse::<f64>().ok()).filter(|m| (0.0..=200.0).contains(m)),
+        health_percent: text(health, "sppower_battery_health_maximum_capacity")
+            .and_then(|m| m.trim_end_matches('%').trim().parse::<f64>().ok())
+            .filter(|m| (0.0..=200.0).contains(m)),
         cycle_count: uint(health, "sppower_battery_cycle_count").and_then(|c| u32::try_from(c).ok()),
         status: status.map(str::to_owned),
     }
@@ -243,16 +268,31 @@ mod tests {
     fn apple_silicon_laptop() {
         let hw = parse_hardware(APPLE, SYSCTL_APPLE).unwrap();
         let s = &hw.system;
-        assert_eq!((s.model.as_deref(), s.serial.as_deref(), s.chassis_type.as_deref()), (Some("MacBookPro18,3"), Some("C02XL1000000"), Some("Notebook")));
+        assert_eq!(
+            (s.model.as_deref(), s.serial.as_deref(), s.chassis_type.as_deref()),
+            (Some("MacBookPro18,3"), Some("C02XL1000000"), Some("Notebook"))
+        );
         let mods = hw.memory_modules.as_ref().unwrap();
-        assert_eq!((mods.len(), mods[0].slot.as_str(), mods[0].size_bytes, mods[0].memory_type.as_deref()), (1, "on-package", 32 << 30, Some("LPDDR5")));
+        assert_eq!(
+            (mods.len(), mods[0].slot.as_str(), mods[0].size_bytes, mods[0].memory_type.as_deref()),
+            (1, "on-package", 32 << 30, Some("LPDDR5"))
+        );
         assert_eq!(hw.disks.len(), 1);
         let d = &hw.disks[0];
-        assert_eq!((d.name.as_str(), d.kind, d.size_bytes, d.serial.as_deref()), ("disk0", DiskKind::Nvme, 1_000_555_581_440, Some("0ba0123456789abc")));
+        assert_eq!(
+            (d.name.as_str(), d.kind, d.size_bytes, d.serial.as_deref()),
+            ("disk0", DiskKind::Nvme, 1_000_555_581_440, Some("0ba0123456789abc"))
+        );
         assert_eq!(d.smart.as_ref().and_then(|s| s.passed), Some(true));
-        assert_eq!((hw.gpus[0].vendor_id, hw.gpus[0].model.as_deref(), hw.gpus[0].vendor.as_deref()), (0x106b, Some("Apple M1 Pro"), Some("Apple")));
+        assert_eq!(
+            (hw.gpus[0].vendor_id, hw.gpus[0].model.as_deref(), hw.gpus[0].vendor.as_deref()),
+            (0x106b, Some("Apple M1 Pro"), Some("Apple"))
+        );
         let b = &hw.batteries[0];
-        assert_eq!((b.capacity_percent, b.health_percent, b.cycle_count, b.status.as_deref()), (Some(85), Some(92.0), Some(123), Some("Charging")));
+        assert_eq!(
+            (b.capacity_percent, b.health_percent, b.cycle_count, b.status.as_deref()),
+            (Some(85), Some(92.0), Some(123), Some("Charging"))
+        );
         assert_eq!(hw.virtualization.kind, VirtualizationKind::None);
         let fields: Vec<&str> = hw.unreadable.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(fields, ["system.bios_date"]);
@@ -263,7 +303,10 @@ mod tests {
         let hw = parse_hardware(INTEL, SYSCTL_INTEL).unwrap();
         let mods = hw.memory_modules.as_ref().unwrap();
         assert_eq!(mods.len(), 2, "empty slot left out");
-        assert_eq!((mods[0].bank.as_deref(), mods[0].slot.as_str(), mods[0].speed_mts, mods[0].serial.as_deref()), (Some("BANK 0"), "ChannelA-DIMM0", Some(2667), None));
+        assert_eq!(
+            (mods[0].bank.as_deref(), mods[0].slot.as_str(), mods[0].speed_mts, mods[0].serial.as_deref()),
+            (Some("BANK 0"), "ChannelA-DIMM0", Some(2667), None)
+        );
         let kinds: Vec<(&str, DiskKind)> = hw.disks.iter().map(|d| (d.name.as_str(), d.kind)).collect();
         assert_eq!(kinds, [("disk0", DiskKind::Ssd), ("disk2", DiskKind::Rotational)]);
         assert_eq!(hw.disks[1].smart.as_ref().and_then(|s| s.passed), Some(false));

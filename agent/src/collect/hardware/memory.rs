@@ -14,11 +14,7 @@ pub const MAX_DMIDECODE_BYTES: usize = 4 << 20;
 pub fn parse_dmidecode_memory(text: &str) -> Result<Vec<MemoryModule>> {
     const WHAT: &str = "dmidecode -t 17 output";
     if text.len() > MAX_DMIDECODE_BYTES {
-        return Err(Error::parse(
-            WHAT,
-            None,
-            format!("larger than {MAX_DMIDECODE_BYTES} bytes"),
-        ));
+        return Err(Error::parse(WHAT, None, format!("larger than {MAX_DMIDECODE_BYTES} bytes")));
     }
     let mut out = Vec::new();
     let mut block: Option<(usize, Vec<(String, String)>)> = None;
@@ -53,40 +49,22 @@ pub fn parse_dmidecode_memory(text: &str) -> Result<Vec<MemoryModule>> {
 }
 
 fn module_from_block(start: usize, fields: &[(String, String)]) -> Result<Option<MemoryModule>> {
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let Some(size) = get("Size") else {
-        return Err(Error::parse(
-            "dmidecode -t 17 output",
-            Some(start),
-            "Memory Device without a Size line",
-        ));
+        return Err(Error::parse("dmidecode -t 17 output", Some(start), "Memory Device without a Size line"));
     };
     let Some(size_bytes) = parse_size(size) else {
         if size.contains("No Module") || size.contains("Not Installed") || size == "Unknown" {
             return Ok(None);
         }
-        return Err(Error::parse(
-            "dmidecode -t 17 output",
-            Some(start),
-            format!("unrecognised size {size:?}"),
-        ));
+        return Err(Error::parse("dmidecode -t 17 output", Some(start), format!("unrecognised size {size:?}")));
     };
     if size_bytes == 0 {
         return Ok(None);
     }
-    let speed = get("Configured Memory Speed")
-        .and_then(parse_speed)
-        .or_else(|| get("Speed").and_then(parse_speed));
+    let speed = get("Configured Memory Speed").and_then(parse_speed).or_else(|| get("Speed").and_then(parse_speed));
     Ok(Some(MemoryModule {
-        slot: get("Locator")
-            .filter(|s| !s.is_empty())
-            .unwrap_or("unknown")
-            .to_string(),
+        slot: get("Locator").filter(|s| !s.is_empty()).unwrap_or("unknown").to_string(),
         bank: get("Bank Locator").and_then(meaningful),
         size_bytes,
         speed_mts: speed,
@@ -115,22 +93,12 @@ fn parse_size(s: &str) -> Option<u64> {
 fn parse_speed(s: &str) -> Option<u32> {
     let mut it = s.split_whitespace();
     let n: u32 = it.next()?.parse().ok()?;
-    matches!(it.next()?, "MT/s" | "MHz")
-        .then_some(n)
-        .filter(|n| *n > 0)
+    matches!(it.next()?, "MT/s" | "MHz").then_some(n).filter(|n| *n > 0)
 }
 
 /// Firmware fills unknown fields with placeholders; those are absent.
 fn meaningful(v: &str) -> Option<String> {
-    let bad = [
-        "",
-        "Unknown",
-        "Not Specified",
-        "Other",
-        "NO DIMM",
-        "[Empty]",
-        "None",
-    ];
+    let bad = ["", "Unknown", "Not Specified", "Other", "NO DIMM", "[Empty]", "None"];
     let placeholder = bad.iter().any(|b| v.eq_ignore_ascii_case(b))
         || v.chars().all(|c| c == '0' || c == ' ')
         || v.to_ascii_lowercase().contains("manufacturer")
@@ -145,10 +113,7 @@ mod tests {
 
     #[test]
     fn workstation_modules_skip_empty_slots() {
-        let m = parse_dmidecode_memory(include_str!(
-            "../../../tests/fixtures/hardware/dmidecode_t17_workstation.txt"
-        ))
-        .unwrap();
+        let m = parse_dmidecode_memory(include_str!("../../../tests/fixtures/hardware/dmidecode_t17_workstation.txt")).unwrap();
         assert_eq!(m.len(), 2, "two of four slots are populated");
         let a1 = m.first().unwrap();
         assert_eq!(a1.slot, "DIMM A1");
@@ -162,34 +127,18 @@ mod tests {
 
     #[test]
     fn laptop_soldered_lpddr_and_old_mhz_format() {
-        let m = parse_dmidecode_memory(include_str!(
-            "../../../tests/fixtures/hardware/dmidecode_t17_laptop.txt"
-        ))
-        .unwrap();
+        let m = parse_dmidecode_memory(include_str!("../../../tests/fixtures/hardware/dmidecode_t17_laptop.txt")).unwrap();
         assert_eq!(m.len(), 2);
-        assert!(
-            m.iter()
-                .all(|m| m.size_bytes == 8192 << 20 && m.memory_type.as_deref() == Some("LPDDR5"))
-        );
+        assert!(m.iter().all(|m| m.size_bytes == 8192 << 20 && m.memory_type.as_deref() == Some("LPDDR5")));
         assert_eq!(m.first().and_then(|m| m.speed_mts), Some(6400));
-        assert_eq!(
-            m.first().and_then(|m| m.serial.clone()),
-            None,
-            "00000000 is a placeholder"
-        );
+        assert_eq!(m.first().and_then(|m| m.serial.clone()), None, "00000000 is a placeholder");
     }
 
     #[test]
     fn malformed_blocks_are_clear_errors() {
-        let e = parse_dmidecode_memory(
-            "Handle 0x0040, DMI type 17, 92 bytes\nMemory Device\n\tLocator: DIMM 0\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = parse_dmidecode_memory("Handle 0x0040, DMI type 17, 92 bytes\nMemory Device\n\tLocator: DIMM 0\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("without a Size"), "{e}");
-        let e = parse_dmidecode_memory("Memory Device\n\tSize: lots\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_dmidecode_memory("Memory Device\n\tSize: lots\n").unwrap_err().to_string();
         assert!(e.contains("unrecognised size"), "{e}");
         assert_eq!(parse_dmidecode_memory("# dmidecode 3.4\n").unwrap(), []);
         assert!(parse_dmidecode_memory("Memory Device\n\tSize: 99999999999999999 TB\n").is_err());

@@ -52,10 +52,7 @@ pub fn collect(root: &Path) -> Result<Hardware> {
             }
         }
     } else {
-        unreadable.push(Unreadable::new(
-            "memory_modules",
-            "dmidecode runs only against the live system",
-        ));
+        unreadable.push(Unreadable::new("memory_modules", "dmidecode runs only against the live system"));
         None
     };
 
@@ -66,9 +63,7 @@ pub fn collect(root: &Path) -> Result<Hardware> {
     let evidence = virt::VirtEvidence {
         dockerenv: root.join(".dockerenv").exists(),
         containerenv: root.join("run/.containerenv").exists(),
-        pid1_container_env: std::fs::read(root.join("proc/1/environ"))
-            .ok()
-            .and_then(|e| virt::container_from_environ(&e)),
+        pid1_container_env: std::fs::read(root.join("proc/1/environ")).ok().and_then(|e| virt::container_from_environ(&e)),
         pid1_cgroup: read_under(root, "proc/1/cgroup", MAX_SYSFS_BYTES).ok(),
         cpu_hypervisor_flag: read_under(root, "proc/cpuinfo", MAX_CPUINFO_BYTES)
             .map(|t| virt::cpuinfo_has_hypervisor_flag(&t))
@@ -80,15 +75,7 @@ pub fn collect(root: &Path) -> Result<Hardware> {
     };
     let virtualization = virt::detect(&evidence);
 
-    Ok(Hardware {
-        system,
-        memory_modules,
-        disks,
-        gpus,
-        batteries,
-        virtualization,
-        unreadable,
-    })
+    Ok(Hardware { system, memory_modules, disks, gpus, batteries, virtualization, unreadable })
 }
 
 fn collect_system(root: &Path, unreadable: &mut Vec<Unreadable>) -> SystemRecord {
@@ -101,20 +88,13 @@ fn collect_system(root: &Path, unreadable: &mut Vec<Unreadable>) -> SystemRecord
                 return None;
             }
         };
-        let parsed = if file == "chassis_type" {
-            dmi::parse_chassis_type(&text)
-        } else {
-            dmi::parse_dmi_value(&text, file)
-        };
+        let parsed = if file == "chassis_type" { dmi::parse_chassis_type(&text) } else { dmi::parse_dmi_value(&text, file) };
         match parsed {
             Ok(Some(v)) => Some(v),
             Ok(None) => {
                 unreadable.push(Unreadable::new(
                     format!("system.{name}"),
-                    format!(
-                        "{src} holds no value or a firmware placeholder ({:?})",
-                        text.trim()
-                    ),
+                    format!("{src} holds no value or a firmware placeholder ({:?})", text.trim()),
                 ));
                 None
             }
@@ -135,18 +115,10 @@ fn collect_system(root: &Path, unreadable: &mut Vec<Unreadable>) -> SystemRecord
     }
 }
 
-fn collect_disks(
-    root: &Path,
-    live: bool,
-    unreadable: &mut Vec<Unreadable>,
-) -> Vec<crate::inventory::hardware::Disk> {
+fn collect_disks(root: &Path, live: bool, unreadable: &mut Vec<Unreadable>) -> Vec<crate::inventory::hardware::Disk> {
     let block = root.join("sys/block");
     let mut names: Vec<String> = match std::fs::read_dir(&block) {
-        Ok(it) => it
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| disks::is_disk(n))
-            .collect(),
+        Ok(it) => it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| disks::is_disk(n)).collect(),
         Err(e) => {
             unreadable.push(Unreadable::from_io("disks", "/sys/block", &e));
             return Vec::new();
@@ -155,11 +127,7 @@ fn collect_disks(
     names.sort();
     let smartctl_present = live && Command::new("smartctl").arg("--version").output().is_ok();
     if !smartctl_present {
-        let why = if live {
-            "smartctl is not installed (package smartmontools)"
-        } else {
-            "smartctl runs only against the live system"
-        };
+        let why = if live { "smartctl is not installed (package smartmontools)" } else { "smartctl runs only against the live system" };
         unreadable.push(Unreadable::new("disks[*].smart", why));
     }
     let mut out = Vec::new();
@@ -181,9 +149,7 @@ fn collect_disks(
                     let dev = format!("/dev/{name}");
                     match smart(&dev) {
                         Ok(h) => disk.smart = Some(h),
-                        Err(reason) => {
-                            unreadable.push(Unreadable::new(format!("disks[{name}].smart"), reason))
-                        }
+                        Err(reason) => unreadable.push(Unreadable::new(format!("disks[{name}].smart"), reason)),
                     }
                 }
                 out.push(disk);
@@ -195,19 +161,12 @@ fn collect_disks(
 }
 
 fn smart(dev: &str) -> std::result::Result<crate::inventory::hardware::SmartHealth, String> {
-    let out = Command::new("smartctl")
-        .args(["-j", "-H", "-i", dev])
-        .output()
-        .map_err(|e| format!("running smartctl: {e}"))?;
+    let out = Command::new("smartctl").args(["-j", "-H", "-i", dev]).output().map_err(|e| format!("running smartctl: {e}"))?;
     // Non-zero exit bits are common and informative; the JSON decides.
     if out.stdout.is_empty() {
-        return Err(format!(
-            "smartctl printed nothing: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("smartctl printed nothing: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    disks::parse_smartctl_json(&String::from_utf8_lossy(&out.stdout), dev)
-        .map_err(|e| e.to_string())
+    disks::parse_smartctl_json(&String::from_utf8_lossy(&out.stdout), dev).map_err(|e| e.to_string())
 }
 
 fn collect_gpus(root: &Path) -> Vec<crate::inventory::hardware::Gpu> {
@@ -219,26 +178,15 @@ fn collect_gpus(root: &Path) -> Vec<crate::inventory::hardware::Gpu> {
         .filter_map(|e| {
             let dir = e.path();
             let read = |f: &str| read_under(&dir, f, 256).ok();
-            let driver = std::fs::read_link(dir.join("driver"))
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned());
-            gpu::gpu_from_pci(
-                &e.file_name().to_string_lossy(),
-                &read("class")?,
-                &read("vendor")?,
-                &read("device")?,
-                driver.as_deref(),
-            )
+            let driver = std::fs::read_link(dir.join("driver")).ok().map(|p| p.to_string_lossy().into_owned());
+            gpu::gpu_from_pci(&e.file_name().to_string_lossy(), &read("class")?, &read("vendor")?, &read("device")?, driver.as_deref())
         })
         .collect();
     out.sort_by(|a, b| a.pci_address.cmp(&b.pci_address));
     out
 }
 
-fn collect_batteries(
-    root: &Path,
-    unreadable: &mut Vec<Unreadable>,
-) -> Vec<crate::inventory::hardware::Battery> {
+fn collect_batteries(root: &Path, unreadable: &mut Vec<Unreadable>) -> Vec<crate::inventory::hardware::Battery> {
     let Ok(it) = std::fs::read_dir(root.join("sys/class/power_supply")) else {
         return Vec::new();
     };
@@ -249,15 +197,10 @@ fn collect_batteries(
             Ok(text) => match battery::parse_power_supply_uevent(&name, &text) {
                 Ok(Some(b)) => out.push(b),
                 Ok(None) => {}
-                Err(err) => unreadable.push(Unreadable::new(
-                    format!("batteries[{name}]"),
-                    err.to_string(),
-                )),
+                Err(err) => unreadable.push(Unreadable::new(format!("batteries[{name}]"), err.to_string())),
             },
-            Err(err) => unreadable.push(Unreadable::new(
-                format!("batteries[{name}]"),
-                io_reason(&format!("/sys/class/power_supply/{name}/uevent"), &err),
-            )),
+            Err(err) => unreadable
+                .push(Unreadable::new(format!("batteries[{name}]"), io_reason(&format!("/sys/class/power_supply/{name}/uevent"), &err))),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -294,28 +237,12 @@ mod tests {
         let names: Vec<&str> = h.disks.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["nvme0n1", "sda"], "loop and zram are not disks");
         let sda = h.disks.iter().find(|d| d.name == "sda").unwrap();
-        assert_eq!(
-            (sda.kind, sda.removable, sda.serial.as_deref()),
-            (DiskKind::Rotational, true, Some("S4EWNX0R123456"))
-        );
+        assert_eq!((sda.kind, sda.removable, sda.serial.as_deref()), (DiskKind::Rotational, true, Some("S4EWNX0R123456")));
         assert_eq!(h.disks.first().map(|d| d.kind), Some(DiskKind::Nvme));
-        let gpus: Vec<(&str, Option<&str>)> = h
-            .gpus
-            .iter()
-            .map(|g| (g.pci_address.as_str(), g.driver.as_deref()))
-            .collect();
-        assert_eq!(
-            gpus,
-            [
-                ("0000:00:02.0", Some("i915")),
-                ("0000:01:00.0", Some("nvidia"))
-            ]
-        );
+        let gpus: Vec<(&str, Option<&str>)> = h.gpus.iter().map(|g| (g.pci_address.as_str(), g.driver.as_deref())).collect();
+        assert_eq!(gpus, [("0000:00:02.0", Some("i915")), ("0000:01:00.0", Some("nvidia"))]);
         assert_eq!(h.batteries.len(), 1);
-        assert_eq!(
-            h.batteries.first().and_then(|b| b.health_percent),
-            Some(88.6)
-        );
+        assert_eq!(h.batteries.first().and_then(|b| b.health_percent), Some(88.6));
         assert_eq!(h.virtualization.kind, VirtualizationKind::None);
         assert!(h.memory_modules.is_none());
         assert!(h.unreadable.iter().any(|u| u.field == "memory_modules"));
@@ -325,18 +252,8 @@ mod tests {
     fn empty_tree_reports_reasons_not_failure() {
         let h = collect(&fixtures().join("no-such-root")).unwrap();
         assert_eq!(h.system, SystemRecord::default());
-        for f in [
-            "system.vendor",
-            "system.serial",
-            "system.chassis_type",
-            "system.bios_date",
-            "disks",
-        ] {
-            let u = h
-                .unreadable
-                .iter()
-                .find(|u| u.field == f)
-                .unwrap_or_else(|| panic!("{f} not explained"));
+        for f in ["system.vendor", "system.serial", "system.chassis_type", "system.bios_date", "disks"] {
+            let u = h.unreadable.iter().find(|u| u.field == f).unwrap_or_else(|| panic!("{f} not explained"));
             assert!(u.reason.contains("not present"), "{u:?}");
         }
     }
@@ -345,10 +262,7 @@ mod tests {
     /// and DMI fields are present or explained.
     #[test]
     fn live_machine_disks_match_lsblk() {
-        let Ok(out) = Command::new("lsblk")
-            .args(["-d", "-b", "-n", "-o", "NAME,SIZE"])
-            .output()
-        else {
+        let Ok(out) = Command::new("lsblk").args(["-d", "-b", "-n", "-o", "NAME,SIZE"]).output() else {
             eprintln!("skipping: lsblk not installed");
             return;
         };
@@ -362,11 +276,7 @@ mod tests {
             .filter(|(n, _)| disks::is_disk(n))
             .collect();
         theirs.sort();
-        let ours: Vec<(String, u64)> = h
-            .disks
-            .iter()
-            .map(|d| (d.name.clone(), d.size_bytes))
-            .collect();
+        let ours: Vec<(String, u64)> = h.disks.iter().map(|d| (d.name.clone(), d.size_bytes)).collect();
         assert_eq!(ours, theirs);
         for f in ["system.vendor", "system.serial"] {
             let field_name = f.trim_start_matches("system.");
@@ -374,10 +284,7 @@ mod tests {
                 "vendor" => h.system.vendor.is_some(),
                 _ => h.system.serial.is_some(),
             };
-            assert!(
-                present || h.unreadable.iter().any(|u| u.field == f),
-                "{f} neither present nor explained"
-            );
+            assert!(present || h.unreadable.iter().any(|u| u.field == f), "{f} neither present nor explained");
         }
         if Path::new("/.dockerenv").exists() {
             assert_eq!(h.virtualization.kind, VirtualizationKind::Container);

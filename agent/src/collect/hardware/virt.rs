@@ -29,37 +29,19 @@ pub struct VirtEvidence {
 /// Decides what the host is.
 pub fn detect(e: &VirtEvidence) -> Virtualization {
     if let Some(tech) = container_technology(e) {
-        return Virtualization {
-            kind: VirtualizationKind::Container,
-            technology: Some(tech),
-        };
+        return Virtualization { kind: VirtualizationKind::Container, technology: Some(tech) };
     }
     if let Some(tech) = vm_technology(e) {
-        return Virtualization {
-            kind: VirtualizationKind::Vm,
-            technology: Some(tech),
-        };
+        return Virtualization { kind: VirtualizationKind::Vm, technology: Some(tech) };
     }
-    Virtualization {
-        kind: VirtualizationKind::None,
-        technology: None,
-    }
+    Virtualization { kind: VirtualizationKind::None, technology: None }
 }
 
 fn container_technology(e: &VirtEvidence) -> Option<String> {
-    if let Some(c) = e
-        .pid1_container_env
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    if let Some(c) = e.pid1_container_env.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         // podman sets container=podman, LXC container=lxc, nspawn
         // container=systemd-nspawn, Docker sets nothing by default.
-        return Some(if c == "oci" {
-            "container-other".into()
-        } else {
-            c.to_string()
-        });
+        return Some(if c == "oci" { "container-other".into() } else { c.to_string() });
     }
     if e.containerenv {
         return Some("podman".into());
@@ -96,17 +78,13 @@ fn vm_technology(e: &VirtEvidence) -> Option<String> {
         "vmware"
     } else if any("VirtualBox") || vendor == "innotek GmbH" {
         "oracle"
-    } else if vendor == "Xen"
-        || any("HVM domU")
-        || e.hypervisor_type.as_deref().map(str::trim) == Some("xen")
-    {
+    } else if vendor == "Xen" || any("HVM domU") || e.hypervisor_type.as_deref().map(str::trim) == Some("xen") {
         "xen"
     } else if product.starts_with("KVM") || vendor == "KVM" {
         "kvm"
     } else if vendor == "QEMU" || bios == "SeaBIOS" && product.starts_with("Standard PC") {
         "qemu"
-    } else if vendor == "Parallels Software International Inc." || product.starts_with("Parallels")
-    {
+    } else if vendor == "Parallels Software International Inc." || product.starts_with("Parallels") {
         "parallels"
     } else if vendor == "BHYVE" {
         "bhyve"
@@ -123,18 +101,12 @@ fn vm_technology(e: &VirtEvidence) -> Option<String> {
 
 /// Whether a `/proc/cpuinfo` text lists the `hypervisor` CPU flag.
 pub fn cpuinfo_has_hypervisor_flag(cpuinfo: &str) -> bool {
-    cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("flags"))
-        .any(|l| l.split_whitespace().any(|f| f == "hypervisor"))
+    cpuinfo.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "hypervisor"))
 }
 
 /// The `container=` value in a NUL-separated `/proc/1/environ`.
 pub fn container_from_environ(environ: &[u8]) -> Option<String> {
-    environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(b"container="))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+    environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(b"container=")).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 #[cfg(test)]
@@ -157,86 +129,34 @@ mod tests {
         assert_eq!(t(vm("Red Hat", "KVM")), "kvm");
         assert_eq!(t(vm("VMware, Inc.", "VMware Virtual Platform")), "vmware");
         assert_eq!(t(vm("innotek GmbH", "VirtualBox")), "oracle");
-        assert_eq!(
-            t(vm("Microsoft Corporation", "Virtual Machine")),
-            "microsoft"
-        );
+        assert_eq!(t(vm("Microsoft Corporation", "Virtual Machine")), "microsoft");
         assert_eq!(t(vm("Xen", "HVM domU")), "xen");
         assert_eq!(t(vm("Amazon EC2", "m5.large")), "amazon");
         assert_eq!(t(vm("Google", "Google Compute Engine")), "google");
-        assert_eq!(
-            vm("Dell Inc.", "OptiPlex 7090").technology.as_deref(),
-            Some("vm-other")
-        );
-        let metal = detect(&VirtEvidence {
-            sys_vendor: Some("LENOVO".into()),
-            ..Default::default()
-        });
-        assert_eq!(
-            metal,
-            Virtualization {
-                kind: VirtualizationKind::None,
-                technology: None
-            }
-        );
+        assert_eq!(vm("Dell Inc.", "OptiPlex 7090").technology.as_deref(), Some("vm-other"));
+        let metal = detect(&VirtEvidence { sys_vendor: Some("LENOVO".into()), ..Default::default() });
+        assert_eq!(metal, Virtualization { kind: VirtualizationKind::None, technology: None });
     }
 
     #[test]
     fn containers_win_over_vms() {
         let cg = include_str!("../../../tests/fixtures/hardware/proc_1_cgroup_docker.txt");
-        let v = detect(&VirtEvidence {
-            pid1_cgroup: Some(cg.into()),
-            cpu_hypervisor_flag: true,
-            ..Default::default()
-        });
-        assert_eq!(
-            (v.kind, v.technology.as_deref()),
-            (VirtualizationKind::Container, Some("docker"))
-        );
+        let v = detect(&VirtEvidence { pid1_cgroup: Some(cg.into()), cpu_hypervisor_flag: true, ..Default::default() });
+        assert_eq!((v.kind, v.technology.as_deref()), (VirtualizationKind::Container, Some("docker")));
         let k8s = "0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-abc.scope\n";
-        assert_eq!(
-            detect(&VirtEvidence {
-                pid1_cgroup: Some(k8s.into()),
-                ..Default::default()
-            })
-            .technology
-            .as_deref(),
-            Some("kubernetes")
-        );
-        assert_eq!(
-            detect(&VirtEvidence {
-                containerenv: true,
-                ..Default::default()
-            })
-            .technology
-            .as_deref(),
-            Some("podman")
-        );
+        assert_eq!(detect(&VirtEvidence { pid1_cgroup: Some(k8s.into()), ..Default::default() }).technology.as_deref(), Some("kubernetes"));
+        assert_eq!(detect(&VirtEvidence { containerenv: true, ..Default::default() }).technology.as_deref(), Some("podman"));
         let env = container_from_environ(b"PATH=/bin\0container=lxc\0HOME=/\0");
         assert_eq!(env.as_deref(), Some("lxc"));
-        assert_eq!(
-            detect(&VirtEvidence {
-                pid1_container_env: env,
-                ..Default::default()
-            })
-            .technology
-            .as_deref(),
-            Some("lxc")
-        );
+        assert_eq!(detect(&VirtEvidence { pid1_container_env: env, ..Default::default() }).technology.as_deref(), Some("lxc"));
         // cgroup v2 namespaced "0::/" says nothing; /.dockerenv does.
-        let v = detect(&VirtEvidence {
-            pid1_cgroup: Some("0::/\n".into()),
-            dockerenv: true,
-            ..Default::default()
-        });
+        let v = detect(&VirtEvidence { pid1_cgroup: Some("0::/\n".into()), dockerenv: true, ..Default::default() });
         assert_eq!(v.technology.as_deref(), Some("docker"));
     }
 
     #[test]
     fn cpuinfo_flag() {
-        assert!(cpuinfo_has_hypervisor_flag(
-            "processor\t: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n"
-        ));
+        assert!(cpuinfo_has_hypervisor_flag("processor\t: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n"));
         assert!(!cpuinfo_has_hypervisor_flag("flags\t\t: fpu vme\n"));
     }
 }

@@ -64,18 +64,26 @@ pub fn parse_hardware(output: &str) -> Result<Hardware> {
         vendor: real(system, "Manufacturer"),
         model: real(system, "Model"),
         serial: real(bios, "SerialNumber"),
-        chassis_type: enclosure.get("ChassisTypes").and_then(|c| match c {
-            Value::Array(list) => list.first().and_then(Value::as_u64),
-            other => other.as_u64(),
-        })
-        .and_then(|n| u8::try_from(n).ok())
-        .and_then(chassis_type_name)
-        .map(str::to_owned),
+        chassis_type: enclosure
+            .get("ChassisTypes")
+            .and_then(|c| match c {
+                Value::Array(list) => list.first().and_then(Value::as_u64),
+                other => other.as_u64(),
+            })
+            .and_then(|n| u8::try_from(n).ok())
+            .and_then(chassis_type_name)
+            .map(str::to_owned),
         bios_vendor: real(bios, "Manufacturer"),
         bios_version: real(bios, "SMBIOSBIOSVersion"),
         bios_date: date_unix_ms(bios, "ReleaseDate").and_then(mm_dd_yyyy),
     };
-    for (field, value) in [("system.vendor", &record.vendor), ("system.model", &record.model), ("system.serial", &record.serial), ("system.chassis_type", &record.chassis_type), ("system.bios_date", &record.bios_date)] {
+    for (field, value) in [
+        ("system.vendor", &record.vendor),
+        ("system.model", &record.model),
+        ("system.serial", &record.serial),
+        ("system.chassis_type", &record.chassis_type),
+        ("system.bios_date", &record.bios_date),
+    ] {
         if value.is_none() {
             unreadable.push(Unreadable::new(field, "not set in the SMBIOS tables (WMI)"));
         }
@@ -92,7 +100,12 @@ pub fn parse_hardware(output: &str) -> Result<Hardware> {
     disks.sort_by(|a, b| a.name.cmp(&b.name));
     let gpus = items(root.get("Gpus")).into_iter().filter_map(gpu).collect();
     let batteries = batteries(root, &mut unreadable);
-    let virtualization = detect(&VirtEvidence { sys_vendor: record.vendor.clone(), product_name: record.model.clone(), bios_vendor: record.bios_vendor.clone(), ..VirtEvidence::default() });
+    let virtualization = detect(&VirtEvidence {
+        sys_vendor: record.vendor.clone(),
+        product_name: record.model.clone(),
+        bios_vendor: record.bios_vendor.clone(),
+        ..VirtEvidence::default()
+    });
     Ok(Hardware { system: record, memory_modules, disks, gpus, batteries, virtualization, unreadable })
 }
 
@@ -134,7 +147,10 @@ fn memory_module(m: &Value) -> Option<MemoryModule> {
         slot: text(m, "DeviceLocator")?,
         bank: real(m, "BankLabel"),
         size_bytes: uint(m, "Capacity").filter(|c| *c > 0)?,
-        speed_mts: uint(m, "ConfiguredClockSpeed").filter(|s| *s > 0).or_else(|| uint(m, "Speed").filter(|s| *s > 0)).and_then(|s| u32::try_from(s).ok()),
+        speed_mts: uint(m, "ConfiguredClockSpeed")
+            .filter(|s| *s > 0)
+            .or_else(|| uint(m, "Speed").filter(|s| *s > 0))
+            .and_then(|s| u32::try_from(s).ok()),
         memory_type: uint(m, "SMBIOSMemoryType").and_then(memory_type_name).map(str::to_owned),
         manufacturer: real(m, "Manufacturer"),
         part_number: real(m, "PartNumber"),
@@ -152,7 +168,9 @@ fn disk(d: &Value, physical: &[&Value]) -> Option<Disk> {
         (_, Some(3)) => DiskKind::Rotational,
         _ => DiskKind::Unknown,
     };
-    let removable = bus == Some(7) || text(d, "InterfaceType").is_some_and(|i| i == "USB") || text(d, "MediaType").is_some_and(|m| m.starts_with("Removable") || m.starts_with("External"));
+    let removable = bus == Some(7)
+        || text(d, "InterfaceType").is_some_and(|i| i == "USB")
+        || text(d, "MediaType").is_some_and(|m| m.starts_with("Removable") || m.starts_with("External"));
     let smart = match text(d, "Status").as_deref() {
         Some("OK") => Some(true),
         Some("Pred Fail") => Some(false),
@@ -184,7 +202,13 @@ fn gpu(g: &Value) -> Option<Gpu> {
         return None;
     }
     let (vendor_id, device_id) = ids.unwrap_or((0, 0));
-    let driver = strings(g, "InstalledDisplayDrivers").first().or(text(g, "InstalledDisplayDrivers").as_ref()).and_then(|d| d.split(',').next()).and_then(|d| d.rsplit('\\').next()).map(|d| d.trim_end_matches(".dll").to_owned()).filter(|d| !d.is_empty());
+    let driver = strings(g, "InstalledDisplayDrivers")
+        .first()
+        .or(text(g, "InstalledDisplayDrivers").as_ref())
+        .and_then(|d| d.split(',').next())
+        .and_then(|d| d.rsplit('\\').next())
+        .map(|d| d.trim_end_matches(".dll").to_owned())
+        .filter(|d| !d.is_empty());
     Some(Gpu {
         pci_address: String::new(),
         vendor_id,
@@ -211,7 +235,10 @@ fn batteries(root: &Value, unreadable: &mut Vec<Unreadable>) -> Vec<Battery> {
             let health_percent = match (full_mwh, design_mwh) {
                 (Some(f), Some(d)) => Some((f as f64 * 1000.0 / d as f64).round() / 10.0),
                 _ => {
-                    unreadable.push(Unreadable::new(format!("batteries[{name}].health_percent"), "root\\wmi BatteryFullChargedCapacity/BatteryStaticData unreadable (needs admin)"));
+                    unreadable.push(Unreadable::new(
+                        format!("batteries[{name}].health_percent"),
+                        "root\\wmi BatteryFullChargedCapacity/BatteryStaticData unreadable (needs admin)",
+                    ));
                     None
                 }
             };
@@ -249,10 +276,16 @@ mod tests {
         let hw = parse_hardware(LAPTOP).unwrap();
         let s = &hw.system;
         assert_eq!((s.vendor.as_deref(), s.model.as_deref(), s.serial.as_deref()), (Some("LENOVO"), Some("21HMCTO1WW"), Some("PF4ABCDE")));
-        assert_eq!((s.chassis_type.as_deref(), s.bios_version.as_deref(), s.bios_date.as_deref()), (Some("Notebook"), Some("N3XET53W (1.28 )"), Some("11/14/2023")));
+        assert_eq!(
+            (s.chassis_type.as_deref(), s.bios_version.as_deref(), s.bios_date.as_deref()),
+            (Some("Notebook"), Some("N3XET53W (1.28 )"), Some("11/14/2023"))
+        );
         let mods = hw.memory_modules.as_ref().unwrap();
         assert_eq!(mods.len(), 2);
-        assert_eq!((mods[0].slot.as_str(), mods[0].size_bytes, mods[0].speed_mts, mods[0].memory_type.as_deref()), ("DIMM 0", 17_179_869_184, Some(5200), Some("DDR5")));
+        assert_eq!(
+            (mods[0].slot.as_str(), mods[0].size_bytes, mods[0].speed_mts, mods[0].memory_type.as_deref()),
+            ("DIMM 0", 17_179_869_184, Some(5200), Some("DDR5"))
+        );
         assert_eq!(mods[1].serial, None, "placeholder serial dropped");
         let disks: Vec<(&str, DiskKind, bool)> = hw.disks.iter().map(|d| (d.name.as_str(), d.kind, d.removable)).collect();
         assert_eq!(disks, [("PhysicalDrive0", DiskKind::Nvme, false), ("PhysicalDrive1", DiskKind::Rotational, true)]);
@@ -263,7 +296,10 @@ mod tests {
         assert_eq!(hw.gpus[1].model.as_deref(), Some("NVIDIA GeForce RTX 4060 Laptop GPU"));
         assert_eq!(hw.gpus[0].driver.as_deref(), Some("igdumdim64"));
         let b = &hw.batteries[0];
-        assert_eq!((b.capacity_percent, b.health_percent, b.cycle_count, b.status.as_deref()), (Some(87), Some(91.3), Some(142), Some("Charging")));
+        assert_eq!(
+            (b.capacity_percent, b.health_percent, b.cycle_count, b.status.as_deref()),
+            (Some(87), Some(91.3), Some(142), Some("Charging"))
+        );
         assert_eq!(b.manufacturer.as_deref(), Some("SMP"));
         assert_eq!(hw.virtualization.kind, VirtualizationKind::None, "HypervisorPresent alone is not a VM");
         assert!(hw.unreadable.is_empty(), "{:?}", hw.unreadable);

@@ -20,7 +20,10 @@ pub fn collect(_root: &std::path::Path) -> Result<HostIdentity> {
 
 /// The `"IOPlatformUUID" = "…"` property of `ioreg -rd1 -c IOPlatformExpertDevice`.
 pub fn parse_ioreg_platform_uuid(text: &str) -> Result<String> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("\"IOPlatformUUID\"")).ok_or_else(|| Error::parse("ioreg output", None, "no IOPlatformUUID property"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("\"IOPlatformUUID\""))
+        .ok_or_else(|| Error::parse("ioreg output", None, "no IOPlatformUUID property"))?;
     let value = line.split_once('=').map(|(_, v)| v.trim().trim_matches('"')).unwrap_or("");
     canonical_uuid(value).map_err(|reason| Error::parse("ioreg output", None, reason))
 }
@@ -37,7 +40,11 @@ pub fn parse_scutil_name(output: std::result::Result<String, String>) -> std::re
 }
 
 /// Builds the section from the ioreg output and the two `scutil --get` results.
-pub fn identity_from(ioreg: &str, local_host_name: std::result::Result<String, String>, host_name: std::result::Result<String, String>) -> HostIdentity {
+pub fn identity_from(
+    ioreg: &str,
+    local_host_name: std::result::Result<String, String>,
+    host_name: std::result::Result<String, String>,
+) -> HostIdentity {
     let mut unreadable = Vec::new();
     let (uuid, uuid_source) = match parse_ioreg_platform_uuid(ioreg) {
         Ok(u) => (Some(u), Some(UuidSource::IoPlatformUuid)),
@@ -91,7 +98,11 @@ mod tests {
 
     #[test]
     fn unset_host_name_and_cut_ioreg() {
-        let id = identity_from(IOREG_TRUNCATED, Ok("Alices-MacBook-Pro".into()), Err("running scutil --get HostName: exit status: 1: HostName: not set".into()));
+        let id = identity_from(
+            IOREG_TRUNCATED,
+            Ok("Alices-MacBook-Pro".into()),
+            Err("running scutil --get HostName: exit status: 1: HostName: not set".into()),
+        );
         assert_eq!((id.uuid, id.fqdn, id.domain), (None, None, None));
         let fields: Vec<&str> = id.unreadable.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(fields, ["uuid", "fqdn", "domain"]);

@@ -40,13 +40,15 @@ pub fn parse_identity(output: &str) -> Result<HostIdentity> {
     let smbios = text(&v, "Uuid").ok_or_else(|| "Win32_ComputerSystemProduct.UUID is empty".to_owned()).and_then(|u| canonical_uuid(&u));
     let (uuid, uuid_source) = match smbios {
         Ok(u) => (Some(u), Some(UuidSource::Smbios)),
-        Err(smbios_reason) => match text(&v, "MachineGuid").ok_or_else(|| "MachineGuid is not set".to_owned()).and_then(|g| canonical_uuid(&g)) {
-            Ok(g) => (Some(g), Some(UuidSource::WindowsMachineGuid)),
-            Err(guid_reason) => {
-                unreadable.push(Unreadable::new("uuid", format!("{smbios_reason}; {guid_reason}")));
-                (None, None)
+        Err(smbios_reason) => {
+            match text(&v, "MachineGuid").ok_or_else(|| "MachineGuid is not set".to_owned()).and_then(|g| canonical_uuid(&g)) {
+                Ok(g) => (Some(g), Some(UuidSource::WindowsMachineGuid)),
+                Err(guid_reason) => {
+                    unreadable.push(Unreadable::new("uuid", format!("{smbios_reason}; {guid_reason}")));
+                    (None, None)
+                }
             }
-        },
+        }
     };
     let hostname = text(&v, "Hostname");
     if hostname.is_none() {

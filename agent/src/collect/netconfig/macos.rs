@@ -78,7 +78,8 @@ pub fn parse_netstat_defaults(text: &str) -> Result<Vec<DefaultGateway>> {
 
 /// Nameservers and search domains of the default resolvers in `scutil --dns`.
 pub fn parse_scutil_dns(text: &str) -> DnsConfig {
-    let mut config = DnsConfig { nameservers: Vec::new(), search: Vec::new(), systemd_resolved_stub: false, upstream_nameservers: Vec::new() };
+    let mut config =
+        DnsConfig { nameservers: Vec::new(), search: Vec::new(), systemd_resolved_stub: false, upstream_nameservers: Vec::new() };
     let body = text.split("DNS configuration (for scoped queries)").next().unwrap_or("");
     for resolver in body.split("\nresolver #").skip(1) {
         let pairs: Vec<(&str, &str)> = crate::collect::command::key_values(resolver, ':').collect();
@@ -113,7 +114,13 @@ pub fn parse_lsof_listening(text: &str) -> Result<Vec<ListeningSocket>> {
     let mut sockets: BTreeMap<(Protocol, IpAddr, u16), ListeningSocket> = BTreeMap::new();
     for (index, line) in lines {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let (Some(pid), Some(uid), Some(family), Some(node), Some(name)) = (words.get(1).and_then(|p| p.parse::<u32>().ok()), words.get(2).and_then(|u| u.parse::<i64>().ok()), words.get(4), words.get(7), words.get(8)) else {
+        let (Some(pid), Some(uid), Some(family), Some(node), Some(name)) = (
+            words.get(1).and_then(|p| p.parse::<u32>().ok()),
+            words.get(2).and_then(|u| u.parse::<i64>().ok()),
+            words.get(4),
+            words.get(7),
+            words.get(8),
+        ) else {
             return Err(Error::parse("lsof output", Some(index + 1), format!("unexpected line {line:?}")));
         };
         let protocol = match *node {
@@ -134,7 +141,14 @@ pub fn parse_lsof_listening(text: &str) -> Result<Vec<ListeningSocket>> {
                 None => continue,
             },
         };
-        let socket = sockets.entry((protocol, address, port)).or_insert_with(|| ListeningSocket { protocol, address, port, uid: uid as u32, inode: 0, processes: Vec::new() });
+        let socket = sockets.entry((protocol, address, port)).or_insert_with(|| ListeningSocket {
+            protocol,
+            address,
+            port,
+            uid: uid as u32,
+            inode: 0,
+            processes: Vec::new(),
+        });
         if !socket.processes.iter().any(|p| p.pid == pid) {
             socket.processes.push(SocketProcess { pid, name: words.first().map(|c| c.replace("\\x20", " ")) });
         }
@@ -154,15 +168,25 @@ mod tests {
 
     #[test]
     fn default_routes_dns_and_listeners() {
-        let n = netconfig_from(Ok(fixture!("netstat_rn.txt").into()), Ok(fixture!("scutil_dns.txt").into()), Ok(fixture!("lsof_listen.txt").into()));
+        let n = netconfig_from(
+            Ok(fixture!("netstat_rn.txt").into()),
+            Ok(fixture!("scutil_dns.txt").into()),
+            Ok(fixture!("lsof_listen.txt").into()),
+        );
         assert!(n.unreadable.is_empty(), "{:?}", n.unreadable);
-        let gws: Vec<(String, &str, u32)> = n.default_gateways.iter().map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric)).collect();
-        assert_eq!(gws, [("192.168.1.1".into(), "en0", 0), ("fe80::1".into(), "en0", 0), ("fe80::".into(), "utun0", 1)], "link# gateways are skipped");
+        let gws: Vec<(String, &str, u32)> =
+            n.default_gateways.iter().map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric)).collect();
+        assert_eq!(
+            gws,
+            [("192.168.1.1".into(), "en0", 0), ("fe80::1".into(), "en0", 0), ("fe80::".into(), "utun0", 1)],
+            "link# gateways are skipped"
+        );
         let dns = n.dns.unwrap();
         assert_eq!(dns.nameservers, ["192.168.1.1", "2a01:e0a::1"]);
         assert_eq!(dns.search, ["corp.example.com"]);
         let l = n.listening.unwrap();
-        let found: Vec<(Protocol, String, u16, usize)> = l.iter().map(|s| (s.protocol, s.address.to_string(), s.port, s.processes.len())).collect();
+        let found: Vec<(Protocol, String, u16, usize)> =
+            l.iter().map(|s| (s.protocol, s.address.to_string(), s.port, s.processes.len())).collect();
         assert_eq!(
             found,
             [

@@ -33,13 +33,9 @@ pub fn collect(root: &Path) -> Result<NetConfig> {
     let mut unreadable = Vec::new();
 
     let mut default_gateways = Vec::new();
-    for (rel, parse) in [
-        (
-            "proc/net/route",
-            routes::parse_ipv4_routes as fn(&str) -> Result<_>,
-        ),
-        ("proc/net/ipv6_route", routes::parse_ipv6_routes),
-    ] {
+    for (rel, parse) in
+        [("proc/net/route", routes::parse_ipv4_routes as fn(&str) -> Result<_>), ("proc/net/ipv6_route", routes::parse_ipv6_routes)]
+    {
         match read_under(root, rel, routes::MAX_ROUTE_BYTES) {
             Ok(text) => match parse(&text) {
                 Ok(g) => default_gateways.extend(g),
@@ -47,11 +43,7 @@ pub fn collect(root: &Path) -> Result<NetConfig> {
             },
             // No IPv6 support in the kernel: no IPv6 gateways, not an error.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.ends_with("ipv6_route") => {}
-            Err(e) => unreadable.push(Unreadable::from_io(
-                "default_gateways",
-                &format!("/{rel}"),
-                &e,
-            )),
+            Err(e) => unreadable.push(Unreadable::from_io("default_gateways", &format!("/{rel}"), &e)),
         }
     }
 
@@ -72,40 +64,23 @@ pub fn collect(root: &Path) -> Result<NetConfig> {
                     const UPSTREAM: &str = "run/systemd/resolve/resolv.conf";
                     match read_under(root, UPSTREAM, dns::MAX_RESOLV_CONF_BYTES)
                         .map_err(|e| io_reason("/run/systemd/resolve/resolv.conf", &e))
-                        .and_then(|t| {
-                            dns::parse_resolv_conf(&t, "/run/systemd/resolve/resolv.conf")
-                                .map_err(|e| e.to_string())
-                        }) {
+                        .and_then(|t| dns::parse_resolv_conf(&t, "/run/systemd/resolve/resolv.conf").map_err(|e| e.to_string()))
+                    {
                         Ok(up) => upstream_nameservers = up.nameservers,
-                        Err(reason) => {
-                            unreadable.push(Unreadable::new("dns.upstream_nameservers", reason))
-                        }
+                        Err(reason) => unreadable.push(Unreadable::new("dns.upstream_nameservers", reason)),
                     }
                 }
-                Some(DnsConfig {
-                    nameservers: conf.nameservers,
-                    search: conf.search,
-                    systemd_resolved_stub: stub,
-                    upstream_nameservers,
-                })
+                Some(DnsConfig { nameservers: conf.nameservers, search: conf.search, systemd_resolved_stub: stub, upstream_nameservers })
             }
         },
     };
 
     let listening = collect_listening(root, &mut unreadable);
 
-    Ok(NetConfig {
-        default_gateways,
-        dns,
-        listening,
-        unreadable,
-    })
+    Ok(NetConfig { default_gateways, dns, listening, unreadable })
 }
 
-fn collect_listening(
-    root: &Path,
-    unreadable: &mut Vec<Unreadable>,
-) -> Option<Vec<crate::inventory::netconfig::ListeningSocket>> {
+fn collect_listening(root: &Path, unreadable: &mut Vec<Unreadable>) -> Option<Vec<crate::inventory::netconfig::ListeningSocket>> {
     let mut all = Vec::new();
     let mut any_table = false;
     for table in ProcNetTable::ALL {
@@ -135,14 +110,7 @@ fn collect_listening(
         } else {
             "no visible process holds it (another PID namespace, or a kernel socket)".to_string()
         };
-        unreadable.push(Unreadable::new(
-            format!(
-                "listening[{:?} {}:{}].processes",
-                s.protocol, s.address, s.port
-            )
-            .to_lowercase(),
-            reason,
-        ));
+        unreadable.push(Unreadable::new(format!("listening[{:?} {}:{}].processes", s.protocol, s.address, s.port).to_lowercase(), reason));
     }
     all.sort_by_key(|s| (s.protocol, s.port, s.address));
     Some(all)
@@ -156,10 +124,7 @@ fn table_is_v6(t: ProcNetTable) -> bool {
 /// the links, the names of the processes that hold any, and how many
 /// processes' fd directories were unreadable. Processes exiting during the
 /// walk are skipped silently: that race is normal.
-fn scan_socket_fds(
-    proc_dir: &Path,
-    wanted: &HashSet<u64>,
-) -> (Vec<FdSocketLink>, HashMap<u32, String>, usize) {
+fn scan_socket_fds(proc_dir: &Path, wanted: &HashSet<u64>) -> (Vec<FdSocketLink>, HashMap<u32, String>, usize) {
     let mut links = Vec::new();
     let mut names = HashMap::new();
     let mut hidden = 0;
@@ -170,11 +135,7 @@ fn scan_socket_fds(
         return (links, names, hidden);
     };
     for entry in entries.flatten().take(MAX_PROCESSES_SCANNED) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let fd_dir = entry.path().join("fd");
@@ -229,21 +190,12 @@ mod tests {
         let n = collect(&root).unwrap();
         let dns = n.dns.unwrap();
         assert!(dns.systemd_resolved_stub);
-        assert_eq!(
-            dns.upstream_nameservers,
-            ["192.168.178.1", "fe80::1%wlp2s0", "2001:4860:4860::8888"]
-        );
+        assert_eq!(dns.upstream_nameservers, ["192.168.178.1", "fe80::1%wlp2s0", "2001:4860:4860::8888"]);
         assert_eq!(n.default_gateways.len(), 2);
         let l = n.listening.unwrap();
         assert!(l.iter().any(|s| s.port == 8631));
         // No /proc/PID directories in the fixture: owners empty and explained.
         assert!(l.iter().all(|s| s.processes.is_empty()));
-        assert!(
-            n.unreadable
-                .iter()
-                .any(|u| u.field == "listening[tcp 127.0.0.1:8631].processes"),
-            "{:?}",
-            n.unreadable
-        );
+        assert!(n.unreadable.iter().any(|u| u.field == "listening[tcp 127.0.0.1:8631].processes"), "{:?}", n.unreadable);
     }
 }

@@ -22,21 +22,13 @@ const RTF_REJECT: u32 = 0x0200;
 pub fn parse_ipv4_routes(text: &str) -> Result<Vec<DefaultGateway>> {
     const WHAT: &str = "/proc/net/route";
     if text.len() > MAX_ROUTE_BYTES {
-        return Err(Error::parse(
-            WHAT,
-            None,
-            format!("larger than {MAX_ROUTE_BYTES} bytes"),
-        ));
+        return Err(Error::parse(WHAT, None, format!("larger than {MAX_ROUTE_BYTES} bytes")));
     }
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.starts_with("Iface") => {}
         _ => {
-            return Err(Error::parse(
-                WHAT,
-                Some(1),
-                "missing the `Iface Destination Gateway ...` header",
-            ));
+            return Err(Error::parse(WHAT, Some(1), "missing the `Iface Destination Gateway ...` header"));
         }
     }
     let mut out = Vec::new();
@@ -48,31 +40,16 @@ pub fn parse_ipv4_routes(text: &str) -> Result<Vec<DefaultGateway>> {
         let (Some(iface), Some(dst), Some(gw), Some(flags), Some(metric), Some(mask)) =
             (f.first(), f.get(1), f.get(2), f.get(3), f.get(6), f.get(7))
         else {
-            return Err(Error::parse(
-                WHAT,
-                Some(idx + 1),
-                format!("expected 11 fields, found {}", f.len()),
-            ));
+            return Err(Error::parse(WHAT, Some(idx + 1), format!("expected 11 fields, found {}", f.len())));
         };
         let hex = |s: &str| u32::from_str_radix(s, 16).ok().filter(|_| s.len() == 8);
         let (Some(dst), Some(gw), Some(mask)) = (hex(dst), hex(gw), hex(mask)) else {
-            return Err(Error::parse(
-                WHAT,
-                Some(idx + 1),
-                "destination, gateway and mask must be 8 hex digits",
-            ));
+            return Err(Error::parse(WHAT, Some(idx + 1), "destination, gateway and mask must be 8 hex digits"));
         };
-        let flags = u32::from_str_radix(flags, 16)
-            .map_err(|_| Error::parse(WHAT, Some(idx + 1), format!("bad flags {flags:?}")))?;
-        let metric: u32 = metric
-            .parse()
-            .map_err(|_| Error::parse(WHAT, Some(idx + 1), format!("bad metric {metric:?}")))?;
+        let flags = u32::from_str_radix(flags, 16).map_err(|_| Error::parse(WHAT, Some(idx + 1), format!("bad flags {flags:?}")))?;
+        let metric: u32 = metric.parse().map_err(|_| Error::parse(WHAT, Some(idx + 1), format!("bad metric {metric:?}")))?;
         if dst == 0 && mask == 0 && is_gateway(flags) {
-            out.push(DefaultGateway {
-                gateway: IpAddr::V4(Ipv4Addr::from(gw.to_le_bytes())),
-                interface: (*iface).to_string(),
-                metric,
-            });
+            out.push(DefaultGateway { gateway: IpAddr::V4(Ipv4Addr::from(gw.to_le_bytes())), interface: (*iface).to_string(), metric });
         }
     }
     out.sort_by_key(|g| g.metric);
@@ -83,11 +60,7 @@ pub fn parse_ipv4_routes(text: &str) -> Result<Vec<DefaultGateway>> {
 pub fn parse_ipv6_routes(text: &str) -> Result<Vec<DefaultGateway>> {
     const WHAT: &str = "/proc/net/ipv6_route";
     if text.len() > MAX_ROUTE_BYTES {
-        return Err(Error::parse(
-            WHAT,
-            None,
-            format!("larger than {MAX_ROUTE_BYTES} bytes"),
-        ));
+        return Err(Error::parse(WHAT, None, format!("larger than {MAX_ROUTE_BYTES} bytes")));
     }
     let mut out = Vec::new();
     for (idx, line) in text.lines().enumerate() {
@@ -98,32 +71,17 @@ pub fn parse_ipv6_routes(text: &str) -> Result<Vec<DefaultGateway>> {
         let (Some(dst), Some(plen), Some(next_hop), Some(metric), Some(flags), Some(iface)) =
             (f.first(), f.get(1), f.get(4), f.get(5), f.get(8), f.get(9))
         else {
-            return Err(Error::parse(
-                WHAT,
-                Some(idx + 1),
-                format!("expected 10 fields, found {}", f.len()),
-            ));
+            return Err(Error::parse(WHAT, Some(idx + 1), format!("expected 10 fields, found {}", f.len())));
         };
-        let (Some(dst), Some(next_hop)) = (
-            parse_v6_network_order(dst),
-            parse_v6_network_order(next_hop),
-        ) else {
-            return Err(Error::parse(
-                WHAT,
-                Some(idx + 1),
-                "addresses must be 32 hex digits",
-            ));
+        let (Some(dst), Some(next_hop)) = (parse_v6_network_order(dst), parse_v6_network_order(next_hop)) else {
+            return Err(Error::parse(WHAT, Some(idx + 1), "addresses must be 32 hex digits"));
         };
         let bad = |what: &str| Error::parse(WHAT, Some(idx + 1), format!("bad {what}"));
         let plen = u8::from_str_radix(plen, 16).map_err(|_| bad("prefix length"))?;
         let metric = u32::from_str_radix(metric, 16).map_err(|_| bad("metric"))?;
         let flags = u32::from_str_radix(flags, 16).map_err(|_| bad("flags"))?;
         if dst.is_unspecified() && plen == 0 && !next_hop.is_unspecified() && is_gateway(flags) {
-            out.push(DefaultGateway {
-                gateway: IpAddr::V6(next_hop),
-                interface: (*iface).to_string(),
-                metric,
-            });
+            out.push(DefaultGateway { gateway: IpAddr::V6(next_hop), interface: (*iface).to_string(), metric });
         }
     }
     out.sort_by_key(|g| g.metric);
@@ -148,66 +106,27 @@ mod tests {
 
     #[test]
     fn ipv4_default_route_from_captured_table() {
-        let g = parse_ipv4_routes(include_str!(
-            "../../../tests/fixtures/netconfig/proc_net_route.txt"
-        ))
-        .unwrap();
-        assert_eq!(
-            g,
-            [DefaultGateway {
-                gateway: "192.0.2.1".parse().unwrap(),
-                interface: "eth0".into(),
-                metric: 0
-            }]
-        );
+        let g = parse_ipv4_routes(include_str!("../../../tests/fixtures/netconfig/proc_net_route.txt")).unwrap();
+        assert_eq!(g, [DefaultGateway { gateway: "192.0.2.1".parse().unwrap(), interface: "eth0".into(), metric: 0 }]);
     }
 
     #[test]
     fn ipv4_laptop_with_wifi_and_ethernet_sorted_by_metric() {
-        let g = parse_ipv4_routes(include_str!(
-            "../../../tests/fixtures/netconfig/proc_net_route_laptop.txt"
-        ))
-        .unwrap();
-        let got: Vec<(String, &str, u32)> = g
-            .iter()
-            .map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("192.168.1.1".to_string(), "enp0s31f6", 100),
-                ("192.168.178.1".to_string(), "wlp2s0", 600)
-            ]
-        );
+        let g = parse_ipv4_routes(include_str!("../../../tests/fixtures/netconfig/proc_net_route_laptop.txt")).unwrap();
+        let got: Vec<(String, &str, u32)> = g.iter().map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric)).collect();
+        assert_eq!(got, [("192.168.1.1".to_string(), "enp0s31f6", 100), ("192.168.178.1".to_string(), "wlp2s0", 600)]);
     }
 
     #[test]
     fn ipv6_default_route_skips_reject_entries() {
-        let g = parse_ipv6_routes(include_str!(
-            "../../../tests/fixtures/netconfig/proc_net_ipv6_route.txt"
-        ))
-        .unwrap();
-        assert_eq!(
-            g,
-            [DefaultGateway {
-                gateway: "fd00::1".parse().unwrap(),
-                interface: "eth0".into(),
-                metric: 1024
-            }]
-        );
+        let g = parse_ipv6_routes(include_str!("../../../tests/fixtures/netconfig/proc_net_ipv6_route.txt")).unwrap();
+        assert_eq!(g, [DefaultGateway { gateway: "fd00::1".parse().unwrap(), interface: "eth0".into(), metric: 1024 }]);
     }
 
     #[test]
     fn malformed_route_tables_are_errors() {
-        assert!(
-            parse_ipv4_routes("")
-                .unwrap_err()
-                .to_string()
-                .contains("header")
-        );
-        let e = parse_ipv4_routes("Iface\tDestination\neth0\t00000000\t010200C0\n")
-            .unwrap_err()
-            .to_string();
+        assert!(parse_ipv4_routes("").unwrap_err().to_string().contains("header"));
+        let e = parse_ipv4_routes("Iface\tDestination\neth0\t00000000\t010200C0\n").unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
         let e = parse_ipv6_routes("zz 00 x\n").unwrap_err().to_string();
         assert!(e.contains("/proc/net/ipv6_route at line 1"), "{e}");
@@ -218,28 +137,17 @@ mod tests {
     #[test]
     fn live_default_gateways_equal_ip_route() {
         for (flag, file, parse) in [
-            (
-                "-4",
-                "/proc/net/route",
-                parse_ipv4_routes as fn(&str) -> Result<Vec<DefaultGateway>>,
-            ),
+            ("-4", "/proc/net/route", parse_ipv4_routes as fn(&str) -> Result<Vec<DefaultGateway>>),
             ("-6", "/proc/net/ipv6_route", parse_ipv6_routes),
         ] {
-            let Ok(out) = std::process::Command::new("ip")
-                .args([flag, "route", "show", "default"])
-                .output()
-            else {
+            let Ok(out) = std::process::Command::new("ip").args([flag, "route", "show", "default"]).output() else {
                 eprintln!("skipping: ip not installed");
                 return;
             };
             let Ok(text) = std::fs::read_to_string(file) else {
                 continue;
             };
-            let mut ours: Vec<String> = parse(&text)
-                .unwrap()
-                .iter()
-                .map(|g| format!("{} {}", g.gateway, g.interface))
-                .collect();
+            let mut ours: Vec<String> = parse(&text).unwrap().iter().map(|g| format!("{} {}", g.gateway, g.interface)).collect();
             let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter_map(|l| {

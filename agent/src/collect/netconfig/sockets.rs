@@ -34,12 +34,7 @@ pub enum ProcNetTable {
 }
 
 impl ProcNetTable {
-    pub const ALL: [ProcNetTable; 4] = [
-        ProcNetTable::Tcp,
-        ProcNetTable::Tcp6,
-        ProcNetTable::Udp,
-        ProcNetTable::Udp6,
-    ];
+    pub const ALL: [ProcNetTable; 4] = [ProcNetTable::Tcp, ProcNetTable::Tcp6, ProcNetTable::Udp, ProcNetTable::Udp6];
 
     /// Path below `/proc/net/`.
     pub fn file_name(self) -> &'static str {
@@ -68,21 +63,13 @@ impl ProcNetTable {
 pub fn parse_listening(text: &str, table: ProcNetTable) -> Result<Vec<ListeningSocket>> {
     let what = format!("/proc/net/{}", table.file_name());
     if text.len() > MAX_PROC_NET_BYTES {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("larger than {MAX_PROC_NET_BYTES} bytes"),
-        ));
+        return Err(Error::parse(what, None, format!("larger than {MAX_PROC_NET_BYTES} bytes")));
     }
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, header)) if header.contains("local_address") => {}
         _ => {
-            return Err(Error::parse(
-                what,
-                Some(1),
-                "missing the `sl local_address ...` header line",
-            ));
+            return Err(Error::parse(what, Some(1), "missing the `sl local_address ...` header line"));
         }
     }
     let mut out = Vec::new();
@@ -92,52 +79,22 @@ pub fn parse_listening(text: &str, table: ProcNetTable) -> Result<Vec<ListeningS
             continue;
         }
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(remote), Some(st), Some(uid), Some(inode)) =
-            (f.get(1), f.get(2), f.get(3), f.get(7), f.get(9))
-        else {
-            return Err(Error::parse(
-                what,
-                Some(lineno),
-                format!("expected at least 10 fields, found {}", f.len()),
-            ));
+        let (Some(local), Some(remote), Some(st), Some(uid), Some(inode)) = (f.get(1), f.get(2), f.get(3), f.get(7), f.get(9)) else {
+            return Err(Error::parse(what, Some(lineno), format!("expected at least 10 fields, found {}", f.len())));
         };
-        let state = u8::from_str_radix(st, 16)
-            .map_err(|_| Error::parse(&what, Some(lineno), format!("bad socket state {st:?}")))?;
-        let (address, port) = parse_endpoint(local, table.is_v6()).ok_or_else(|| {
-            Error::parse(&what, Some(lineno), format!("bad local address {local:?}"))
-        })?;
-        let (remote_addr, remote_port) =
-            parse_endpoint(remote, table.is_v6()).ok_or_else(|| {
-                Error::parse(
-                    &what,
-                    Some(lineno),
-                    format!("bad remote address {remote:?}"),
-                )
-            })?;
-        let uid: u32 = uid
-            .parse()
-            .map_err(|_| Error::parse(&what, Some(lineno), format!("bad uid {uid:?}")))?;
-        let inode: u64 = inode
-            .parse()
-            .map_err(|_| Error::parse(&what, Some(lineno), format!("bad inode {inode:?}")))?;
+        let state = u8::from_str_radix(st, 16).map_err(|_| Error::parse(&what, Some(lineno), format!("bad socket state {st:?}")))?;
+        let (address, port) = parse_endpoint(local, table.is_v6())
+            .ok_or_else(|| Error::parse(&what, Some(lineno), format!("bad local address {local:?}")))?;
+        let (remote_addr, remote_port) = parse_endpoint(remote, table.is_v6())
+            .ok_or_else(|| Error::parse(&what, Some(lineno), format!("bad remote address {remote:?}")))?;
+        let uid: u32 = uid.parse().map_err(|_| Error::parse(&what, Some(lineno), format!("bad uid {uid:?}")))?;
+        let inode: u64 = inode.parse().map_err(|_| Error::parse(&what, Some(lineno), format!("bad inode {inode:?}")))?;
         let listening = match table.protocol() {
             Protocol::Tcp => state == TCP_LISTEN,
-            Protocol::Udp => {
-                state == UDP_UNCONNECTED
-                    && port != 0
-                    && remote_port == 0
-                    && remote_addr.is_unspecified()
-            }
+            Protocol::Udp => state == UDP_UNCONNECTED && port != 0 && remote_port == 0 && remote_addr.is_unspecified(),
         };
         if listening {
-            out.push(ListeningSocket {
-                protocol: table.protocol(),
-                address,
-                port,
-                uid,
-                inode,
-                processes: Vec::new(),
-            });
+            out.push(ListeningSocket { protocol: table.protocol(), address, port, uid, inode, processes: Vec::new() });
         }
     }
     Ok(out)
@@ -150,11 +107,7 @@ pub fn parse_endpoint(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
         return None;
     }
     let port = u16::from_str_radix(port, 16).ok()?;
-    let addr = if v6 {
-        IpAddr::V6(parse_v6_words(addr)?)
-    } else {
-        IpAddr::V4(parse_v4_word(addr)?)
-    };
+    let addr = if v6 { IpAddr::V6(parse_v6_words(addr)?) } else { IpAddr::V4(parse_v4_word(addr)?) };
     Some((addr, port))
 }
 
@@ -163,9 +116,7 @@ fn parse_v4_word(hex: &str) -> Option<Ipv4Addr> {
     if hex.len() != 8 {
         return None;
     }
-    Some(Ipv4Addr::from(
-        u32::from_str_radix(hex, 16).ok()?.to_le_bytes(),
-    ))
+    Some(Ipv4Addr::from(u32::from_str_radix(hex, 16).ok()?.to_le_bytes()))
 }
 
 /// Four `%08X` words, each a little-endian 32-bit chunk of the address.
@@ -191,20 +142,12 @@ pub struct FdSocketLink {
 /// The inode in a `/proc/PID/fd/N` link target `socket:[INODE]`; `None`
 /// for files, pipes, anon inodes.
 pub fn parse_socket_link(target: &str) -> Option<u64> {
-    target
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// Fills `processes` of each socket from the fd links (pid + inode) and the
 /// process names by pid. Pure: the `/proc` scan is the caller's job.
-pub fn attach_processes(
-    sockets: &mut [ListeningSocket],
-    links: &[FdSocketLink],
-    names: &HashMap<u32, String>,
-) {
+pub fn attach_processes(sockets: &mut [ListeningSocket], links: &[FdSocketLink], names: &HashMap<u32, String>) {
     let mut by_inode: HashMap<u64, Vec<u32>> = HashMap::new();
     for l in links {
         by_inode.entry(l.inode).or_default().push(l.pid);
@@ -218,13 +161,7 @@ pub fn attach_processes(
             let mut pids = pids.clone();
             pids.sort_unstable();
             pids.dedup();
-            s.processes = pids
-                .into_iter()
-                .map(|pid| SocketProcess {
-                    pid,
-                    name: names.get(&pid).cloned(),
-                })
-                .collect();
+            s.processes = pids.into_iter().map(|pid| SocketProcess { pid, name: names.get(&pid).cloned() }).collect();
         }
     }
 }
@@ -268,16 +205,7 @@ mod tests {
     #[test]
     fn tcp6_words_are_little_endian_and_mapped_addresses_stay_v6() {
         let v = parse_listening(TCP6, ProcNetTable::Tcp6).unwrap();
-        assert_eq!(
-            endpoints(&v),
-            [
-                "[::1]:8634",
-                "[::]:8632",
-                "[::]:8633",
-                "[::ffff:127.0.0.1]:8635",
-                "[fd00::2]:8636"
-            ]
-        );
+        assert_eq!(endpoints(&v), ["[::1]:8634", "[::]:8632", "[::]:8633", "[::ffff:127.0.0.1]:8635", "[fd00::2]:8636"]);
     }
 
     #[test]
@@ -296,15 +224,11 @@ mod tests {
     fn fixtures_agree_with_ss_captured_alongside() {
         let mut tcp = parse_listening(TCP, ProcNetTable::Tcp).unwrap();
         tcp.extend(parse_listening(TCP6, ProcNetTable::Tcp6).unwrap());
-        let ss = ss_endpoints(include_str!(
-            "../../../tests/fixtures/netconfig/ss_ltnH.txt"
-        ));
+        let ss = ss_endpoints(include_str!("../../../tests/fixtures/netconfig/ss_ltnH.txt"));
         assert_eq!(normalized(&tcp), ss);
         let mut udp = parse_listening(UDP, ProcNetTable::Udp).unwrap();
         udp.extend(parse_listening(UDP6, ProcNetTable::Udp6).unwrap());
-        let ss = ss_endpoints(include_str!(
-            "../../../tests/fixtures/netconfig/ss_lunH.txt"
-        ));
+        let ss = ss_endpoints(include_str!("../../../tests/fixtures/netconfig/ss_lunH.txt"));
         assert_eq!(normalized(&udp), ss);
     }
 
@@ -317,29 +241,14 @@ mod tests {
             let f: Vec<&str> = line.split_whitespace().collect();
             let pid: u32 = f[0].parse().unwrap();
             names.insert(pid, f[1].to_string());
-            links.push(FdSocketLink {
-                pid,
-                inode: parse_socket_link(f[2]).unwrap(),
-            });
+            links.push(FdSocketLink { pid, inode: parse_socket_link(f[2]).unwrap() });
         }
         let mut v = parse_listening(TCP, ProcNetTable::Tcp).unwrap();
         attach_processes(&mut v, &links, &names);
         let py = v.iter().find(|s| s.port == 8631).unwrap();
-        assert_eq!(
-            py.processes,
-            [SocketProcess {
-                pid: 7261,
-                name: Some("python3".into())
-            }]
-        );
+        assert_eq!(py.processes, [SocketProcess { pid: 7261, name: Some("python3".into()) }]);
         // Port 2024 belongs to a process outside this PID namespace.
-        assert!(
-            v.iter()
-                .find(|s| s.port == 2024)
-                .unwrap()
-                .processes
-                .is_empty()
-        );
+        assert!(v.iter().find(|s| s.port == 2024).unwrap().processes.is_empty());
     }
 
     #[test]
@@ -352,24 +261,14 @@ mod tests {
 
     #[test]
     fn truncated_and_malformed_tables_are_clear_errors() {
-        let e = parse_listening(
-            include_str!("../../../tests/fixtures/netconfig/proc_net_tcp_truncated.txt"),
-            ProcNetTable::Tcp,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("/proc/net/tcp at line 3") && e.contains("at least 10 fields"),
-            "{e}"
-        );
-        let e = parse_listening("", ProcNetTable::Tcp6)
+        let e = parse_listening(include_str!("../../../tests/fixtures/netconfig/proc_net_tcp_truncated.txt"), ProcNetTable::Tcp)
             .unwrap_err()
             .to_string();
+        assert!(e.contains("/proc/net/tcp at line 3") && e.contains("at least 10 fields"), "{e}");
+        let e = parse_listening("", ProcNetTable::Tcp6).unwrap_err().to_string();
         assert!(e.contains("header"), "{e}");
         let bad = "  sl  local_address rem_address st\n   0: 0000ZZ00:07E8 00000000:0000 0A 0:0 0:0 0 0 0 1 1\n";
-        let e = parse_listening(bad, ProcNetTable::Tcp)
-            .unwrap_err()
-            .to_string();
+        let e = parse_listening(bad, ProcNetTable::Tcp).unwrap_err().to_string();
         assert!(e.contains("bad local address"), "{e}");
         // IPv6 text in an IPv4 table, and multibyte garbage, never panic.
         assert!(parse_listening(TCP6, ProcNetTable::Tcp).is_err());
@@ -418,9 +317,6 @@ mod tests {
             };
             tcp.extend(parse_listening(&text, t).unwrap());
         }
-        assert_eq!(
-            normalized(&tcp),
-            ss_endpoints(&String::from_utf8_lossy(&out.stdout))
-        );
+        assert_eq!(normalized(&tcp), ss_endpoints(&String::from_utf8_lossy(&out.stdout)));
     }
 }

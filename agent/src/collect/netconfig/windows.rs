@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-
 use crate::collect::json::{items, strings, text, uint};
 use crate::collect::powershell;
 use crate::error::{Error, Result};
@@ -48,7 +47,11 @@ pub fn parse_netconfig(output: &str) -> Result<NetConfig> {
                 return None; // on-link default (a VPN adapter): no gateway
             }
             let metric = uint(r, "RouteMetric").unwrap_or(0).saturating_add(uint(r, "InterfaceMetric").unwrap_or(0));
-            Some(DefaultGateway { gateway, interface: text(r, "InterfaceAlias").unwrap_or_default(), metric: u32::try_from(metric).unwrap_or(u32::MAX) })
+            Some(DefaultGateway {
+                gateway,
+                interface: text(r, "InterfaceAlias").unwrap_or_default(),
+                metric: u32::try_from(metric).unwrap_or(u32::MAX),
+            })
         })
         .collect();
     default_gateways.sort_by_key(|g| (g.gateway.is_ipv6(), g.metric));
@@ -60,13 +63,27 @@ pub fn parse_netconfig(output: &str) -> Result<NetConfig> {
             }
         }
     }
-    let dns = Some(DnsConfig { nameservers, search: strings(root, "Search"), systemd_resolved_stub: false, upstream_nameservers: Vec::new() });
-    let names: BTreeMap<u64, String> = items(root.get("Processes")).into_iter().filter_map(|p| Some((uint(p, "Id")?, text(p, "ProcessName")?))).collect();
+    let dns =
+        Some(DnsConfig { nameservers, search: strings(root, "Search"), systemd_resolved_stub: false, upstream_nameservers: Vec::new() });
+    let names: BTreeMap<u64, String> =
+        items(root.get("Processes")).into_iter().filter_map(|p| Some((uint(p, "Id")?, text(p, "ProcessName")?))).collect();
     let mut sockets: BTreeMap<(Protocol, IpAddr, u16), ListeningSocket> = BTreeMap::new();
     for (key, protocol) in [("Tcp", Protocol::Tcp), ("Udp", Protocol::Udp)] {
         for s in items(root.get(key)) {
-            let (Some(address), Some(port)) = (text(s, "LocalAddress").and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok()), uint(s, "LocalPort").and_then(|p| u16::try_from(p).ok())) else { continue };
-            let socket = sockets.entry((protocol, address, port)).or_insert_with(|| ListeningSocket { protocol, address, port, uid: 0, inode: 0, processes: Vec::new() });
+            let (Some(address), Some(port)) = (
+                text(s, "LocalAddress").and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok()),
+                uint(s, "LocalPort").and_then(|p| u16::try_from(p).ok()),
+            ) else {
+                continue;
+            };
+            let socket = sockets.entry((protocol, address, port)).or_insert_with(|| ListeningSocket {
+                protocol,
+                address,
+                port,
+                uid: 0,
+                inode: 0,
+                processes: Vec::new(),
+            });
             if let Some(pid) = uint(s, "OwningProcess").and_then(|p| u32::try_from(p).ok()) {
                 if !socket.processes.iter().any(|p| p.pid == pid) {
                     socket.processes.push(SocketProcess { pid, name: names.get(&u64::from(pid)).cloned() });
@@ -87,8 +104,16 @@ mod tests {
     #[test]
     fn routes_dns_and_listeners() {
         let n = parse_netconfig(NET).unwrap();
-        let gws: Vec<(String, &str, u32)> = n.default_gateways.iter().map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric)).collect();
-        assert_eq!(gws, [("10.20.30.1".to_string(), "Ethernet", 25), ("192.168.1.1".to_string(), "Wi-Fi", 80), ("fe80::1".to_string(), "Ethernet", 281)]);
+        let gws: Vec<(String, &str, u32)> =
+            n.default_gateways.iter().map(|g| (g.gateway.to_string(), g.interface.as_str(), g.metric)).collect();
+        assert_eq!(
+            gws,
+            [
+                ("10.20.30.1".to_string(), "Ethernet", 25),
+                ("192.168.1.1".to_string(), "Wi-Fi", 80),
+                ("fe80::1".to_string(), "Ethernet", 281)
+            ]
+        );
         let dns = n.dns.as_ref().unwrap();
         assert_eq!(dns.nameservers, ["10.20.0.53", "10.20.0.54", "2a01:e0a::53"]);
         assert_eq!(dns.search, ["corp.example.com"]);

@@ -28,7 +28,8 @@ pub const SECURE_BOOT_VARIABLE: &str = "94b73556-2197-4702-82a8-3e1337dafbfb:App
 pub fn collect(_root: &std::path::Path) -> crate::error::Result<OsState> {
     use crate::collect::command::run;
     let read = |program: &str, args: &[&str]| run(program, args, 1 << 16).map_err(|e| e.to_string());
-    let localtime = std::fs::read_link("/etc/localtime").map(|p| p.to_string_lossy().into_owned()).map_err(|e| format!("/etc/localtime: {e}"));
+    let localtime =
+        std::fs::read_link("/etc/localtime").map(|p| p.to_string_lossy().into_owned()).map_err(|e| format!("/etc/localtime: {e}"));
     Ok(os_state_from(localtime, read("nvram", &[SECURE_BOOT_VARIABLE]), std::env::consts::ARCH == "aarch64", read("fdesetup", &["status"])))
 }
 

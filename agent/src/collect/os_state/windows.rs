@@ -69,7 +69,8 @@ pub fn parse_os_state(output: &str) -> Result<OsState> {
         (Some(false), _) => Some(SecureBoot::Disabled),
         (None, Some(e)) if e.to_ascii_lowercase().contains("not supported") => Some(SecureBoot::NotApplicableLegacyBios),
         (None, error) => {
-            unreadable.push(Unreadable::new("secure_boot", format!("Confirm-SecureBootUEFI: {}", error.unwrap_or_else(|| "no answer".into()))));
+            unreadable
+                .push(Unreadable::new("secure_boot", format!("Confirm-SecureBootUEFI: {}", error.unwrap_or_else(|| "no answer".into()))));
             None
         }
     };
@@ -81,9 +82,12 @@ pub fn parse_os_state(output: &str) -> Result<OsState> {
                 .into_iter()
                 .filter_map(|vol| {
                     let mount = format!("{}:", text(vol, "DriveLetter")?.to_ascii_uppercase());
-                    let bl = bitlocker.iter().find(|b| text(b, "MountPoint").is_some_and(|m| m.trim_end_matches('\\').eq_ignore_ascii_case(&mount)));
+                    let bl = bitlocker
+                        .iter()
+                        .find(|b| text(b, "MountPoint").is_some_and(|m| m.trim_end_matches('\\').eq_ignore_ascii_case(&mount)));
                     let encrypted = bl.is_some_and(|b| {
-                        text(b, "VolumeStatus").is_some_and(|s| s == "FullyEncrypted" || s == "1") && text(b, "ProtectionStatus").is_some_and(|p| p == "On" || p == "1")
+                        text(b, "VolumeStatus").is_some_and(|s| s == "FullyEncrypted" || s == "1")
+                            && text(b, "ProtectionStatus").is_some_and(|p| p == "On" || p == "1")
                     });
                     Some(FilesystemEncryption {
                         mount_point: format!("{mount}\\"),
@@ -126,7 +130,13 @@ mod tests {
         let reboot = s.pending_reboot.as_ref().unwrap();
         assert_eq!((reboot.required, reboot.source.as_str()), (true, "windows-registry:wu,pfro"));
         assert_eq!(s.secure_boot, Some(SecureBoot::Enabled));
-        let enc: Vec<(&str, bool, Option<&str>)> = s.filesystems_encryption.as_ref().unwrap().iter().map(|f| (f.mount_point.as_str(), f.encrypted, f.crypt_device.as_deref())).collect();
+        let enc: Vec<(&str, bool, Option<&str>)> = s
+            .filesystems_encryption
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|f| (f.mount_point.as_str(), f.encrypted, f.crypt_device.as_deref()))
+            .collect();
         assert_eq!(enc, [("C:\\", true, Some("BitLocker XtsAes128")), ("D:\\", false, None), ("E:\\", false, None)], "D: is suspended");
         assert_eq!(s.root_encrypted, Some(true));
         assert_eq!(s.timezone.as_deref(), Some("Europe/Berlin"));

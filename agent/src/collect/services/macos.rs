@@ -41,7 +41,15 @@ pub fn parse_launchctl_list(text: &str) -> Result<Services> {
             (None, 0) => "stopped",
             (None, _) => "failed",
         };
-        units.push(Service { name: label.to_owned(), description: None, load_state: None, active_state: Some(state.into()), sub_state: None, enabled: None, pid });
+        units.push(Service {
+            name: label.to_owned(),
+            description: None,
+            load_state: None,
+            active_state: Some(state.into()),
+            sub_state: None,
+            enabled: None,
+            pid,
+        });
     }
     units.sort_by(|a, b| a.name.cmp(&b.name));
     units.dedup_by(|a, b| a.name == b.name);
@@ -60,7 +68,8 @@ mod tests {
     fn running_stopped_and_failed_jobs() {
         let s = parse_launchctl_list(LIST).unwrap();
         assert_eq!(s.manager, ServiceManager::Launchd);
-        let got: Vec<(&str, &str, Option<u32>)> = s.units.iter().map(|u| (u.name.as_str(), u.active_state.as_deref().unwrap_or(""), u.pid)).collect();
+        let got: Vec<(&str, &str, Option<u32>)> =
+            s.units.iter().map(|u| (u.name.as_str(), u.active_state.as_deref().unwrap_or(""), u.pid)).collect();
         assert_eq!(
             got,
             [

@@ -23,13 +23,8 @@ use crate::inventory::unreadable::Unreadable;
 use systemd::UnitFileEntry;
 
 /// Unit directories, highest precedence first (systemd.unit(5)).
-const UNIT_DIRS: [&str; 5] = [
-    "etc/systemd/system",
-    "run/systemd/system",
-    "usr/local/lib/systemd/system",
-    "usr/lib/systemd/system",
-    "lib/systemd/system",
-];
+const UNIT_DIRS: [&str; 5] =
+    ["etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
 const MAX_UNIT_FILE_BYTES: usize = 1 << 20;
 
 /// Collects the services section from the system under `root`.
@@ -40,29 +35,17 @@ pub fn collect(root: &Path) -> Result<Services> {
     // start-up per call, so it is not even tried.
     let live = root == Path::new("/") && root.join("run/systemd/system").is_dir();
 
-    let unit_files = match live.then(|| {
-        run_systemctl(&[
-            "list-unit-files",
-            "--type=service",
-            "--no-legend",
-            "--no-pager",
-        ])
-    }) {
+    let unit_files = match live.then(|| run_systemctl(&["list-unit-files", "--type=service", "--no-legend", "--no-pager"])) {
         Some(Ok(text)) => systemd::parse_list_unit_files(&text)?,
         other => {
             if let Some(Err(e)) = other {
-                unreadable.push(Unreadable::new(
-                    "units.enabled",
-                    format!("{e}; read from unit directories instead"),
-                ));
+                unreadable.push(Unreadable::new("units.enabled", format!("{e}; read from unit directories instead")));
             }
             let (entries, wanted) = scan_unit_dirs(root);
             if entries.is_empty() {
                 return Err(Error::Command {
                     command: "systemctl".into(),
-                    reason:
-                        "no systemd on this host: systemctl unavailable and no unit directories"
-                            .into(),
+                    reason: "no systemd on this host: systemctl unavailable and no unit directories".into(),
                 });
             }
             systemd::unit_file_states(&entries, &wanted)
@@ -70,14 +53,7 @@ pub fn collect(root: &Path) -> Result<Services> {
     };
 
     let (rows, manager) = if live {
-        match run_systemctl(&[
-            "list-units",
-            "--type=service",
-            "--all",
-            "--no-legend",
-            "--plain",
-            "--no-pager",
-        ]) {
+        match run_systemctl(&["list-units", "--type=service", "--all", "--no-legend", "--plain", "--no-pager"]) {
             Ok(text) => (systemd::parse_list_units(&text)?, ServiceManager::Systemd),
             Err(e) => {
                 unreadable.push(Unreadable::new("units.active_state", e.to_string()));
@@ -135,17 +111,8 @@ pub fn merge(
         pid: None,
     }));
     units.sort_by(|a, b| a.name.cmp(&b.name));
-    let failed = units
-        .iter()
-        .filter(|u| u.active_state.as_deref() == Some("failed"))
-        .map(|u| u.name.clone())
-        .collect();
-    Services {
-        manager,
-        units,
-        failed,
-        unreadable,
-    }
+    let failed = units.iter().filter(|u| u.active_state.as_deref() == Some("failed")).map(|u| u.name.clone()).collect();
+    Services { manager, units, failed, unreadable }
 }
 
 pub(crate) fn run_systemctl(args: &[&str]) -> Result<String> {
@@ -165,36 +132,22 @@ fn scan_unit_dirs(root: &Path) -> (Vec<UnitFileEntry>, HashSet<String>) {
         for e in it.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            if name.ends_with(".wants") || name.ends_with(".requires") || name.ends_with(".upholds")
-            {
+            if name.ends_with(".wants") || name.ends_with(".requires") || name.ends_with(".upholds") {
                 // Only links the admin made (/etc, /run) enable a unit;
                 // vendor `.wants/` links are static dependencies.
                 if precedence < 2
                     && let Ok(links) = std::fs::read_dir(&path)
                 {
-                    wanted.extend(
-                        links
-                            .flatten()
-                            .map(|l| l.file_name().to_string_lossy().into_owned()),
-                    );
+                    wanted.extend(links.flatten().map(|l| l.file_name().to_string_lossy().into_owned()));
                 }
                 continue;
             }
             if !name.ends_with(".service") {
                 continue;
             }
-            let link_target = std::fs::read_link(&path)
-                .ok()
-                .map(|t| t.to_string_lossy().into_owned());
-            let has_install = read_bounded(&path, MAX_UNIT_FILE_BYTES)
-                .map(|t| systemd::has_install_section(&t))
-                .unwrap_or(false);
-            entries.push(UnitFileEntry {
-                name,
-                precedence,
-                link_target,
-                has_install,
-            });
+            let link_target = std::fs::read_link(&path).ok().map(|t| t.to_string_lossy().into_owned());
+            let has_install = read_bounded(&path, MAX_UNIT_FILE_BYTES).map(|t| systemd::has_install_section(&t)).unwrap_or(false);
+            entries.push(UnitFileEntry { name, precedence, link_target, has_install });
         }
     }
     (entries, wanted)
@@ -202,9 +155,7 @@ fn scan_unit_dirs(root: &Path) -> (Vec<UnitFileEntry>, HashSet<String>) {
 
 fn read_bounded(path: &Path, limit: usize) -> std::io::Result<String> {
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit as u64)
-        .read_to_end(&mut buf)?;
+    std::fs::File::open(path)?.take(limit as u64).read_to_end(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
@@ -214,33 +165,16 @@ mod tests {
 
     #[test]
     fn merge_derives_failed_and_template_states() {
-        let rows = systemd::parse_list_units(include_str!(
-            "../../../tests/fixtures/services/list_units.txt"
-        ))
-        .unwrap();
-        let files = systemd::parse_list_unit_files(include_str!(
-            "../../../tests/fixtures/services/list_unit_files.txt"
-        ))
-        .unwrap();
+        let rows = systemd::parse_list_units(include_str!("../../../tests/fixtures/services/list_units.txt")).unwrap();
+        let files = systemd::parse_list_unit_files(include_str!("../../../tests/fixtures/services/list_unit_files.txt")).unwrap();
         let s = merge(ServiceManager::Systemd, rows, files, Vec::new());
         assert_eq!(s.failed, ["fwupd-refresh.service", "nginx.service"]);
-        let tty1 = s
-            .units
-            .iter()
-            .find(|u| u.name == "getty@tty1.service")
-            .unwrap();
+        let tty1 = s.units.iter().find(|u| u.name == "getty@tty1.service").unwrap();
         assert_eq!(tty1.enabled.as_deref(), Some("enabled"));
         assert_eq!(tty1.active_state.as_deref(), Some("active"));
         // Unit files that are not loaded still appear, without active state.
-        let dbg = s
-            .units
-            .iter()
-            .find(|u| u.name == "debug-shell.service")
-            .unwrap();
-        assert_eq!(
-            (dbg.enabled.as_deref(), dbg.active_state.as_deref()),
-            (Some("disabled"), None)
-        );
+        let dbg = s.units.iter().find(|u| u.name == "debug-shell.service").unwrap();
+        assert_eq!((dbg.enabled.as_deref(), dbg.active_state.as_deref()), (Some("disabled"), None));
         assert!(s.units.windows(2).all(|w| w[0].name < w[1].name));
     }
 
@@ -249,12 +183,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/services/root");
         let s = collect(&root).unwrap();
         assert_eq!(s.manager, ServiceManager::SystemdUnitFilesOnly);
-        let get = |n: &str| {
-            s.units
-                .iter()
-                .find(|u| u.name == n)
-                .and_then(|u| u.enabled.as_deref())
-        };
+        let get = |n: &str| s.units.iter().find(|u| u.name == n).and_then(|u| u.enabled.as_deref());
         assert_eq!(get("nginx.service"), Some("enabled"));
         assert_eq!(get("cron.service"), Some("masked"));
         assert_eq!(get("apt-daily.service"), Some("static"));
@@ -267,12 +196,7 @@ mod tests {
     /// `systemctl list-unit-files` on this machine.
     #[test]
     fn live_unit_dirs_agree_with_systemctl_list_unit_files() {
-        let Ok(text) = run_systemctl(&[
-            "list-unit-files",
-            "--type=service",
-            "--no-legend",
-            "--no-pager",
-        ]) else {
+        let Ok(text) = run_systemctl(&["list-unit-files", "--type=service", "--no-legend", "--no-pager"]) else {
             eprintln!("skipping: systemctl list-unit-files unavailable");
             return;
         };
@@ -281,20 +205,13 @@ mod tests {
         let ours = systemd::unit_file_states(&entries, &wanted);
         // systemctl also knows generated and transient units, which have no
         // file in the unit directories.
-        let theirs: BTreeMap<String, String> = theirs
-            .into_iter()
-            .filter(|(_, s)| s != "generated" && s != "transient")
-            .collect();
+        let theirs: BTreeMap<String, String> = theirs.into_iter().filter(|(_, s)| s != "generated" && s != "transient").collect();
         assert_eq!(ours, theirs);
     }
 
     #[test]
     fn live_collect_reports_manager_state() {
-        if std::process::Command::new("systemctl")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("systemctl").arg("--version").output().is_err() {
             eprintln!("skipping: no systemctl");
             return;
         }

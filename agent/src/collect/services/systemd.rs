@@ -39,14 +39,8 @@ pub fn parse_list_units(text: &str) -> Result<Vec<UnitRow>> {
             continue;
         }
         let mut f = line.split_whitespace();
-        let (Some(name), Some(load), Some(active), Some(sub)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
-            return Err(Error::parse(
-                WHAT,
-                Some(idx + 1),
-                "expected UNIT LOAD ACTIVE SUB [DESCRIPTION]",
-            ));
+        let (Some(name), Some(load), Some(active), Some(sub)) = (f.next(), f.next(), f.next(), f.next()) else {
+            return Err(Error::parse(WHAT, Some(idx + 1), "expected UNIT LOAD ACTIVE SUB [DESCRIPTION]"));
         };
         // Column padding is not part of the description; inner runs of
         // spaces collapse, which descriptions do not rely on.
@@ -76,11 +70,7 @@ pub fn parse_list_unit_files(text: &str) -> Result<BTreeMap<String, String>> {
                 out.insert(name.to_string(), state.to_string());
             }
             (Some(_), None) => {
-                return Err(Error::parse(
-                    WHAT,
-                    Some(idx + 1),
-                    "expected UNIT STATE [PRESET]",
-                ));
+                return Err(Error::parse(WHAT, Some(idx + 1), "expected UNIT STATE [PRESET]"));
             }
         }
     }
@@ -101,10 +91,7 @@ pub struct UnitFileEntry {
 
 /// Unit-file states from directory entries and the names linked from
 /// `.wants/` / `.requires/` directories. Returns name -> state.
-pub fn unit_file_states(
-    entries: &[UnitFileEntry],
-    wanted: &HashSet<String>,
-) -> BTreeMap<String, String> {
+pub fn unit_file_states(entries: &[UnitFileEntry], wanted: &HashSet<String>) -> BTreeMap<String, String> {
     let mut winners: BTreeMap<&str, &UnitFileEntry> = BTreeMap::new();
     for e in entries {
         let slot = winners.entry(e.name.as_str()).or_insert(e);
@@ -145,10 +132,7 @@ pub fn has_install_section(text: &str) -> bool {
             in_install = line == "[Install]";
         } else if in_install
             && let Some((key, value)) = line.split_once('=')
-            && matches!(
-                key.trim(),
-                "WantedBy" | "RequiredBy" | "Also" | "Alias" | "UpheldBy"
-            )
+            && matches!(key.trim(), "WantedBy" | "RequiredBy" | "Also" | "Alias" | "UpheldBy")
             && !value.trim().is_empty()
         {
             return true;
@@ -159,11 +143,7 @@ pub fn has_install_section(text: &str) -> bool {
 
 fn check_size(text: &str, what: &str) -> Result<()> {
     if text.len() > MAX_SYSTEMCTL_BYTES {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("larger than {MAX_SYSTEMCTL_BYTES} bytes"),
-        ));
+        return Err(Error::parse(what, None, format!("larger than {MAX_SYSTEMCTL_BYTES} bytes")));
     }
     Ok(())
 }
@@ -174,64 +154,34 @@ mod tests {
 
     #[test]
     fn list_units_rows_and_failed() {
-        let rows = parse_list_units(include_str!(
-            "../../../tests/fixtures/services/list_units.txt"
-        ))
-        .unwrap();
+        let rows = parse_list_units(include_str!("../../../tests/fixtures/services/list_units.txt")).unwrap();
         assert_eq!(rows.len(), 12);
         let cron = rows.iter().find(|r| r.name == "cron.service").unwrap();
-        assert_eq!(
-            (cron.load.as_str(), cron.active.as_str(), cron.sub.as_str()),
-            ("loaded", "active", "running")
-        );
-        assert_eq!(
-            cron.description.as_deref(),
-            Some("Regular background program processing daemon")
-        );
-        let failed: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.active == "failed")
-            .map(|r| r.name.as_str())
-            .collect();
+        assert_eq!((cron.load.as_str(), cron.active.as_str(), cron.sub.as_str()), ("loaded", "active", "running"));
+        assert_eq!(cron.description.as_deref(), Some("Regular background program processing daemon"));
+        let failed: Vec<&str> = rows.iter().filter(|r| r.active == "failed").map(|r| r.name.as_str()).collect();
         assert_eq!(failed, ["fwupd-refresh.service", "nginx.service"]);
-        let nf = rows
-            .iter()
-            .find(|r| r.name == "plymouth-quit-wait.service")
-            .unwrap();
+        let nf = rows.iter().find(|r| r.name == "plymouth-quit-wait.service").unwrap();
         assert_eq!(nf.load, "not-found");
     }
 
     #[test]
     fn list_unit_files_with_and_without_preset_column() {
-        let m = parse_list_unit_files(include_str!(
-            "../../../tests/fixtures/services/list_unit_files.txt"
-        ))
-        .unwrap();
-        assert_eq!(
-            m.get("postgresql.service").map(String::as_str),
-            Some("enabled")
-        );
+        let m = parse_list_unit_files(include_str!("../../../tests/fixtures/services/list_unit_files.txt")).unwrap();
+        assert_eq!(m.get("postgresql.service").map(String::as_str), Some("enabled"));
         assert_eq!(m.get("hwclock.service").map(String::as_str), Some("masked"));
         let old = parse_list_unit_files("cron.service enabled\nfoo.service static\n").unwrap();
         assert_eq!(old.len(), 2);
-        let e = parse_list_unit_files("cron.service\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_list_unit_files("cron.service\n").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
-        let e = parse_list_units("cron.service loaded\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_list_units("cron.service loaded\n").unwrap_err().to_string();
         assert!(e.contains("UNIT LOAD ACTIVE SUB"), "{e}");
     }
 
     #[test]
     fn install_section_detection() {
-        assert!(has_install_section(
-            "[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target\n"
-        ));
-        assert!(!has_install_section(
-            "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n"
-        ));
+        assert!(has_install_section("[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target\n"));
+        assert!(!has_install_section("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n"));
         assert!(!has_install_section("[Install]\n# nothing\n"));
         assert!(!has_install_section("[Service]\nWantedBy=x\n"));
     }
@@ -249,20 +199,13 @@ mod tests {
             e("apt-daily.service", 3, None, false),
             e("debug-shell.service", 3, None, true),
             e("hwclock.service", 3, Some("/dev/null"), false),
-            e(
-                "kmod.service",
-                3,
-                Some("systemd-modules-load.service"),
-                false,
-            ),
+            e("kmod.service", 3, Some("systemd-modules-load.service"), false),
             e("getty@.service", 3, None, true),
             // An /etc override masks a vendor unit.
             e("ssh.service", 3, None, true),
             e("ssh.service", 0, Some("/dev/null"), false),
         ];
-        let wanted: HashSet<String> = ["postgresql.service", "getty@tty1.service"]
-            .map(String::from)
-            .into();
+        let wanted: HashSet<String> = ["postgresql.service", "getty@tty1.service"].map(String::from).into();
         let s = unit_file_states(&entries, &wanted);
         let get = |n: &str| s.get(n).map(String::as_str);
         assert_eq!(get("postgresql.service"), Some("enabled"));

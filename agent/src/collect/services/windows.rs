@@ -43,7 +43,10 @@ pub fn parse_services(output: &str) -> Result<Services> {
             };
             let state = text(s, "State").map(|st| st.to_ascii_lowercase().replace(' ', "_"));
             let exit = uint(s, "ExitCode").unwrap_or(0);
-            let failed = state.as_deref() == Some("stopped") && enabled.as_deref().is_some_and(|e| e.starts_with("automatic")) && exit != 0 && exit != 1077;
+            let failed = state.as_deref() == Some("stopped")
+                && enabled.as_deref().is_some_and(|e| e.starts_with("automatic"))
+                && exit != 0
+                && exit != 1077;
             Some(Service {
                 description: text(s, "DisplayName"),
                 load_state: None,

@@ -24,8 +24,7 @@ pub const MAX_DATABASE_BYTES: u64 = 64 * 1024 * 1024;
 /// Runs the apk source on `root`: `Ok(None)` when there is no apk database.
 pub fn collect(root: &Path) -> Result<Option<Listing>> {
     let path = under_root(root, DATABASE_PATH);
-    Ok(read_bounded(&path, MAX_DATABASE_BYTES)?
-        .map(|text| parse_installed(&text, &path.display().to_string())))
+    Ok(read_bounded(&path, MAX_DATABASE_BYTES)?.map(|text| parse_installed(&text, &path.display().to_string())))
 }
 
 /// Parses the text of an apk `installed` database; `origin` names it in errors.
@@ -82,25 +81,15 @@ impl<'a> Record<'a> {
         if record.line == 0 {
             return;
         }
-        let outcome = match (
-            record.failure,
-            record.name.filter(|n| !n.is_empty()),
-            record.version,
-        ) {
+        let outcome = match (record.failure, record.name.filter(|n| !n.is_empty()), record.version) {
             (Some(failure), _, _) => Err(failure),
             (None, None, _) => Err((record.line, "record has no P: (name) field".to_owned())),
-            (None, Some(name), None) => Err((
-                record.line,
-                format!("package {name} has no V: (version) field"),
-            )),
+            (None, Some(name), None) => Err((record.line, format!("package {name} has no V: (version) field"))),
             (None, Some(name), Some(version)) => Ok(Package {
                 name: name.to_owned(),
                 version: version.to_owned(),
                 arch: record.arch.filter(|a| !a.is_empty()).map(str::to_owned),
-                vendor: record
-                    .maintainer
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
+                vendor: record.maintainer.filter(|m| !m.is_empty()).map(str::to_owned),
                 source: PackageSource::Apk,
                 install_time_unix_ms: None,
             }),
@@ -117,10 +106,8 @@ mod tests {
     use super::*;
 
     const INSTALLED: &str = include_str!("../../../tests/fixtures/software/apk-installed");
-    const TRUNCATED: &str =
-        include_str!("../../../tests/fixtures/software/apk-installed-truncated");
-    const MALFORMED: &str =
-        include_str!("../../../tests/fixtures/software/apk-installed-malformed");
+    const TRUNCATED: &str = include_str!("../../../tests/fixtures/software/apk-installed-truncated");
+    const MALFORMED: &str = include_str!("../../../tests/fixtures/software/apk-installed-malformed");
 
     #[test]
     fn parses_every_record() {
@@ -131,64 +118,30 @@ mod tests {
         assert_eq!(musl.name, "musl");
         assert_eq!(musl.version, "1.2.5-r0");
         assert_eq!(musl.arch.as_deref(), Some("x86_64"));
-        assert_eq!(
-            musl.vendor.as_deref(),
-            Some("Timo Teräs <timo.teras@iki.fi>")
-        );
+        assert_eq!(musl.vendor.as_deref(), Some("Timo Teräs <timo.teras@iki.fi>"));
         assert_eq!(musl.source, PackageSource::Apk);
-        assert_eq!(
-            musl.install_time_unix_ms, None,
-            "t: is the build time, not the install time"
-        );
+        assert_eq!(musl.install_time_unix_ms, None, "t: is the build time, not the install time");
         let last = listing.packages.last().expect("five packages");
-        assert_eq!(
-            (last.name.as_str(), last.arch.as_deref()),
-            ("py3-setuptools-pyc", Some("noarch"))
-        );
+        assert_eq!((last.name.as_str(), last.arch.as_deref()), ("py3-setuptools-pyc", Some("noarch")));
     }
 
     #[test]
     fn truncated_record_is_reported_with_its_line() {
         let listing = parse_installed(TRUNCATED, "/lib/apk/db/installed");
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["musl"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["musl"]);
         assert_eq!(listing.errors.len(), 1);
         let message = listing.errors[0].to_string();
-        assert!(
-            message.contains("/lib/apk/db/installed at line 9") && message.contains("busybox"),
-            "{message}"
-        );
+        assert!(message.contains("/lib/apk/db/installed at line 9") && message.contains("busybox"), "{message}");
     }
 
     #[test]
     fn malformed_records_are_skipped_one_error_each() {
         let listing = parse_installed(MALFORMED, "installed");
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["musl", "zlib"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["musl", "zlib"]);
         let messages: Vec<String> = listing.errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(
-            messages[0].contains("line 10") && messages[0].contains("not a `X:value`"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].contains("line 13") && messages[1].contains("no P:"),
-            "{}",
-            messages[1]
-        );
+        assert!(messages[0].contains("line 10") && messages[0].contains("not a `X:value`"), "{}", messages[0]);
+        assert!(messages[1].contains("line 13") && messages[1].contains("no P:"), "{}", messages[1]);
     }
 
     #[test]

@@ -67,10 +67,7 @@ pub fn read_database(root: &Path) -> Result<Option<Vec<DatabaseFile>>> {
         return Ok(None);
     };
     let mut budget = MAX_DATABASE_BYTES.saturating_sub(status.len() as u64);
-    let mut files = vec![DatabaseFile {
-        origin: status_path.display().to_string(),
-        text: status,
-    }];
+    let mut files = vec![DatabaseFile { origin: status_path.display().to_string(), text: status }];
 
     let updates_dir = under_root(root, UPDATES_DIR);
     let entries = match std::fs::read_dir(&updates_dir) {
@@ -82,11 +79,7 @@ pub fn read_database(root: &Path) -> Result<Option<Vec<DatabaseFile>>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", &updates_dir, e))?;
         // dpkg ignores everything but its numbered journal entries (e.g. `tmp.i`).
-        if let Some(name) = entry
-            .file_name()
-            .to_str()
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if let Some(name) = entry.file_name().to_str().filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
             names.push(name.to_owned());
         }
     }
@@ -96,10 +89,7 @@ pub fn read_database(root: &Path) -> Result<Option<Vec<DatabaseFile>>> {
         // A journal entry that vanished was merged into `status` meanwhile.
         if let Some(text) = read_bounded(&path, budget)? {
             budget = budget.saturating_sub(text.len() as u64);
-            files.push(DatabaseFile {
-                origin: path.display().to_string(),
-                text,
-            });
+            files.push(DatabaseFile { origin: path.display().to_string(), text });
         }
     }
     Ok(Some(files))
@@ -113,10 +103,7 @@ pub fn parse_status(text: &str, origin: &str) -> Listing {
 /// Parses the status file followed by its journal entries: a later record for
 /// the same name and architecture replaces the earlier one, as in dpkg.
 pub fn parse_database(files: &[DatabaseFile]) -> Listing {
-    let borrowed: Vec<(&str, &str)> = files
-        .iter()
-        .map(|f| (f.origin.as_str(), f.text.as_str()))
-        .collect();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|f| (f.origin.as_str(), f.text.as_str())).collect();
     parse_files(&borrowed)
 }
 
@@ -124,10 +111,7 @@ pub fn parse_database(files: &[DatabaseFile]) -> Listing {
 /// from half-installed on, not `config-files`), for the pending-updates
 /// section. Malformed records are skipped as in [`parse_database`].
 pub fn parse_installed(files: &[DatabaseFile]) -> Vec<Package> {
-    let borrowed: Vec<(&str, &str)> = files
-        .iter()
-        .map(|f| (f.origin.as_str(), f.text.as_str()))
-        .collect();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|f| (f.origin.as_str(), f.text.as_str())).collect();
     parse_files_where(&borrowed, |state| state >= State::HalfInstalled).packages
 }
 
@@ -140,8 +124,7 @@ fn parse_files<'a>(files: &[(&'a str, &'a str)]) -> Listing {
 fn parse_files_where<'a>(files: &[(&'a str, &'a str)], keep: impl Fn(State) -> bool) -> Listing {
     let mut listing = Listing::default();
     // A typical record is about 1 KiB; reserving up front avoids rehashing.
-    let mut records: Vec<Record<'a>> =
-        Vec::with_capacity(files.first().map_or(0, |(_, text)| text.len() / 1024));
+    let mut records: Vec<Record<'a>> = Vec::with_capacity(files.first().map_or(0, |(_, text)| text.len() / 1024));
     let mut by_key: HashMap<(&'a str, &'a str), usize> = HashMap::with_capacity(records.capacity());
     for (file_index, &(origin, text)) in files.iter().enumerate() {
         for parsed in Stanzas::new(text) {
@@ -158,10 +141,7 @@ fn parse_files_where<'a>(files: &[(&'a str, &'a str)], keep: impl Fn(State) -> b
                     listing.skip(Error::parse(
                         origin,
                         Some(record.line),
-                        format!(
-                            "second record for {}:{} (first at line {first})",
-                            record.name, record.arch
-                        ),
+                        format!("second record for {}:{} (first at line {first})", record.name, record.arch),
                     ));
                 }
                 Some(&index) => records[index] = record,
@@ -173,16 +153,14 @@ fn parse_files_where<'a>(files: &[(&'a str, &'a str)], keep: impl Fn(State) -> b
         }
     }
     listing.packages.reserve(records.len());
-    listing
-        .packages
-        .extend(records.iter().filter(|r| keep(r.state)).map(|r| Package {
-            name: r.name.to_owned(),
-            version: display_version(r.version),
-            arch: non_empty(r.arch),
-            vendor: non_empty(r.maintainer),
-            source: PackageSource::Dpkg,
-            install_time_unix_ms: None,
-        }));
+    listing.packages.extend(records.iter().filter(|r| keep(r.state)).map(|r| Package {
+        name: r.name.to_owned(),
+        version: display_version(r.version),
+        arch: non_empty(r.arch),
+        vendor: non_empty(r.maintainer),
+        source: PackageSource::Dpkg,
+        install_time_unix_ms: None,
+    }));
     listing
 }
 
@@ -247,34 +225,16 @@ struct Record<'a> {
 
 impl<'a> Record<'a> {
     fn from_raw(raw: RawStanza<'a>, file: usize) -> Result<Record<'a>, Failure> {
-        let name = raw
-            .package
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| (raw.line, "record has no Package field".to_owned()))?;
+        let name = raw.package.filter(|p| !p.is_empty()).ok_or_else(|| (raw.line, "record has no Package field".to_owned()))?;
         let state = match raw.status {
             None => State::NotInstalled,
-            Some((line, status)) => parse_status_field(status)
-                .map_err(|reason| (line, format!("package {name}: {reason}")))?,
+            Some((line, status)) => parse_status_field(status).map_err(|reason| (line, format!("package {name}: {reason}")))?,
         };
         let version = raw.version.unwrap_or("");
         if state.requires_version() && version.is_empty() {
-            return Err((
-                raw.line,
-                format!(
-                    "package {name} is {} but has no Version field",
-                    state.word()
-                ),
-            ));
+            return Err((raw.line, format!("package {name} is {} but has no Version field", state.word())));
         }
-        Ok(Record {
-            line: raw.line,
-            file,
-            name,
-            arch: raw.arch.unwrap_or(""),
-            version,
-            maintainer: raw.maintainer.unwrap_or(""),
-            state,
-        })
+        Ok(Record { line: raw.line, file, name, arch: raw.arch.unwrap_or(""), version, maintainer: raw.maintainer.unwrap_or(""), state })
     }
 }
 
@@ -304,10 +264,7 @@ impl State {
     ];
 
     fn word(self) -> &'static str {
-        State::ALL
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or("?", |(_, w)| w)
+        State::ALL.iter().find(|(s, _)| *s == self).map_or("?", |(_, w)| w)
     }
 
     /// dpkg itself rejects a package at or past half-installed without a version.
@@ -322,12 +279,8 @@ const FLAGS: [&str; 4] = ["ok", "reinstreq", "hold", "hold-reinstreq"];
 /// `Status: <want> <flag> <state>`, e.g. `install ok installed`.
 fn parse_status_field(value: &str) -> Result<State, String> {
     let mut words = value.split_ascii_whitespace();
-    let (Some(want), Some(flag), Some(state), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return Err(format!(
-            "Status {value:?} is not three words (want, flag, state)"
-        ));
+    let (Some(want), Some(flag), Some(state), None) = (words.next(), words.next(), words.next(), words.next()) else {
+        return Err(format!("Status {value:?} is not three words (want, flag, state)"));
     };
     if !WANTS.contains(&want) {
         return Err(format!("unknown selection {want:?} in Status"));
@@ -335,11 +288,7 @@ fn parse_status_field(value: &str) -> Result<State, String> {
     if !FLAGS.contains(&flag) {
         return Err(format!("unknown error flag {flag:?} in Status"));
     }
-    State::ALL
-        .iter()
-        .find(|(_, word)| *word == state)
-        .map(|(s, _)| *s)
-        .ok_or_else(|| format!("unknown package state {state:?} in Status"))
+    State::ALL.iter().find(|(_, word)| *word == state).map(|(s, _)| *s).ok_or_else(|| format!("unknown package state {state:?} in Status"))
 }
 
 /// Splits deb822 text into stanzas, keeping only the fields we use and never
@@ -350,9 +299,7 @@ struct Stanzas<'a> {
 
 impl<'a> Stanzas<'a> {
     fn new(text: &'a str) -> Self {
-        Stanzas {
-            lines: text.lines().enumerate(),
-        }
+        Stanzas { lines: text.lines().enumerate() }
     }
 }
 
@@ -384,10 +331,7 @@ impl<'a> Iterator for Stanzas<'a> {
             }
             let Some((field, value)) = line.split_once(':') else {
                 if failure.is_none() {
-                    failure = Some((
-                        number,
-                        format!("line {line:?} is not a `Field: value` pair"),
-                    ));
+                    failure = Some((number, format!("line {line:?} is not a `Field: value` pair")));
                 }
                 continue;
             };
@@ -422,16 +366,7 @@ mod tests {
     const MALFORMED: &str = include_str!("../../../tests/fixtures/software/dpkg-status-malformed");
 
     fn triples(packages: &[Package]) -> Vec<(String, String, String)> {
-        let mut rows: Vec<_> = packages
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.version.clone(),
-                    p.arch.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let mut rows: Vec<_> = packages.iter().map(|p| (p.name.clone(), p.version.clone(), p.arch.clone().unwrap_or_default())).collect();
         rows.sort();
         rows
     }
@@ -448,23 +383,10 @@ mod tests {
         let listing = parse_status(STATUS, "dpkg-status");
         assert!(listing.errors.is_empty(), "{:?}", listing.errors);
         let names: Vec<&str> = listing.packages.iter().map(|p| p.name.as_str()).collect();
-        for listed in [
-            "apache2",
-            "openssh-server",
-            "linux-image-6.1.0-37-amd64",
-            "man-db",
-            "docker-ce",
-            "ca-certificates",
-        ] {
-            assert!(
-                names.contains(&listed),
-                "{listed} (config-files, half-installed, unpacked, ...) is listed"
-            );
+        for listed in ["apache2", "openssh-server", "linux-image-6.1.0-37-amd64", "man-db", "docker-ce", "ca-certificates"] {
+            assert!(names.contains(&listed), "{listed} (config-files, half-installed, unpacked, ...) is listed");
         }
-        assert!(
-            !names.contains(&"nano") && !names.contains(&"vim-tiny"),
-            "not-installed records are not listed"
-        );
+        assert!(!names.contains(&"nano") && !names.contains(&"vim-tiny"), "not-installed records are not listed");
         assert_eq!(listing.packages.len(), 12);
     }
 
@@ -474,25 +396,16 @@ mod tests {
         let packages = &listing.packages;
         let bsdutils = find(packages, "bsdutils", "amd64");
         assert_eq!(bsdutils.version, "1:2.38.1-5+deb12u3");
-        assert_eq!(
-            bsdutils.vendor.as_deref(),
-            Some("util-linux packagers <util-linux@packages.debian.org>")
-        );
+        assert_eq!(bsdutils.vendor.as_deref(), Some("util-linux packagers <util-linux@packages.debian.org>"));
         assert_eq!(bsdutils.source, PackageSource::Dpkg);
-        assert_eq!(
-            find(packages, "docker-ce", "amd64").version,
-            "5:27.3.1-1~debian.12~bookworm"
-        );
+        assert_eq!(find(packages, "docker-ce", "amd64").version, "5:27.3.1-1~debian.12~bookworm");
         // "0:20230311" prints without its zero epoch, as dpkg-query does.
         assert_eq!(find(packages, "ca-certificates", "all").version, "20230311");
         let amd64 = find(packages, "libc6", "amd64");
         let i386 = find(packages, "libc6", "i386");
         assert_eq!(amd64.version, i386.version);
         assert_eq!(amd64.version, "2.36-9+deb12u14");
-        assert!(
-            packages.iter().all(|p| p.install_time_unix_ms.is_none()),
-            "parsers never stat files"
-        );
+        assert!(packages.iter().all(|p| p.install_time_unix_ms.is_none()), "parsers never stat files");
     }
 
     #[test]
@@ -511,17 +424,11 @@ mod tests {
         let listing = parse_status(TRUNCATED, "/var/lib/dpkg/status");
         assert_eq!(
             triples(&listing.packages),
-            vec![
-                ("base-files".into(), "12.4+deb12u11".into(), "amd64".into()),
-                ("libc6".into(), "2.36-9+deb12u14".into(), "amd64".into()),
-            ]
+            vec![("base-files".into(), "12.4+deb12u11".into(), "amd64".into()), ("libc6".into(), "2.36-9+deb12u14".into(), "amd64".into()),]
         );
         assert_eq!(listing.errors.len(), 1);
         let message = listing.errors[0].to_string();
-        assert!(
-            message.contains("/var/lib/dpkg/status at line 24") && message.contains("\"inst\""),
-            "{message}"
-        );
+        assert!(message.contains("/var/lib/dpkg/status at line 24") && message.contains("\"inst\""), "{message}");
     }
 
     #[test]
@@ -544,21 +451,10 @@ mod tests {
             .collect();
         // no colon; orphan continuation; no Package; installed without
         // Version; duplicate base-files; two-word Status.
-        assert_eq!(
-            lines,
-            vec![Some(10), Some(14), Some(20), Some(24), Some(29), Some(35)]
-        );
+        assert_eq!(lines, vec![Some(10), Some(14), Some(20), Some(24), Some(29), Some(35)]);
         let text: Vec<String> = listing.errors.iter().map(ToString::to_string).collect();
-        assert!(
-            text[3].contains("dash") && text[3].contains("Version"),
-            "{}",
-            text[3]
-        );
-        assert!(
-            text[4].contains("base-files:amd64") && text[4].contains("line 1"),
-            "{}",
-            text[4]
-        );
+        assert!(text[3].contains("dash") && text[3].contains("Version"), "{}", text[3]);
+        assert!(text[4].contains("base-files:amd64") && text[4].contains("line 1"), "{}", text[4]);
     }
 
     #[test]
@@ -566,25 +462,13 @@ mod tests {
         let update = "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.3.dfsg-3\n\n\
                       Package: tzdata\nStatus: purge ok not-installed\nArchitecture: all\n";
         let files = [
-            DatabaseFile {
-                origin: "status".into(),
-                text: STATUS.into(),
-            },
-            DatabaseFile {
-                origin: "updates/0000".into(),
-                text: update.into(),
-            },
+            DatabaseFile { origin: "status".into(), text: STATUS.into() },
+            DatabaseFile { origin: "updates/0000".into(), text: update.into() },
         ];
         let listing = parse_database(&files);
         assert!(listing.errors.is_empty(), "{:?}", listing.errors);
-        assert_eq!(
-            find(&listing.packages, "zlib1g", "amd64").version,
-            "1:1.3.dfsg-3"
-        );
-        assert!(
-            !listing.packages.iter().any(|p| p.name == "tzdata"),
-            "purged by the journal"
-        );
+        assert_eq!(find(&listing.packages, "zlib1g", "amd64").version, "1:1.3.dfsg-3");
+        assert!(!listing.packages.iter().any(|p| p.name == "tzdata"), "purged by the journal");
         assert_eq!(listing.packages.len(), 11);
     }
 
@@ -613,10 +497,7 @@ mod tests {
         assert_eq!(listing.packages.len(), 5000);
         assert_eq!(listing.packages[4999].version, "1:4999.0-1");
         // Generous for unoptimised test builds; release parses this in ~1 ms.
-        assert!(
-            elapsed < std::time::Duration::from_millis(500),
-            "{elapsed:?}"
-        );
+        assert!(elapsed < std::time::Duration::from_millis(500), "{elapsed:?}");
     }
 
     /// dpkg-query output for an admin directory, or None without dpkg-query.
@@ -626,20 +507,12 @@ mod tests {
             .args(["-W", "-f", "${Package}\t${Version}\t${Architecture}\n"])
             .output()
             .ok()?;
-        assert!(
-            output.status.success(),
-            "dpkg-query failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "dpkg-query failed: {}", String::from_utf8_lossy(&output.stderr));
         let mut rows: Vec<_> = String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(|l| {
                 let mut f = l.split('\t').map(str::to_owned);
-                (
-                    f.next().unwrap_or_default(),
-                    f.next().unwrap_or_default(),
-                    f.next().unwrap_or_default(),
-                )
+                (f.next().unwrap_or_default(), f.next().unwrap_or_default(), f.next().unwrap_or_default())
             })
             .collect();
         rows.sort();
@@ -663,8 +536,7 @@ mod tests {
 
     #[test]
     fn host_database_equals_dpkg_query_when_available() {
-        let Some(files) = read_database(Path::new("/")).expect("reading the host dpkg database")
-        else {
+        let Some(files) = read_database(Path::new("/")).expect("reading the host dpkg database") else {
             eprintln!("no dpkg database on this host");
             return;
         };
@@ -685,27 +557,13 @@ mod tests {
         std::fs::write(admin.join("status"), STATUS).expect("temp file is writable");
         std::fs::write(admin.join("info/libc6:i386.list"), "/.\n").expect("temp file is writable");
         std::fs::write(admin.join("info/tzdata.list"), "/.\n").expect("temp file is writable");
-        let listing = collect(&root)
-            .expect("fixture root reads")
-            .expect("dpkg is present");
+        let listing = collect(&root).expect("fixture root reads").expect("dpkg is present");
         let absent = collect(&root.join("nowhere")).expect("absent is not an error");
         std::fs::remove_dir_all(&root).expect("temp dir is removable");
         assert!(absent.is_none());
         assert_eq!(listing.packages.len(), 12);
-        assert!(
-            find(&listing.packages, "libc6", "i386")
-                .install_time_unix_ms
-                .is_some()
-        );
-        assert!(
-            find(&listing.packages, "tzdata", "all")
-                .install_time_unix_ms
-                .is_some()
-        );
-        assert!(
-            find(&listing.packages, "libc6", "amd64")
-                .install_time_unix_ms
-                .is_none()
-        );
+        assert!(find(&listing.packages, "libc6", "i386").install_time_unix_ms.is_some());
+        assert!(find(&listing.packages, "tzdata", "all").install_time_unix_ms.is_some());
+        assert!(find(&listing.packages, "libc6", "amd64").install_time_unix_ms.is_none());
     }
 }

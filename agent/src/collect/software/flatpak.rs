@@ -41,12 +41,7 @@ pub fn read_flatpak_list() -> Result<Option<String>> {
     // FLATPAK_FANCY_OUTPUT=0 makes the plain tab-separated form explicit
     // rather than inferred from stdout being a pipe.
     let columns = format!("--columns={COLUMNS}");
-    run_command(
-        "flatpak",
-        &["list", &columns],
-        &[("FLATPAK_FANCY_OUTPUT", "0")],
-        MAX_OUTPUT_BYTES,
-    )
+    run_command("flatpak", &["list", &columns], &[("FLATPAK_FANCY_OUTPUT", "0")], MAX_OUTPUT_BYTES)
 }
 
 /// Parses tab-separated `application, version, arch` lines.
@@ -83,10 +78,8 @@ mod tests {
     use super::*;
 
     const LIST: &str = include_str!("../../../tests/fixtures/software/flatpak-list.txt");
-    const TRUNCATED: &str =
-        include_str!("../../../tests/fixtures/software/flatpak-list-truncated.txt");
-    const MALFORMED: &str =
-        include_str!("../../../tests/fixtures/software/flatpak-list-malformed.txt");
+    const TRUNCATED: &str = include_str!("../../../tests/fixtures/software/flatpak-list-truncated.txt");
+    const MALFORMED: &str = include_str!("../../../tests/fixtures/software/flatpak-list-malformed.txt");
 
     #[test]
     fn parses_apps_and_runtimes() {
@@ -97,36 +90,14 @@ mod tests {
         assert_eq!(firefox.name, "org.mozilla.firefox");
         assert_eq!(firefox.version, "127.0.2");
         assert_eq!(firefox.arch.as_deref(), Some("x86_64"));
-        assert_eq!(
-            (firefox.vendor.as_deref(), firefox.source),
-            (None, PackageSource::Flatpak)
-        );
-        let gnome = listing
-            .packages
-            .iter()
-            .find(|p| p.name == "org.gnome.Platform")
-            .expect("runtime listed");
-        assert_eq!(
-            gnome.version, "",
-            "runtimes without a version keep an empty one"
-        );
-        let gl32 = listing
-            .packages
-            .iter()
-            .find(|p| p.name.ends_with("GL32.default"))
-            .expect("i386 runtime");
+        assert_eq!((firefox.vendor.as_deref(), firefox.source), (None, PackageSource::Flatpak));
+        let gnome = listing.packages.iter().find(|p| p.name == "org.gnome.Platform").expect("runtime listed");
+        assert_eq!(gnome.version, "", "runtimes without a version keep an empty one");
+        let gl32 = listing.packages.iter().find(|p| p.name.ends_with("GL32.default")).expect("i386 runtime");
         assert_eq!(gl32.arch.as_deref(), Some("i386"));
-        let firefoxes: Vec<&str> = listing
-            .packages
-            .iter()
-            .filter(|p| p.name == "org.mozilla.firefox")
-            .map(|p| p.version.as_str())
-            .collect();
-        assert_eq!(
-            firefoxes,
-            ["127.0.2", "128.0b9"],
-            "system and user installations both listed"
-        );
+        let firefoxes: Vec<&str> =
+            listing.packages.iter().filter(|p| p.name == "org.mozilla.firefox").map(|p| p.version.as_str()).collect();
+        assert_eq!(firefoxes, ["127.0.2", "128.0b9"], "system and user installations both listed");
     }
 
     #[test]
@@ -134,13 +105,7 @@ mod tests {
         let listing = parse_flatpak_list(TRUNCATED);
         assert_eq!(listing.packages.len(), 2);
         assert_eq!(listing.errors.len(), 1);
-        assert!(
-            listing.errors[0]
-                .to_string()
-                .contains("flatpak list output at line 3"),
-            "{}",
-            listing.errors[0]
-        );
+        assert!(listing.errors[0].to_string().contains("flatpak list output at line 3"), "{}", listing.errors[0]);
     }
 
     #[test]

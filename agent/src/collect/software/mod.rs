@@ -52,11 +52,7 @@ pub struct Listing {
 
 impl Listing {
     pub fn with_capacity(packages: usize) -> Self {
-        Listing {
-            packages: Vec::with_capacity(packages),
-            errors: Vec::new(),
-            suppressed_errors: 0,
-        }
+        Listing { packages: Vec::with_capacity(packages), errors: Vec::new(), suppressed_errors: 0 }
     }
 
     /// Records that one record was skipped, and why.
@@ -131,10 +127,7 @@ fn run_sources(root: &Path) -> Vec<SourceResult> {
 
 #[cfg(target_os = "macos")]
 fn run_sources(root: &Path) -> Vec<SourceResult> {
-    vec![
-        (PackageSource::MacApp, macos::collect_apps(root)),
-        (PackageSource::MacPkgReceipt, macos::collect_receipts(root)),
-    ]
+    vec![(PackageSource::MacApp, macos::collect_apps(root)), (PackageSource::MacPkgReceipt, macos::collect_receipts(root))]
 }
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
@@ -156,10 +149,8 @@ pub(crate) fn is_live_root(root: &Path) -> bool {
 /// exist. Bytes that are not UTF-8 are replaced rather than failing the
 /// source: a stray Latin-1 maintainer name must not hide every package.
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<String>> {
-    Ok(read_bounded_bytes(path, limit)?.map(|bytes| {
-        String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    }))
+    Ok(read_bounded_bytes(path, limit)?
+        .map(|bytes| String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
 }
 
 /// [`read_bounded`] without the text decoding.
@@ -172,9 +163,7 @@ pub(crate) fn read_bounded_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u
     let mut bytes = Vec::new();
     // Read one byte past the limit instead of trusting the size in metadata,
     // which can change while we read.
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("reading", path, e))?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| Error::io("reading", path, e))?;
     if bytes.len() as u64 > limit {
         return Err(too_large(&path.display().to_string(), limit));
     }
@@ -182,19 +171,11 @@ pub(crate) fn read_bounded_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u
 }
 
 fn too_large(what: &str, limit: u64) -> Error {
-    Error::parse(
-        what,
-        None,
-        format!("larger than the {} this agent reads", describe_size(limit)),
-    )
+    Error::parse(what, None, format!("larger than the {} this agent reads", describe_size(limit)))
 }
 
 pub(crate) fn describe_size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 {
-        format!("{} MiB", bytes / (1024 * 1024))
-    } else {
-        format!("{bytes} bytes")
-    }
+    if bytes >= 1024 * 1024 { format!("{} MiB", bytes / (1024 * 1024)) } else { format!("{bytes} bytes") }
 }
 
 // The command runner moved to `collect::command`, shared by every section;
@@ -210,9 +191,7 @@ pub(crate) fn mtime_unix_ms(path: &Path) -> Option<i64> {
 pub(crate) fn system_time_unix_ms(time: SystemTime) -> Option<i64> {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).ok(),
-        Err(before) => i64::try_from(before.duration().as_millis())
-            .ok()
-            .map(|ms| -ms),
+        Err(before) => i64::try_from(before.duration().as_millis()).ok().map(|ms| -ms),
     }
 }
 
@@ -281,11 +260,7 @@ mod tests {
         let mut expected = 0i64;
         for year in 1970..2100 {
             for month in 1..=12u32 {
-                assert_eq!(
-                    unix_ms_of_date(year, month, 1),
-                    Some(expected),
-                    "{year}-{month}"
-                );
+                assert_eq!(unix_ms_of_date(year, month, 1), Some(expected), "{year}-{month}");
                 let mut len = 28;
                 while unix_ms_of_date(year, month, len + 1).is_some() {
                     len += 1;
@@ -305,11 +280,7 @@ mod tests {
         assert_eq!(listing.suppressed_errors, 5);
         let (_, errors) = listing.into_parts(PackageSource::Dpkg);
         assert_eq!(errors.len(), MAX_RECORD_ERRORS + 1);
-        assert!(
-            errors[MAX_RECORD_ERRORS]
-                .to_string()
-                .contains("5 more malformed records")
-        );
+        assert!(errors[MAX_RECORD_ERRORS].to_string().contains("5 more malformed records"));
     }
 
     #[test]
@@ -319,21 +290,9 @@ mod tests {
         let file = dir.join("big");
         std::fs::write(&file, vec![b'a'; 2048]).expect("temp file is writable");
         let error = read_bounded(&file, 1024).expect_err("2 KiB is over a 1 KiB limit");
-        assert!(
-            error.to_string().contains(&file.display().to_string()),
-            "{error}"
-        );
-        assert_eq!(
-            read_bounded(&file, 4096)
-                .expect("under the limit")
-                .map(|t| t.len()),
-            Some(2048)
-        );
-        assert!(
-            read_bounded(&dir.join("missing"), 1024)
-                .expect("missing is not an error")
-                .is_none()
-        );
+        assert!(error.to_string().contains(&file.display().to_string()), "{error}");
+        assert_eq!(read_bounded(&file, 4096).expect("under the limit").map(|t| t.len()), Some(2048));
+        assert!(read_bounded(&dir.join("missing"), 1024).expect("missing is not an error").is_none());
         std::fs::remove_dir_all(&dir).expect("temp dir is removable");
     }
 
@@ -349,68 +308,38 @@ mod tests {
         for dir in [&apk, &pacman, &dpkg_status] {
             std::fs::create_dir_all(dir).expect("temp dir is writable");
         }
-        std::fs::copy(
-            fixtures.join("apk-installed-malformed"),
-            apk.join("installed"),
-        )
-        .expect("copy apk fixture");
-        std::fs::copy(
-            fixtures.join("pacman-root/var/lib/pacman/local/python-3.12.4-1/desc"),
-            pacman.join("desc"),
-        )
-        .expect("copy pacman fixture");
+        std::fs::copy(fixtures.join("apk-installed-malformed"), apk.join("installed")).expect("copy apk fixture");
+        std::fs::copy(fixtures.join("pacman-root/var/lib/pacman/local/python-3.12.4-1/desc"), pacman.join("desc"))
+            .expect("copy pacman fixture");
 
         let (packages, errors) = collect_all(&root);
         std::fs::remove_dir_all(&root).expect("temp dir is removable");
 
-        let mut found: Vec<(PackageSource, &str)> = packages
-            .iter()
-            .map(|p| (p.source, p.name.as_str()))
-            .collect();
+        let mut found: Vec<(PackageSource, &str)> = packages.iter().map(|p| (p.source, p.name.as_str())).collect();
         found.sort_unstable();
-        assert_eq!(
-            found,
-            [
-                (PackageSource::Apk, "musl"),
-                (PackageSource::Apk, "zlib"),
-                (PackageSource::Pacman, "python"),
-            ]
-        );
+        assert_eq!(found, [(PackageSource::Apk, "musl"), (PackageSource::Apk, "zlib"), (PackageSource::Pacman, "python"),]);
         let sources: Vec<PackageSource> = errors.iter().map(|(source, _)| *source).collect();
         // dpkg failed whole; apk skipped two malformed records; commands
         // (snap, flatpak) and rpm are absent under a fixture root.
-        assert_eq!(
-            sources,
-            [PackageSource::Dpkg, PackageSource::Apk, PackageSource::Apk]
-        );
+        assert_eq!(sources, [PackageSource::Dpkg, PackageSource::Apk, PackageSource::Apk]);
         assert!(matches!(errors[0].1, Error::Io { .. }), "{}", errors[0].1);
     }
 
     #[test]
     fn missing_command_is_absent_not_an_error() {
-        let result = run_command("census-no-such-command-xyz", &[], &[], 1024)
-            .expect("not found is not an error");
+        let result = run_command("census-no-such-command-xyz", &[], &[], 1024).expect("not found is not an error");
         assert!(result.is_none());
     }
 
     #[cfg(unix)]
     #[test]
     fn failing_command_is_an_error_with_its_message() {
-        let error = run_command("sh", &["-c", "echo boom >&2; exit 3"], &[], 1024)
-            .expect_err("exit 3 fails");
+        let error = run_command("sh", &["-c", "echo boom >&2; exit 3"], &[], 1024).expect_err("exit 3 fails");
         let text = error.to_string();
         assert!(text.contains("boom") && text.contains("sh -c"), "{text}");
-        let out = run_command(
-            "sh",
-            &["-c", "printf '%s\\tb\\n' \"$X\""],
-            &[("X", "a")],
-            1024,
-        )
-        .expect("runs")
-        .expect("sh exists");
+        let out = run_command("sh", &["-c", "printf '%s\\tb\\n' \"$X\""], &[("X", "a")], 1024).expect("runs").expect("sh exists");
         assert_eq!(out, "a\tb\n");
-        let error = run_command("sh", &["-c", "head -c 5000 /dev/zero"], &[], 1024)
-            .expect_err("too much output");
+        let error = run_command("sh", &["-c", "head -c 5000 /dev/zero"], &[], 1024).expect_err("too much output");
         assert!(error.to_string().contains("output"), "{error}");
     }
 }

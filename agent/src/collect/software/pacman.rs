@@ -55,13 +55,7 @@ pub fn read_local_db(root: &Path) -> Result<Option<Vec<DescFile>>> {
             .map(|package_dir| {
                 let path = package_dir.join("desc");
                 let text = read_bounded(&path, MAX_DESC_BYTES).and_then(|text| {
-                    text.ok_or_else(|| {
-                        Error::parse(
-                            path.display().to_string(),
-                            None,
-                            "package directory has no desc file",
-                        )
-                    })
+                    text.ok_or_else(|| Error::parse(path.display().to_string(), None, "package directory has no desc file"))
                 });
                 DescFile { path, text }
             })
@@ -73,10 +67,7 @@ pub fn read_local_db(root: &Path) -> Result<Option<Vec<DescFile>>> {
 pub fn parse_desc_files(files: Vec<DescFile>) -> Listing {
     let mut listing = Listing::with_capacity(files.len());
     for file in files {
-        match file
-            .text
-            .and_then(|text| parse_desc(&text, &file.path.display().to_string()))
-        {
+        match file.text.and_then(|text| parse_desc(&text, &file.path.display().to_string())) {
             Ok(package) => listing.packages.push(package),
             Err(error) => listing.skip(error),
         }
@@ -99,18 +90,11 @@ pub fn parse_desc(text: &str, origin: &str) -> Result<Package> {
             continue;
         }
         let Some(current) = section else {
-            let header = line
-                .strip_prefix('%')
-                .and_then(|l| l.strip_suffix('%'))
-                .filter(|h| !h.is_empty());
+            let header = line.strip_prefix('%').and_then(|l| l.strip_suffix('%')).filter(|h| !h.is_empty());
             match header {
                 Some(header) => section = Some(header),
                 None => {
-                    return Err(Error::parse(
-                        origin,
-                        Some(number),
-                        format!("{line:?} is not a %SECTION% header"),
-                    ));
+                    return Err(Error::parse(origin, Some(number), format!("{line:?} is not a %SECTION% header")));
                 }
             }
             continue;
@@ -131,22 +115,13 @@ pub fn parse_desc(text: &str, origin: &str) -> Result<Package> {
         slot.get_or_insert(line);
     }
     let name = name.ok_or_else(|| Error::parse(origin, None, "no %NAME% section"))?;
-    let version = version.ok_or_else(|| {
-        Error::parse(
-            origin,
-            None,
-            format!("package {name} has no %VERSION% section"),
-        )
-    })?;
+    let version = version.ok_or_else(|| Error::parse(origin, None, format!("package {name} has no %VERSION% section")))?;
     let install_time_unix_ms = match install_date {
         None => None,
-        Some((line, seconds)) => Some(unix_ms_of_seconds(seconds).ok_or_else(|| {
-            Error::parse(
-                origin,
-                Some(line),
-                format!("package {name}: %INSTALLDATE% {seconds:?} is not a Unix time"),
-            )
-        })?),
+        Some((line, seconds)) => Some(
+            unix_ms_of_seconds(seconds)
+                .ok_or_else(|| Error::parse(origin, Some(line), format!("package {name}: %INSTALLDATE% {seconds:?} is not a Unix time")))?,
+        ),
     };
     Ok(Package {
         name: name.to_owned(),
@@ -162,9 +137,7 @@ pub fn parse_desc(text: &str, origin: &str) -> Result<Package> {
 mod tests {
     use super::*;
 
-    const LINUX: &str = include_str!(
-        "../../../tests/fixtures/software/pacman-root/var/lib/pacman/local/linux-6.9.7.arch1-1/desc"
-    );
+    const LINUX: &str = include_str!("../../../tests/fixtures/software/pacman-root/var/lib/pacman/local/linux-6.9.7.arch1-1/desc");
     const TRUNCATED: &str = include_str!("../../../tests/fixtures/software/pacman-desc-truncated");
     const MALFORMED: &str = include_str!("../../../tests/fixtures/software/pacman-desc-malformed");
 
@@ -178,92 +151,42 @@ mod tests {
         assert_eq!(package.name, "linux");
         assert_eq!(package.version, "6.9.7.arch1-1");
         assert_eq!(package.arch.as_deref(), Some("x86_64"));
-        assert_eq!(
-            package.vendor.as_deref(),
-            Some("Jan Alexander Steffens (heftig) <heftig@archlinux.org>")
-        );
+        assert_eq!(package.vendor.as_deref(), Some("Jan Alexander Steffens (heftig) <heftig@archlinux.org>"));
         assert_eq!(package.install_time_unix_ms, Some(1_719_560_212_000));
         assert_eq!(package.source, PackageSource::Pacman);
     }
 
     #[test]
     fn truncated_desc_names_the_cut_line() {
-        let message = parse_desc(TRUNCATED, "local/firefox-127.0.2-1/desc")
-            .expect_err("cut header")
-            .to_string();
-        assert!(
-            message.contains("local/firefox-127.0.2-1/desc at line 10")
-                && message.contains("%INSTALL"),
-            "{message}"
-        );
+        let message = parse_desc(TRUNCATED, "local/firefox-127.0.2-1/desc").expect_err("cut header").to_string();
+        assert!(message.contains("local/firefox-127.0.2-1/desc at line 10") && message.contains("%INSTALL"), "{message}");
     }
 
     #[test]
     fn malformed_desc_names_the_stray_line() {
-        let message = parse_desc(MALFORMED, "desc")
-            .expect_err("stray line")
-            .to_string();
-        assert!(
-            message.contains("line 7") && message.contains("stray line"),
-            "{message}"
-        );
-        let no_version = parse_desc("%NAME%\nfirefox\n", "desc")
-            .expect_err("no version")
-            .to_string();
-        assert!(
-            no_version.contains("firefox has no %VERSION%"),
-            "{no_version}"
-        );
+        let message = parse_desc(MALFORMED, "desc").expect_err("stray line").to_string();
+        assert!(message.contains("line 7") && message.contains("stray line"), "{message}");
+        let no_version = parse_desc("%NAME%\nfirefox\n", "desc").expect_err("no version").to_string();
+        assert!(no_version.contains("firefox has no %VERSION%"), "{no_version}");
     }
 
     #[test]
     fn collects_a_fixture_database_skipping_bad_packages() {
-        let listing = collect(&fixture_root())
-            .expect("fixture reads")
-            .expect("pacman is present");
+        let listing = collect(&fixture_root()).expect("fixture reads").expect("pacman is present");
         let names: Vec<&str> = listing.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "glibc",
-                "lib32-glibc",
-                "linux",
-                "noinstalldate",
-                "python",
-                "yay"
-            ]
-        );
+        assert_eq!(names, ["glibc", "lib32-glibc", "linux", "noinstalldate", "python", "yay"]);
         let yay = &listing.packages[5];
-        assert_eq!(
-            (yay.version.as_str(), yay.vendor.as_deref()),
-            ("1:12.3.5-1", Some("Unknown Packager"))
-        );
+        assert_eq!((yay.version.as_str(), yay.vendor.as_deref()), ("1:12.3.5-1", Some("Unknown Packager")));
         let anyarch = &listing.packages[3];
-        assert_eq!(
-            (anyarch.arch.as_deref(), anyarch.install_time_unix_ms),
-            (Some("any"), None)
-        );
+        assert_eq!((anyarch.arch.as_deref(), anyarch.install_time_unix_ms), (Some("any"), None));
         let messages: Vec<String> = listing.errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(
-            messages[0].contains("broken-1.0-1/desc at line 11")
-                && messages[0].contains("last tuesday"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].contains("halfremoved-0.9-1/desc") && messages[1].contains("no desc"),
-            "{}",
-            messages[1]
-        );
+        assert!(messages[0].contains("broken-1.0-1/desc at line 11") && messages[0].contains("last tuesday"), "{}", messages[0]);
+        assert!(messages[1].contains("halfremoved-0.9-1/desc") && messages[1].contains("no desc"), "{}", messages[1]);
     }
 
     #[test]
     fn missing_database_is_absent() {
-        assert!(
-            collect(&fixture_root().join("nowhere"))
-                .expect("absent is not an error")
-                .is_none()
-        );
+        assert!(collect(&fixture_root().join("nowhere")).expect("absent is not an error").is_none());
     }
 }

@@ -21,8 +21,7 @@ use crate::inventory::software::{Package, PackageSource};
 
 /// The query, one line per package; parse_query_output expects these fields in
 /// this order.
-pub const QUERY_FORMAT: &str =
-    "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{INSTALLTIME}\\n";
+pub const QUERY_FORMAT: &str = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{INSTALLTIME}\\n";
 
 /// Where rpm keeps its database (old and new location), relative to root.
 const DATABASE_DIRS: [&str; 2] = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"];
@@ -43,9 +42,7 @@ pub fn collect(root: &Path) -> Result<Option<Listing>> {
     // a Debian host creates an empty /var/lib/rpm, and spawning rpm there
     // costs tens of milliseconds to learn nothing.
     if !DATABASE_DIRS.iter().any(|dir| {
-        DATABASE_FILES.iter().any(|file| {
-            std::fs::metadata(under_root(root, dir).join(file)).is_ok_and(|m| m.is_file() && m.len() > 0)
-        })
+        DATABASE_FILES.iter().any(|file| std::fs::metadata(under_root(root, dir).join(file)).is_ok_and(|m| m.is_file() && m.len() > 0))
     }) {
         return Ok(None);
     }
@@ -82,25 +79,8 @@ pub fn parse_query_output(text: &str) -> Listing {
 fn parse_line(line: &str) -> Result<Package, String> {
     let mut fields = line.split('\t');
     let mut next = || fields.next();
-    let (
-        Some(name),
-        Some(epoch),
-        Some(version),
-        Some(release),
-        Some(arch),
-        Some(vendor),
-        Some(installed),
-        None,
-    ) = (
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-    )
+    let (Some(name), Some(epoch), Some(version), Some(release), Some(arch), Some(vendor), Some(installed), None) =
+        (next(), next(), next(), next(), next(), next(), next(), next())
     else {
         return Err(format!(
             "expected 7 tab-separated fields (name, epoch, version, release, arch, vendor, install time), got {}: {line:?}",
@@ -118,9 +98,9 @@ fn parse_line(line: &str) -> Result<Package, String> {
     }
     let install_time_unix_ms = match tag(installed) {
         None => None,
-        Some(seconds) => Some(unix_ms_of_seconds(seconds).ok_or_else(|| {
-            format!("package {name}: install time {seconds:?} is not a Unix time")
-        })?),
+        Some(seconds) => {
+            Some(unix_ms_of_seconds(seconds).ok_or_else(|| format!("package {name}: install time {seconds:?} is not a Unix time"))?)
+        }
     };
     let mut full_version = String::with_capacity(version.len() + release.len() + 8);
     if let Some(epoch) = epoch {
@@ -156,10 +136,7 @@ mod tests {
     const MALFORMED: &str = include_str!("../../../tests/fixtures/software/rpm-qa-malformed.txt");
 
     fn find<'p>(packages: &'p [Package], name: &str, arch: Option<&str>) -> &'p Package {
-        packages
-            .iter()
-            .find(|p| p.name == name && p.arch.as_deref() == arch)
-            .unwrap_or_else(|| panic!("{name} {arch:?} missing"))
+        packages.iter().find(|p| p.name == name && p.arch.as_deref() == arch).unwrap_or_else(|| panic!("{name} {arch:?} missing"))
     }
 
     #[test]
@@ -172,19 +149,10 @@ mod tests {
         assert_eq!(bash.vendor.as_deref(), Some("Fedora Project"));
         assert_eq!(bash.install_time_unix_ms, Some(1_714_060_211_000));
         assert_eq!(bash.source, PackageSource::Rpm);
-        assert_eq!(
-            find(&listing.packages, "openssl-libs", Some("x86_64")).version,
-            "1:3.2.2-3.fc40"
-        );
-        assert_eq!(
-            find(&listing.packages, "perl-Errno", Some("x86_64")).version,
-            "0:1.37-506.fc40"
-        );
+        assert_eq!(find(&listing.packages, "openssl-libs", Some("x86_64")).version, "1:3.2.2-3.fc40");
+        assert_eq!(find(&listing.packages, "perl-Errno", Some("x86_64")).version, "0:1.37-506.fc40");
         let local = find(&listing.packages, "local-tool", Some("x86_64"));
-        assert_eq!(
-            (local.vendor.as_deref(), local.install_time_unix_ms),
-            (None, None)
-        );
+        assert_eq!((local.vendor.as_deref(), local.install_time_unix_ms), (None, None));
         let key = find(&listing.packages, "gpg-pubkey", None);
         assert_eq!(key.version, "a15b79cc-63d04c2c");
     }
@@ -201,55 +169,22 @@ mod tests {
     #[test]
     fn truncated_output_reports_the_cut_line() {
         let listing = parse_query_output(TRUNCATED);
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["bash", "glibc"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["bash", "glibc"]);
         assert_eq!(listing.errors.len(), 1);
         let message = listing.errors[0].to_string();
-        assert!(
-            message.contains("rpm -qa output at line 3") && message.contains("got 5"),
-            "{message}"
-        );
+        assert!(message.contains("rpm -qa output at line 3") && message.contains("got 5"), "{message}");
     }
 
     #[test]
     fn malformed_lines_are_skipped_one_error_each() {
         let listing = parse_query_output(MALFORMED);
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["bash", "curl"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["bash", "curl"]);
         let messages: Vec<String> = listing.errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 4, "{messages:?}");
-        assert!(
-            messages[0].contains("line 2") && messages[0].contains("got 1"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].contains("line 3") && messages[1].contains("epoch \"x\""),
-            "{}",
-            messages[1]
-        );
-        assert!(
-            messages[2].contains("line 4") && messages[2].contains("no name"),
-            "{}",
-            messages[2]
-        );
-        assert!(
-            messages[3].contains("line 5") && messages[3].contains("\"yesterday\""),
-            "{}",
-            messages[3]
-        );
+        assert!(messages[0].contains("line 2") && messages[0].contains("got 1"), "{}", messages[0]);
+        assert!(messages[1].contains("line 3") && messages[1].contains("epoch \"x\""), "{}", messages[1]);
+        assert!(messages[2].contains("line 4") && messages[2].contains("no name"), "{}", messages[2]);
+        assert!(messages[3].contains("line 5") && messages[3].contains("\"yesterday\""), "{}", messages[3]);
     }
 
     #[test]

@@ -30,29 +30,19 @@ pub fn collect(root: &Path) -> Result<Option<Listing>> {
     if !is_live_root(root) {
         return Ok(None);
     }
-    read_snap_list()?
-        .map(|text| parse_snap_list(&text))
-        .transpose()
+    read_snap_list()?.map(|text| parse_snap_list(&text)).transpose()
 }
 
 /// Runs `snap list --unicode=never --color=never`; `Ok(None)` when snap is
 /// not installed.
 pub fn read_snap_list() -> Result<Option<String>> {
-    run_command(
-        "snap",
-        &["list", "--unicode=never", "--color=never"],
-        &[],
-        MAX_OUTPUT_BYTES,
-    )
+    run_command("snap", &["list", "--unicode=never", "--color=never"], &[], MAX_OUTPUT_BYTES)
 }
 
 /// Parses `snap list` output. Empty output (snap prints "No snaps are
 /// installed yet" on stderr) is an empty listing.
 pub fn parse_snap_list(text: &str) -> Result<Listing> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty());
+    let mut lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
     let Some((_, header)) = lines.next() else {
         return Ok(Listing::default());
     };
@@ -62,11 +52,7 @@ pub fn parse_snap_list(text: &str) -> Result<Listing> {
     let columns: Vec<&str> = header.split_whitespace().collect();
     let position = |names: &[&str]| columns.iter().position(|c| names.contains(c));
     let (Some(0), Some(version_at)) = (position(&["Name"]), position(&["Version"])) else {
-        return Err(Error::parse(
-            WHAT,
-            Some(1),
-            format!("first line {header:?} is not the Name/Version/... header"),
-        ));
+        return Err(Error::parse(WHAT, Some(1), format!("first line {header:?} is not the Name/Version/... header")));
     };
     let publisher_at = position(&["Publisher", "Developer"]);
 
@@ -77,11 +63,7 @@ pub fn parse_snap_list(text: &str) -> Result<Listing> {
             listing.skip(Error::parse(
                 WHAT,
                 Some(index + 1),
-                format!(
-                    "expected {} columns like the header, got {}: {line:?}",
-                    columns.len(),
-                    cells.len()
-                ),
+                format!("expected {} columns like the header, got {}: {line:?}", columns.len(), cells.len()),
             ));
             continue;
         }
@@ -92,9 +74,7 @@ pub fn parse_snap_list(text: &str) -> Result<Listing> {
             name: (*name).to_owned(),
             version: (*version).to_owned(),
             arch: None,
-            vendor: publisher_at
-                .and_then(|at| cells.get(at))
-                .and_then(|p| publisher(p)),
+            vendor: publisher_at.and_then(|at| cells.get(at)).and_then(|p| publisher(p)),
             source: PackageSource::Snap,
             install_time_unix_ms: None,
         });
@@ -115,19 +95,11 @@ mod tests {
     const LIST: &str = include_str!("../../../tests/fixtures/software/snap-list.txt");
     const UNICODE: &str = include_str!("../../../tests/fixtures/software/snap-list-unicode.txt");
     const OLD: &str = include_str!("../../../tests/fixtures/software/snap-list-old.txt");
-    const TRUNCATED: &str =
-        include_str!("../../../tests/fixtures/software/snap-list-truncated.txt");
-    const MALFORMED: &str =
-        include_str!("../../../tests/fixtures/software/snap-list-malformed.txt");
+    const TRUNCATED: &str = include_str!("../../../tests/fixtures/software/snap-list-truncated.txt");
+    const MALFORMED: &str = include_str!("../../../tests/fixtures/software/snap-list-malformed.txt");
 
     fn vendor_of<'p>(listing: &'p Listing, name: &str) -> Option<&'p str> {
-        listing
-            .packages
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .vendor
-            .as_deref()
+        listing.packages.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} missing")).vendor.as_deref()
     }
 
     #[test]
@@ -135,29 +107,14 @@ mod tests {
         let listing = parse_snap_list(LIST).expect("fixture is a snap table");
         assert!(listing.errors.is_empty(), "{:?}", listing.errors);
         assert_eq!(listing.packages.len(), LIST.lines().count() - 1);
-        let firefox = listing
-            .packages
-            .iter()
-            .find(|p| p.name == "firefox")
-            .expect("firefox listed");
+        let firefox = listing.packages.iter().find(|p| p.name == "firefox").expect("firefox listed");
         assert_eq!(firefox.version, "127.0.2-1");
         assert_eq!(firefox.source, PackageSource::Snap);
-        assert_eq!(
-            (firefox.arch.as_deref(), firefox.install_time_unix_ms),
-            (None, None)
-        );
+        assert_eq!((firefox.arch.as_deref(), firefox.install_time_unix_ms), (None, None));
         assert_eq!(vendor_of(&listing, "firefox"), Some("mozilla"));
         assert_eq!(vendor_of(&listing, "core22"), Some("canonical"));
-        assert_eq!(
-            vendor_of(&listing, "spotify"),
-            Some("spotify"),
-            "starred mark stripped"
-        );
-        assert_eq!(
-            vendor_of(&listing, "hello-local"),
-            None,
-            "local snaps have no publisher"
-        );
+        assert_eq!(vendor_of(&listing, "spotify"), Some("spotify"), "starred mark stripped");
+        assert_eq!(vendor_of(&listing, "hello-local"), None, "local snaps have no publisher");
     }
 
     #[test]
@@ -174,31 +131,16 @@ mod tests {
     #[test]
     fn truncated_row_is_skipped_with_its_line() {
         let listing = parse_snap_list(TRUNCATED).expect("header is intact");
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["bare", "core22"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["bare", "core22"]);
         assert_eq!(listing.errors.len(), 1);
         let message = listing.errors[0].to_string();
-        assert!(
-            message.contains("snap list output at line 4") && message.contains("got 4"),
-            "{message}"
-        );
+        assert!(message.contains("snap list output at line 4") && message.contains("got 4"), "{message}");
     }
 
     #[test]
     fn output_that_is_not_a_table_fails_the_source() {
-        let message = parse_snap_list(MALFORMED)
-            .expect_err("no header")
-            .to_string();
-        assert!(
-            message.contains("line 1") && message.contains("cannot communicate"),
-            "{message}"
-        );
+        let message = parse_snap_list(MALFORMED).expect_err("no header").to_string();
+        assert!(message.contains("line 1") && message.contains("cannot communicate"), "{message}");
     }
 
     #[test]

@@ -107,21 +107,14 @@ pub fn parse_reg_query(text: &str, native_arch: &str) -> Listing {
             in_other_key = current.is_none();
             continue;
         }
-        let parsed = line
-            .strip_prefix("    ")
-            .ok_or_else(|| format!("{line:?} is neither a key nor a value"))
-            .and_then(parse_value);
+        let parsed = line.strip_prefix("    ").ok_or_else(|| format!("{line:?} is neither a key nor a value")).and_then(parse_value);
         match (&mut current, parsed) {
             (Some(entry), Ok((name, data))) => entry.set(name, data),
             (Some(entry), Err(reason)) => {
                 entry.failure.get_or_insert((number, reason));
             }
             (None, Ok(_)) if in_other_key => {}
-            (None, Ok(_)) => listing.skip(Error::parse(
-                WHAT,
-                Some(number),
-                "value line before any key line",
-            )),
+            (None, Ok(_)) => listing.skip(Error::parse(WHAT, Some(number), "value line before any key line")),
             (None, Err(reason)) => listing.skip(Error::parse(WHAT, Some(number), reason)),
         }
     }
@@ -135,14 +128,9 @@ pub fn parse_reg_query(text: &str, native_arch: &str) -> Listing {
 /// data. The name may contain single spaces ("Inno Setup: App Path"); the
 /// four-space run before `REG_` separates it.
 fn parse_value(rest: &str) -> Result<(&str, &str), String> {
-    let (name, typed) = rest
-        .split_once("    REG_")
-        .ok_or_else(|| format!("value line {rest:?} has no REG_ type"))?;
+    let (name, typed) = rest.split_once("    REG_").ok_or_else(|| format!("value line {rest:?} has no REG_ type"))?;
     let (kind, data) = typed.split_once("    ").unwrap_or((typed, ""));
-    if !VALUE_TYPES
-        .iter()
-        .any(|t| t.strip_prefix("REG_") == Some(kind))
-    {
+    if !VALUE_TYPES.iter().any(|t| t.strip_prefix("REG_") == Some(kind)) {
         return Err(format!("value {name:?} has unknown type REG_{kind}"));
     }
     Ok((name, data))
@@ -165,18 +153,12 @@ impl<'a> Entry<'a> {
     fn for_key(key: &str, native_arch: &'a str) -> Option<Entry<'a>> {
         const UNINSTALL: &str = r"\uninstall\";
         let lower = key.to_ascii_lowercase();
-        let after = lower
-            .find(UNINSTALL)
-            .and_then(|at| lower.get(at + UNINSTALL.len()..))?;
+        let after = lower.find(UNINSTALL).and_then(|at| lower.get(at + UNINSTALL.len()..))?;
         if after.is_empty() || after.contains('\\') {
             return None;
         }
         let arch = if lower.starts_with(r"hkey_local_machine\") {
-            Some(if lower.contains(r"\wow6432node\") {
-                "x86"
-            } else {
-                native_arch
-            })
+            Some(if lower.contains(r"\wow6432node\") { "x86" } else { native_arch })
         } else {
             None
         };
@@ -212,10 +194,7 @@ impl<'a> Entry<'a> {
 
     fn finish(self, listing: &mut Listing) {
         if let Some((line, reason)) = self.failure {
-            let entry = self
-                .display_name
-                .map(|n| format!("entry {n:?}: "))
-                .unwrap_or_default();
+            let entry = self.display_name.map(|n| format!("entry {n:?}: ")).unwrap_or_default();
             listing.skip(Error::parse(WHAT, Some(line), format!("{entry}{reason}")));
             return;
         }
@@ -238,12 +217,7 @@ impl<'a> Entry<'a> {
 
 /// A REG_DWORD as reg.exe prints it (`0x1`).
 fn dword(data: &str) -> Option<u64> {
-    u64::from_str_radix(
-        data.strip_prefix("0x")
-            .or_else(|| data.strip_prefix("0X"))?,
-        16,
-    )
-    .ok()
+    u64::from_str_radix(data.strip_prefix("0x").or_else(|| data.strip_prefix("0X"))?, 16).ok()
 }
 
 /// `YYYYMMDD` to Unix milliseconds at 00:00 UTC; anything else is `None`.
@@ -261,18 +235,12 @@ fn install_date_unix_ms(date: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
-    const UNINSTALL: &str =
-        include_str!("../../../tests/fixtures/software/reg-query-uninstall.txt");
-    const TRUNCATED: &str =
-        include_str!("../../../tests/fixtures/software/reg-query-truncated.txt");
-    const MALFORMED: &str =
-        include_str!("../../../tests/fixtures/software/reg-query-malformed.txt");
+    const UNINSTALL: &str = include_str!("../../../tests/fixtures/software/reg-query-uninstall.txt");
+    const TRUNCATED: &str = include_str!("../../../tests/fixtures/software/reg-query-truncated.txt");
+    const MALFORMED: &str = include_str!("../../../tests/fixtures/software/reg-query-malformed.txt");
 
     fn find<'p>(packages: &'p [Package], name: &str) -> &'p Package {
-        packages
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("{name} missing from {packages:#?}"))
+        packages.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} missing from {packages:#?}"))
     }
 
     #[test]
@@ -310,65 +278,31 @@ mod tests {
         assert_eq!(git.version, "2.45.2");
         assert_eq!(git.vendor.as_deref(), Some("The Git Development Community"));
         assert_eq!(git.arch.as_deref(), Some("x64"));
-        assert_eq!(
-            git.install_time_unix_ms,
-            Some(1_718_668_800_000),
-            "2024-06-18T00:00:00Z"
-        );
+        assert_eq!(git.install_time_unix_ms, Some(1_718_668_800_000), "2024-06-18T00:00:00Z");
         assert_eq!(git.source, PackageSource::WindowsRegistry);
         let reader = find(&listing.packages, "Adobe Acrobat Reader");
-        assert_eq!(
-            (reader.arch.as_deref(), reader.install_time_unix_ms),
-            (Some("x86"), Some(1_718_236_800_000))
-        );
-        assert_eq!(
-            find(&listing.packages, "7-Zip 23.01").arch.as_deref(),
-            Some("x86")
-        );
+        assert_eq!((reader.arch.as_deref(), reader.install_time_unix_ms), (Some("x86"), Some(1_718_236_800_000)));
+        assert_eq!(find(&listing.packages, "7-Zip 23.01").arch.as_deref(), Some("x86"));
         let code = find(&listing.packages, "Microsoft Visual Studio Code (User)");
-        assert_eq!(
-            (code.arch.as_deref(), code.version.as_str()),
-            (None, "1.90.2")
-        );
+        assert_eq!((code.arch.as_deref(), code.version.as_str()), (None, "1.90.2"));
         let firefox = find(&listing.packages, "Mozilla Firefox (x64 en-US)");
-        assert_eq!(
-            firefox.install_time_unix_ms, None,
-            "2024/06/25 is not YYYYMMDD"
-        );
-        assert_eq!(
-            parse_reg_query(UNINSTALL, "arm64").packages[0]
-                .arch
-                .as_deref(),
-            Some("arm64")
-        );
+        assert_eq!(firefox.install_time_unix_ms, None, "2024/06/25 is not YYYYMMDD");
+        assert_eq!(parse_reg_query(UNINSTALL, "arm64").packages[0].arch.as_deref(), Some("arm64"));
     }
 
     #[test]
     fn line_endings_do_not_matter() {
         let lf = UNINSTALL.replace("\r\n", "\n");
-        assert_eq!(
-            parse_reg_query(&lf, "x64").packages,
-            parse_reg_query(UNINSTALL, "x64").packages
-        );
+        assert_eq!(parse_reg_query(&lf, "x64").packages, parse_reg_query(UNINSTALL, "x64").packages);
     }
 
     #[test]
     fn truncated_output_drops_the_cut_entry_with_its_line() {
         let listing = parse_reg_query(TRUNCATED, "x64");
-        assert_eq!(
-            listing
-                .packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>(),
-            ["7-Zip 23.01 (x64)"]
-        );
+        assert_eq!(listing.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["7-Zip 23.01 (x64)"]);
         assert_eq!(listing.errors.len(), 1);
         let message = listing.errors[0].to_string();
-        assert!(
-            message.contains("reg query output at line 11") && message.contains("\"Git\""),
-            "{message}"
-        );
+        assert!(message.contains("reg query output at line 11") && message.contains("\"Git\""), "{message}");
     }
 
     #[test]
@@ -376,27 +310,12 @@ mod tests {
         let listing = parse_reg_query(MALFORMED, "x64");
         let names: Vec<&str> = listing.packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["7-Zip 23.01 (x64)", "Fine App"]);
-        assert_eq!(
-            listing.packages[1].install_time_unix_ms, None,
-            "month 13 is no date"
-        );
+        assert_eq!(listing.packages[1].install_time_unix_ms, None, "month 13 is no date");
         let messages: Vec<String> = listing.errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
-        assert!(
-            messages[0].contains("line 1") && messages[0].contains("before any key"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].contains("line 9") && messages[1].contains("Broken App"),
-            "{}",
-            messages[1]
-        );
-        assert!(
-            messages[2].contains("line 13") && messages[2].contains("no REG_ type"),
-            "{}",
-            messages[2]
-        );
+        assert!(messages[0].contains("line 1") && messages[0].contains("before any key"), "{}", messages[0]);
+        assert!(messages[1].contains("line 9") && messages[1].contains("Broken App"), "{}", messages[1]);
+        assert!(messages[2].contains("line 13") && messages[2].contains("no REG_ type"), "{}", messages[2]);
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn os(_root: &std::path::Path) -> Result<Os> {
     use crate::collect::command::run;
     let sw_vers = run("sw_vers", &[], 1 << 16)?;
     let text = |program: &str, args: &[&str]| run(program, args, 1 << 16).map_err(|e| e.to_string());
-    let localtime = std::fs::read_link("/etc/localtime").map(|p| p.to_string_lossy().into_owned()).map_err(|e| format!("/etc/localtime: {e}"));
+    let localtime =
+        std::fs::read_link("/etc/localtime").map(|p| p.to_string_lossy().into_owned()).map_err(|e| format!("/etc/localtime: {e}"));
     os_from(&sw_vers, text("sysctl", &["-n", "kern.boottime"]), text("uname", &["-r"]), text("uname", &["-m"]), localtime)
 }
 
@@ -79,7 +80,9 @@ pub fn os_from(sw_vers: &str, boottime: Read, kernel: Read, machine: Read, local
     let version = value_of(sw_vers, "ProductVersion").map(str::to_owned);
     let build = value_of(sw_vers, "BuildVersion").map(str::to_owned);
     let mut unreadable = Vec::new();
-    let mut field = |name: &str, read: Read, parse: fn(&str) -> Option<String>| match read.map(|t| parse(&t).ok_or_else(|| format!("unexpected output {:?}", t.trim()))) {
+    let mut field = |name: &str, read: Read, parse: fn(&str) -> Option<String>| match read
+        .map(|t| parse(&t).ok_or_else(|| format!("unexpected output {:?}", t.trim())))
+    {
         Ok(Ok(v)) => Some(v),
         Ok(Err(reason)) | Err(reason) => {
             unreadable.push(Unreadable::new(name, reason));
@@ -129,8 +132,15 @@ pub fn parse_cpu(sysctl: &str) -> Result<Cpu> {
     let map = parse_sysctl(sysctl);
     let num = |k: &str| map.get(k).and_then(|v| v.parse::<u64>().ok());
     let mut unreadable = Vec::new();
-    let model = map.get("machdep.cpu.brand_string").map(|s| s.to_string()).ok_or_else(|| Error::parse("sysctl output", None, "no machdep.cpu.brand_string"))?;
-    let vendor = map.get("machdep.cpu.vendor").map(|s| s.to_string()).or_else(|| model.starts_with("Apple").then(|| "Apple".to_owned())).unwrap_or_default();
+    let model = map
+        .get("machdep.cpu.brand_string")
+        .map(|s| s.to_string())
+        .ok_or_else(|| Error::parse("sysctl output", None, "no machdep.cpu.brand_string"))?;
+    let vendor = map
+        .get("machdep.cpu.vendor")
+        .map(|s| s.to_string())
+        .or_else(|| model.starts_with("Apple").then(|| "Apple".to_owned()))
+        .unwrap_or_default();
     let logical_cores = num("hw.logicalcpu").and_then(|n| u32::try_from(n).ok()).unwrap_or_else(|| {
         unreadable.push(Unreadable::new("logical_cores", "sysctl hw.logicalcpu unreadable"));
         0
@@ -141,16 +151,29 @@ pub fn parse_cpu(sysctl: &str) -> Result<Cpu> {
     }
     let frequency_mhz = num("hw.cpufrequency").map(|hz| hz / 1_000_000).filter(|f| *f > 0);
     if frequency_mhz.is_none() {
-        let reason = if vendor == "Apple" { "Apple silicon reports no nominal frequency (no hw.cpufrequency)" } else { "sysctl hw.cpufrequency unreadable" };
+        let reason = if vendor == "Apple" {
+            "Apple silicon reports no nominal frequency (no hw.cpufrequency)"
+        } else {
+            "sysctl hw.cpufrequency unreadable"
+        };
         unreadable.push(Unreadable::new("frequency_mhz", reason));
     }
-    Ok(Cpu { model, vendor, sockets: num("hw.packages").and_then(|n| u32::try_from(n).ok()), physical_cores, logical_cores, frequency_mhz, unreadable })
+    Ok(Cpu {
+        model,
+        vendor,
+        sockets: num("hw.packages").and_then(|n| u32::try_from(n).ok()),
+        physical_cores,
+        logical_cores,
+        frequency_mhz,
+        unreadable,
+    })
 }
 
 /// Memory from [`SYSCTL_KEYS`] output.
 pub fn parse_memory(sysctl: &str) -> Result<Memory> {
     let map = parse_sysctl(sysctl);
-    let total_bytes = map.get("hw.memsize").and_then(|v| v.parse().ok()).ok_or_else(|| Error::parse("sysctl output", None, "no hw.memsize"))?;
+    let total_bytes =
+        map.get("hw.memsize").and_then(|v| v.parse().ok()).ok_or_else(|| Error::parse("sysctl output", None, "no hw.memsize"))?;
     let mut unreadable = Vec::new();
     let swap = map.get("vm.swapusage").and_then(|v| parse_swap_total(v));
     if swap.is_none() {
@@ -193,7 +216,8 @@ pub fn parse_filesystems(df: &str, mount: &str) -> Result<Vec<Filesystem>> {
         let tokens: Vec<&str> = line.split_whitespace().collect();
         // The capacity column ends in '%'; the device before it and the
         // mount point after it may contain spaces.
-        let Some(cap) = (4..tokens.len()).find(|&i| tokens[i].ends_with('%') && tokens[i - 3..i].iter().all(|t| t.parse::<u64>().is_ok())) else {
+        let Some(cap) = (4..tokens.len()).find(|&i| tokens[i].ends_with('%') && tokens[i - 3..i].iter().all(|t| t.parse::<u64>().is_ok()))
+        else {
             return Err(Error::parse("df -kP output", Some(index + 1), format!("unexpected line {line:?}")));
         };
         let device = tokens[..cap - 3].join(" ");
@@ -236,7 +260,12 @@ pub fn parse_ifconfig(text: &str) -> Result<Vec<NetworkInterface>> {
             let flags = rest.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(f, _)| f).unwrap_or("");
             let up = flags.split(',').any(|f| f == "UP") && flags.split(',').any(|f| f == "RUNNING");
             let mtu = rest.split_once(" mtu ").and_then(|(_, m)| m.split_whitespace().next()?.parse().ok());
-            list.push(NetworkInterface { name: name.to_owned(), mtu, oper_state: if up { "up" } else { "down" }.into(), ..NetworkInterface::default() });
+            list.push(NetworkInterface {
+                name: name.to_owned(),
+                mtu,
+                oper_state: if up { "up" } else { "down" }.into(),
+                ..NetworkInterface::default()
+            });
             flags_up.push(up);
             continue;
         }
@@ -327,12 +356,22 @@ mod tests {
             Ok("/var/db/timezone/zoneinfo/Europe/Paris".into()),
         )
         .unwrap();
-        assert_eq!((os.family, os.name.as_str(), os.version.as_deref(), os.build.as_deref()), ("macos", "macOS", Some("14.5"), Some("23F79")));
+        assert_eq!(
+            (os.family, os.name.as_str(), os.version.as_deref(), os.build.as_deref()),
+            ("macos", "macOS", Some("14.5"), Some("23F79"))
+        );
         assert_eq!((os.kernel.as_str(), os.arch.as_str()), ("23.5.0", "aarch64"));
         assert_eq!(os.boot_time_unix_ms, Some(1_718_690_000_497));
         assert_eq!(os.timezone.as_deref(), Some("Europe/Paris"));
         assert!(os.unreadable.is_empty());
-        let partial = os_from(fixture!("sw_vers.txt"), Ok("garbage".into()), Err("uname: not installed".into()), Ok("x86_64".into()), Err("/etc/localtime: not found".into())).unwrap();
+        let partial = os_from(
+            fixture!("sw_vers.txt"),
+            Ok("garbage".into()),
+            Err("uname: not installed".into()),
+            Ok("x86_64".into()),
+            Err("/etc/localtime: not found".into()),
+        )
+        .unwrap();
         let fields: Vec<&str> = partial.unreadable.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(fields, ["kernel", "boot_time_unix_ms", "timezone"]);
         assert!(os_from("", Ok(String::new()), Ok(String::new()), Ok(String::new()), Ok(String::new())).is_err());
@@ -351,7 +390,10 @@ mod tests {
     #[test]
     fn intel_cpu_and_truncated_sysctl() {
         let cpu = parse_cpu(fixture!("sysctl_intel.txt")).unwrap();
-        assert_eq!((cpu.vendor.as_str(), cpu.physical_cores, cpu.logical_cores, cpu.frequency_mhz), ("GenuineIntel", Some(6), 12, Some(2600)));
+        assert_eq!(
+            (cpu.vendor.as_str(), cpu.physical_cores, cpu.logical_cores, cpu.frequency_mhz),
+            ("GenuineIntel", Some(6), 12, Some(2600))
+        );
         assert!(cpu.unreadable.is_empty());
         assert!(parse_cpu(fixture!("sysctl_truncated.txt")).is_ok());
         assert!(parse_memory(fixture!("sysctl_truncated.txt")).is_err(), "hw.memsize is cut off");

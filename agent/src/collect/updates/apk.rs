@@ -63,10 +63,15 @@ mod tests {
     #[test]
     fn parses_apk_version_output() {
         let updates = parse_version_list(&fixture("apk-version.txt")).expect("valid fixture");
-        let rows: Vec<(&str, Option<&str>, &str)> = updates.iter().map(|u| (u.name.as_str(), u.installed_version.as_deref(), u.available_version.as_str())).collect();
+        let rows: Vec<(&str, Option<&str>, &str)> =
+            updates.iter().map(|u| (u.name.as_str(), u.installed_version.as_deref(), u.available_version.as_str())).collect();
         assert_eq!(
             rows,
-            [("busybox", Some("1.36.1-r28"), "1.36.1-r29"), ("libcrypto3", Some("3.3.0-r2"), "3.3.1-r0"), ("ssl_client", Some("1.36.1-r28"), "1.36.1-r29")]
+            [
+                ("busybox", Some("1.36.1-r28"), "1.36.1-r29"),
+                ("libcrypto3", Some("3.3.0-r2"), "3.3.1-r0"),
+                ("ssl_client", Some("1.36.1-r28"), "1.36.1-r29")
+            ]
         );
     }
 

@@ -167,7 +167,12 @@ struct Stanza {
 /// newer than an installed one. Stanzas of packages that are not installed
 /// are skipped after their `Package` line. Never panics on input; an I/O or
 /// decompression error ends the scan with that error.
-pub fn scan_packages(mut reader: impl BufRead, list: usize, installed: &InstalledIndex, candidates: &mut Candidates) -> std::io::Result<ScanStats> {
+pub fn scan_packages(
+    mut reader: impl BufRead,
+    list: usize,
+    installed: &InstalledIndex,
+    candidates: &mut Candidates,
+) -> std::io::Result<ScanStats> {
     let mut stats = ScanStats::default();
     let mut stanza = Stanza::default();
     let mut line = Vec::with_capacity(256);
@@ -234,12 +239,16 @@ fn finish(stanza: &mut Stanza, list: usize, installed: &InstalledIndex, candidat
         let key = (name.clone(), installed_arch.clone());
         match candidates.best.get_mut(&key) {
             Some(best) => match compare(Ecosystem::Dpkg, &version, &best.version) {
-                std::cmp::Ordering::Greater => *best = Candidate { installed: installed_version.clone(), version: version.clone(), lists: vec![list] },
+                std::cmp::Ordering::Greater => {
+                    *best = Candidate { installed: installed_version.clone(), version: version.clone(), lists: vec![list] }
+                }
                 std::cmp::Ordering::Equal if !best.lists.contains(&list) => best.lists.push(list),
                 _ => {}
             },
             None => {
-                candidates.best.insert(key, Candidate { installed: installed_version.clone(), version: version.clone(), lists: vec![list] });
+                candidates
+                    .best
+                    .insert(key, Candidate { installed: installed_version.clone(), version: version.clone(), lists: vec![list] });
             }
         }
     }
@@ -460,11 +469,7 @@ fn scan_all(root: &Path) -> Result<Option<SourceUpdates>> {
     if !files.skipped.is_empty() {
         unreadable.push(Unreadable::new(
             "lists",
-            format!(
-                "{} compressed package lists not read (only plain and lz4 are), e.g. {}",
-                files.skipped.len(),
-                files.skipped[0]
-            ),
+            format!("{} compressed package lists not read (only plain and lz4 are), e.g. {}", files.skipped.len(), files.skipped[0]),
         ));
     }
     if files.packages.is_empty() && files.skipped.is_empty() {
@@ -531,7 +536,12 @@ mod tests {
 
     #[test]
     fn newest_greater_version_of_the_same_architecture_wins_and_security_is_marked() {
-        let index = installed(&[("openssl", "3.0.11-1~deb12u1", "amd64"), ("tzdata", "2024a-0+deb12u1", "all"), ("bash", "5.2.15-2+b7", "amd64"), ("libc6", "2.36-9+deb12u4", "i386")]);
+        let index = installed(&[
+            ("openssl", "3.0.11-1~deb12u1", "amd64"),
+            ("tzdata", "2024a-0+deb12u1", "all"),
+            ("bash", "5.2.15-2+b7", "amd64"),
+            ("libc6", "2.36-9+deb12u4", "i386"),
+        ]);
         let mut candidates = Candidates::default();
         let main = scan_packages(&fixture("apt-main_Packages")[..], 0, &index, &mut candidates).expect("in memory");
         let security = scan_packages(&fixture("apt-security_Packages")[..], 1, &index, &mut candidates).expect("in memory");
@@ -586,8 +596,14 @@ mod tests {
         assert_eq!(
             files.packages,
             [
-                ("deb.debian.org_debian_dists_bookworm-updates_main_binary-amd64_Packages".to_string(), Some("deb.debian.org_debian_dists_bookworm-updates_InRelease".to_string())),
-                ("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4".to_string(), Some("deb.debian.org_debian_dists_bookworm_InRelease".to_string())),
+                (
+                    "deb.debian.org_debian_dists_bookworm-updates_main_binary-amd64_Packages".to_string(),
+                    Some("deb.debian.org_debian_dists_bookworm-updates_InRelease".to_string())
+                ),
+                (
+                    "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4".to_string(),
+                    Some("deb.debian.org_debian_dists_bookworm_InRelease".to_string())
+                ),
             ]
         );
         assert_eq!(files.skipped, ["deb.debian.org_debian_dists_bookworm_contrib_binary-amd64_Packages.gz"]);
@@ -606,8 +622,13 @@ mod tests {
         std::io::Write::write_all(&mut encoder, &fixture("apt-main_Packages")).expect("in memory");
         let compressed = encoder.finish().expect("in memory");
         std::fs::write(lists.join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4"), compressed).expect("writable");
-        std::fs::write(lists.join("deb.debian.org_debian-security_dists_bookworm-security_InRelease"), fixture("apt-security_InRelease")).expect("writable");
-        std::fs::write(lists.join("deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"), fixture("apt-security_Packages")).expect("writable");
+        std::fs::write(lists.join("deb.debian.org_debian-security_dists_bookworm-security_InRelease"), fixture("apt-security_InRelease"))
+            .expect("writable");
+        std::fs::write(
+            lists.join("deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"),
+            fixture("apt-security_Packages"),
+        )
+        .expect("writable");
         std::fs::write(lists.join("deb.debian.org_debian_dists_bookworm_contrib_binary-amd64_Packages.xz"), b"xz").expect("writable");
         // A list that is not lz4 at all fails alone.
         std::fs::write(lists.join("broken.example_dists_x_main_binary-amd64_Packages.lz4"), b"not lz4").expect("writable");
@@ -627,7 +648,8 @@ mod tests {
         let again = collect(root.path()).expect("reads").expect("apt is present");
         assert_eq!(again.updates.len(), found.updates.len());
         let status_text = String::from_utf8(fixture("apt-dpkg-status")).expect("utf-8 fixture");
-        let without_openssl: String = status_text.split("\n\n").filter(|s| !s.contains("Package: openssl\n")).collect::<Vec<_>>().join("\n\n");
+        let without_openssl: String =
+            status_text.split("\n\n").filter(|s| !s.contains("Package: openssl\n")).collect::<Vec<_>>().join("\n\n");
         assert_ne!(without_openssl.len(), status_text.len(), "fixture has an openssl stanza");
         std::fs::write(status.join("status"), without_openssl).expect("writable");
         let after = collect(root.path()).expect("reads").expect("apt is present");

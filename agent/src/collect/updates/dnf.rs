@@ -65,7 +65,9 @@ pub fn parse_check_update(text: &str) -> Result<Vec<PendingUpdate>> {
         match words.as_slice() {
             [name] => carried = Some((number, (*name).to_owned())),
             [name_arch, version, repo] => {
-                let (name, _arch) = name_arch.rsplit_once('.').ok_or_else(|| Error::parse("dnf check-update output", Some(number), format!("{name_arch:?} is not name.arch")))?;
+                let (name, _arch) = name_arch
+                    .rsplit_once('.')
+                    .ok_or_else(|| Error::parse("dnf check-update output", Some(number), format!("{name_arch:?} is not name.arch")))?;
                 updates.push(PendingUpdate {
                     name: name.to_owned(),
                     installed_version: None,
@@ -75,7 +77,13 @@ pub fn parse_check_update(text: &str) -> Result<Vec<PendingUpdate>> {
                     origin: Some((*repo).to_owned()),
                 });
             }
-            _ => return Err(Error::parse("dnf check-update output", Some(number), format!("{line:?} is not \"name.arch version repository\""))),
+            _ => {
+                return Err(Error::parse(
+                    "dnf check-update output",
+                    Some(number),
+                    format!("{line:?} is not \"name.arch version repository\""),
+                ));
+            }
         }
     }
     if let Some((line, name)) = carried {
@@ -127,7 +135,8 @@ mod tests {
     #[test]
     fn parses_check_update_with_wrapped_rows_and_stops_at_obsoletes() {
         let mut updates = parse_check_update(&fixture("dnf-check-update.txt")).expect("valid fixture");
-        let rows: Vec<(&str, &str, Option<&str>)> = updates.iter().map(|u| (u.name.as_str(), u.available_version.as_str(), u.origin.as_deref())).collect();
+        let rows: Vec<(&str, &str, Option<&str>)> =
+            updates.iter().map(|u| (u.name.as_str(), u.available_version.as_str(), u.origin.as_deref())).collect();
         assert_eq!(
             rows,
             [

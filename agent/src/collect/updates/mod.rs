@@ -43,7 +43,9 @@ pub fn collect_all(root: &Path) -> (PendingUpdates, Vec<(UpdateSource, Error)>) 
             Ok(None) => {}
             Ok(Some(found)) => {
                 section.updates.extend(found.updates);
-                section.unreadable.extend(found.unreadable.into_iter().map(|u| Unreadable::new(format!("{}.{}", source.as_str(), u.field), u.reason)));
+                section
+                    .unreadable
+                    .extend(found.unreadable.into_iter().map(|u| Unreadable::new(format!("{}.{}", source.as_str(), u.field), u.reason)));
             }
             Err(error) => errors.push((source, error)),
         }

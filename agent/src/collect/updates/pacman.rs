@@ -56,8 +56,16 @@ mod tests {
     #[test]
     fn parses_pacman_qu_output() {
         let updates = parse_query_upgrades(&fixture("pacman-qu.txt")).expect("valid fixture");
-        let rows: Vec<(&str, Option<&str>, &str)> = updates.iter().map(|u| (u.name.as_str(), u.installed_version.as_deref(), u.available_version.as_str())).collect();
-        assert_eq!(rows, [("linux", Some("6.9.7.arch1-1"), "6.9.8.arch1-1"), ("openssl", Some("3.3.0-1"), "3.3.1-1"), ("yay", Some("1:12.3.5-1"), "1:12.4.0-1")]);
+        let rows: Vec<(&str, Option<&str>, &str)> =
+            updates.iter().map(|u| (u.name.as_str(), u.installed_version.as_deref(), u.available_version.as_str())).collect();
+        assert_eq!(
+            rows,
+            [
+                ("linux", Some("6.9.7.arch1-1"), "6.9.8.arch1-1"),
+                ("openssl", Some("3.3.0-1"), "3.3.1-1"),
+                ("yay", Some("1:12.3.5-1"), "1:12.4.0-1")
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,13 @@ pub const SCRIPT: &str = "(New-Object -ComObject Microsoft.Update.Session).Creat
 
 #[cfg(windows)]
 pub fn collect(_root: &std::path::Path) -> Result<Option<super::SourceUpdates>> {
-    let Some(text) = crate::collect::software::run_command("powershell.exe", &["-NoProfile", "-NonInteractive", "-Command", SCRIPT], &[], 8 * 1024 * 1024)? else {
+    let Some(text) = crate::collect::software::run_command(
+        "powershell.exe",
+        &["-NoProfile", "-NonInteractive", "-Command", SCRIPT],
+        &[],
+        8 * 1024 * 1024,
+    )?
+    else {
         return Ok(None);
     };
     Ok(Some(super::SourceUpdates { updates: parse_search_json(&text)?, unreadable: Vec::new() }))
@@ -28,7 +34,8 @@ pub fn parse_search_json(text: &str) -> Result<Vec<PendingUpdate>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| Error::parse(what, Some(e.line()), e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| Error::parse(what, Some(e.line()), e.to_string()))?;
     let items = match value {
         Value::Array(items) => items,
         object @ Value::Object(_) => vec![object],
@@ -37,7 +44,8 @@ pub fn parse_search_json(text: &str) -> Result<Vec<PendingUpdate>> {
     };
     let mut updates = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let title = item.get("Title").and_then(Value::as_str).ok_or_else(|| Error::parse(what, None, format!("update {index} has no Title")))?;
+        let title =
+            item.get("Title").and_then(Value::as_str).ok_or_else(|| Error::parse(what, None, format!("update {index} has no Title")))?;
         let kbs: Vec<String> = match item.get("KBArticleIDs") {
             Some(Value::Array(ids)) => ids.iter().filter_map(scalar).collect(),
             Some(other) => scalar(other).into_iter().collect(),
@@ -73,12 +81,23 @@ mod tests {
     #[test]
     fn parses_an_array_of_updates() {
         let updates = parse_search_json(&fixture("windows-update.json")).expect("valid fixture");
-        let rows: Vec<(&str, &str, bool, Option<&str>)> = updates.iter().map(|u| (u.name.as_str(), u.available_version.as_str(), u.security, u.origin.as_deref())).collect();
+        let rows: Vec<(&str, &str, bool, Option<&str>)> =
+            updates.iter().map(|u| (u.name.as_str(), u.available_version.as_str(), u.security, u.origin.as_deref())).collect();
         assert_eq!(
             rows,
             [
-                ("2024-05 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB5037771)", "KB5037771", true, Some("Critical")),
-                ("Security Intelligence Update for Microsoft Defender Antivirus - KB2267602 (Version 1.411.368.0)", "KB2267602", false, None),
+                (
+                    "2024-05 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB5037771)",
+                    "KB5037771",
+                    true,
+                    Some("Critical")
+                ),
+                (
+                    "Security Intelligence Update for Microsoft Defender Antivirus - KB2267602 (Version 1.411.368.0)",
+                    "KB2267602",
+                    false,
+                    None
+                ),
                 ("Intel - System - 10/3/2016 12:00:00 AM - 30.100.1643.1", "", false, None),
             ]
         );

@@ -28,40 +28,28 @@ pub fn parse_passwd(text: &str) -> Result<(Vec<Account>, Vec<SkippedLine>)> {
     let mut accounts = Vec::new();
     let mut skipped = Vec::new();
     for (idx, line) in text.lines().enumerate() {
-        if line.trim().is_empty()
-            || line.starts_with('#')
-            || line.starts_with('+')
-            || line.starts_with('-')
-        {
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with('+') || line.starts_with('-') {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
         let parsed = match f.as_slice() {
-            [name, _pw, uid, gid, gecos, home, shell] if !name.is_empty() => {
-                match (uid.parse::<u32>(), gid.parse::<u32>()) {
-                    (Ok(uid), Ok(gid)) => Ok(Account {
-                        name: (*name).to_string(),
-                        uid,
-                        gid,
-                        gecos: non_empty(gecos),
-                        home: (*home).to_string(),
-                        shell: non_empty(shell),
-                        login: is_login_shell(shell),
-                    }),
-                    _ => Err(format!("uid {uid:?} or gid {gid:?} is not a number")),
-                }
-            }
-            _ => Err(format!(
-                "expected 7 colon-separated fields, found {}",
-                f.len()
-            )),
+            [name, _pw, uid, gid, gecos, home, shell] if !name.is_empty() => match (uid.parse::<u32>(), gid.parse::<u32>()) {
+                (Ok(uid), Ok(gid)) => Ok(Account {
+                    name: (*name).to_string(),
+                    uid,
+                    gid,
+                    gecos: non_empty(gecos),
+                    home: (*home).to_string(),
+                    shell: non_empty(shell),
+                    login: is_login_shell(shell),
+                }),
+                _ => Err(format!("uid {uid:?} or gid {gid:?} is not a number")),
+            },
+            _ => Err(format!("expected 7 colon-separated fields, found {}", f.len())),
         };
         match parsed {
             Ok(a) => accounts.push(a),
-            Err(reason) => skipped.push(SkippedLine {
-                line: idx + 1,
-                reason,
-            }),
+            Err(reason) => skipped.push(SkippedLine { line: idx + 1, reason }),
         }
     }
     Ok((accounts, skipped))
@@ -73,11 +61,7 @@ pub fn parse_group(text: &str) -> Result<(Vec<Group>, Vec<SkippedLine>)> {
     let mut groups = Vec::new();
     let mut skipped = Vec::new();
     for (idx, line) in text.lines().enumerate() {
-        if line.trim().is_empty()
-            || line.starts_with('#')
-            || line.starts_with('+')
-            || line.starts_with('-')
-        {
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with('+') || line.starts_with('-') {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
@@ -86,22 +70,11 @@ pub fn parse_group(text: &str) -> Result<(Vec<Group>, Vec<SkippedLine>)> {
                 Ok(gid) => groups.push(Group {
                     name: (*name).to_string(),
                     gid,
-                    members: members
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|m| !m.is_empty())
-                        .map(String::from)
-                        .collect(),
+                    members: members.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect(),
                 }),
-                Err(_) => skipped.push(SkippedLine {
-                    line: idx + 1,
-                    reason: format!("gid {gid:?} is not a number"),
-                }),
+                Err(_) => skipped.push(SkippedLine { line: idx + 1, reason: format!("gid {gid:?} is not a number") }),
             },
-            _ => skipped.push(SkippedLine {
-                line: idx + 1,
-                reason: format!("expected 4 colon-separated fields, found {}", f.len()),
-            }),
+            _ => skipped.push(SkippedLine { line: idx + 1, reason: format!("expected 4 colon-separated fields, found {}", f.len()) }),
         }
     }
     Ok((groups, skipped))
@@ -112,17 +85,10 @@ pub fn parse_group(text: &str) -> Result<(Vec<Group>, Vec<SkippedLine>)> {
 /// gid is an admin group's. Sorted, each once. `root` is not added: it is
 /// the administrator by definition, not by membership.
 pub fn admins(accounts: &[Account], groups: &[Group]) -> Vec<String> {
-    let admin_groups: Vec<&Group> = groups
-        .iter()
-        .filter(|g| ADMIN_GROUPS.contains(&g.name.as_str()))
-        .collect();
+    let admin_groups: Vec<&Group> = groups.iter().filter(|g| ADMIN_GROUPS.contains(&g.name.as_str())).collect();
     let mut out: Vec<String> = accounts
         .iter()
-        .filter(|a| {
-            admin_groups
-                .iter()
-                .any(|g| g.gid == a.gid || g.members.contains(&a.name))
-        })
+        .filter(|a| admin_groups.iter().any(|g| g.gid == a.gid || g.members.contains(&a.name)))
         .map(|a| a.name.clone())
         .collect();
     out.sort();
@@ -142,11 +108,7 @@ fn non_empty(s: &str) -> Option<String> {
 
 fn check_size(text: &str, what: &str) -> Result<()> {
     if text.len() > MAX_DB_BYTES {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("larger than {MAX_DB_BYTES} bytes"),
-        ));
+        return Err(Error::parse(what, None, format!("larger than {MAX_DB_BYTES} bytes")));
     }
     Ok(())
 }
@@ -163,32 +125,17 @@ mod tests {
         let (a, skipped) = parse_passwd(PASSWD).unwrap();
         assert_eq!(a.len(), 15);
         let alice = a.iter().find(|a| a.name == "alice").unwrap();
-        assert_eq!(
-            (alice.uid, alice.gid, alice.home.as_str()),
-            (1000, 1000, "/home/alice")
-        );
-        assert_eq!(
-            alice.gecos.as_deref(),
-            Some("Alice Martin,Room 4.12,+33 1 23 45 67 89,,")
-        );
+        assert_eq!((alice.uid, alice.gid, alice.home.as_str()), (1000, 1000, "/home/alice"));
+        assert_eq!(alice.gecos.as_deref(), Some("Alice Martin,Room 4.12,+33 1 23 45 67 89,,"));
         assert!(alice.login);
         assert!(!a.iter().find(|a| a.name == "daemon").unwrap().login);
         assert!(!a.iter().find(|a| a.name == "postgres").unwrap().login);
         let svc = a.iter().find(|a| a.name == "svc-backup").unwrap();
         assert_eq!(svc.shell, None);
         assert!(svc.login, "an empty shell means /bin/sh");
-        assert_eq!(
-            a.iter().find(|a| a.name == "messagebus").unwrap().gecos,
-            None
-        );
+        assert_eq!(a.iter().find(|a| a.name == "messagebus").unwrap().gecos, None);
         // The broken line is reported, the NIS `+@netgroup` line is not an account.
-        assert_eq!(
-            skipped,
-            [SkippedLine {
-                line: 16,
-                reason: "expected 7 colon-separated fields, found 1".into()
-            }]
-        );
+        assert_eq!(skipped, [SkippedLine { line: 16, reason: "expected 7 colon-separated fields, found 1".into() }]);
     }
 
     #[test]
@@ -205,21 +152,12 @@ mod tests {
 
     #[test]
     fn captured_container_files_parse_cleanly() {
-        let (a, s) = parse_passwd(include_str!(
-            "../../../tests/fixtures/users/passwd_container.txt"
-        ))
-        .unwrap();
+        let (a, s) = parse_passwd(include_str!("../../../tests/fixtures/users/passwd_container.txt")).unwrap();
         assert!(s.is_empty());
         assert!(a.iter().any(|a| a.name == "root" && a.uid == 0 && a.login));
-        let (g, s) = parse_group(include_str!(
-            "../../../tests/fixtures/users/group_container.txt"
-        ))
-        .unwrap();
+        let (g, s) = parse_group(include_str!("../../../tests/fixtures/users/group_container.txt")).unwrap();
         assert!(s.is_empty());
-        assert!(
-            g.iter()
-                .any(|g| g.name == "sudo" && g.gid == 27 && g.members.is_empty())
-        );
+        assert!(g.iter().any(|g| g.name == "sudo" && g.gid == 27 && g.members.is_empty()));
     }
 
     #[test]
@@ -239,8 +177,7 @@ mod tests {
         };
         let text = std::fs::read_to_string("/etc/passwd").unwrap();
         let (accounts, _) = parse_passwd(&text).unwrap();
-        let mut ours: Vec<(String, u32)> =
-            accounts.iter().map(|a| (a.name.clone(), a.uid)).collect();
+        let mut ours: Vec<(String, u32)> = accounts.iter().map(|a| (a.name.clone(), a.uid)).collect();
         let mut theirs: Vec<(String, u32)> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {

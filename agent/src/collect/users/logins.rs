@@ -35,20 +35,13 @@ pub struct LoginRecord {
 /// `what` names the file for errors.
 pub fn parse_utmp(bytes: &[u8], what: &str) -> Result<Vec<LoginRecord>> {
     if bytes.len() > MAX_UTMP_BYTES {
-        return Err(Error::parse(
-            what,
-            None,
-            format!("larger than {MAX_UTMP_BYTES} bytes"),
-        ));
+        return Err(Error::parse(what, None, format!("larger than {MAX_UTMP_BYTES} bytes")));
     }
     if bytes.len() % UTMP_RECORD != 0 {
         return Err(Error::parse(
             what,
             None,
-            format!(
-                "{} bytes is not a whole number of {UTMP_RECORD}-byte records (truncated, or not glibc 64-bit utmp)",
-                bytes.len()
-            ),
+            format!("{} bytes is not a whole number of {UTMP_RECORD}-byte records (truncated, or not glibc 64-bit utmp)", bytes.len()),
         ));
     }
     let mut out = Vec::new();
@@ -74,16 +67,7 @@ pub fn parse_utmp(bytes: &[u8], what: &str) -> Result<Vec<LoginRecord>> {
 
 /// Current sessions from utmp records.
 pub fn sessions(records: Vec<LoginRecord>) -> Vec<Session> {
-    records
-        .into_iter()
-        .map(|r| Session {
-            user: r.user,
-            tty: r.tty,
-            host: r.host,
-            pid: r.pid,
-            login_time_unix: r.time_unix,
-        })
-        .collect()
+    records.into_iter().map(|r| Session { user: r.user, tty: r.tty, host: r.host, pid: r.pid, login_time_unix: r.time_unix }).collect()
 }
 
 /// The latest login per user from wtmp records, sorted by user.
@@ -112,14 +96,7 @@ pub fn last_logins_from_wtmp(records: &[LoginRecord]) -> Vec<LastLogin> {
 /// One lastlog record (292 bytes); `None` when the account never logged in.
 pub fn parse_lastlog_record(rec: &[u8], user: &str) -> Result<Option<LastLogin>> {
     if rec.len() != LASTLOG_RECORD {
-        return Err(Error::parse(
-            "/var/log/lastlog",
-            None,
-            format!(
-                "record for {user} is {} bytes, expected {LASTLOG_RECORD}",
-                rec.len()
-            ),
-        ));
+        return Err(Error::parse("/var/log/lastlog", None, format!("record for {user} is {} bytes, expected {LASTLOG_RECORD}", rec.len())));
     }
     let time = i32_at(rec, 0).unwrap_or_default();
     if time == 0 {
@@ -142,10 +119,7 @@ pub fn parse_lastlog(bytes: &[u8], accounts: &[(u32, String)]) -> Result<Vec<Las
         let Some(start) = (*uid as usize).checked_mul(LASTLOG_RECORD) else {
             continue;
         };
-        let Some(rec) = start
-            .checked_add(LASTLOG_RECORD)
-            .and_then(|end| bytes.get(start..end))
-        else {
+        let Some(rec) = start.checked_add(LASTLOG_RECORD).and_then(|end| bytes.get(start..end)) else {
             continue;
         };
         if let Some(l) = parse_lastlog_record(rec, name)? {
@@ -175,23 +149,10 @@ mod tests {
 
     #[test]
     fn utmp_user_processes_only() {
-        let r = parse_utmp(
-            include_bytes!("../../../tests/fixtures/users/utmp.bin"),
-            "/var/run/utmp",
-        )
-        .unwrap();
+        let r = parse_utmp(include_bytes!("../../../tests/fixtures/users/utmp.bin"), "/var/run/utmp").unwrap();
         let s = sessions(r);
-        let got: Vec<(&str, &str, Option<&str>, i64)> = s
-            .iter()
-            .map(|s| {
-                (
-                    s.user.as_str(),
-                    s.tty.as_str(),
-                    s.host.as_deref(),
-                    s.login_time_unix,
-                )
-            })
-            .collect();
+        let got: Vec<(&str, &str, Option<&str>, i64)> =
+            s.iter().map(|s| (s.user.as_str(), s.tty.as_str(), s.host.as_deref(), s.login_time_unix)).collect();
         assert_eq!(
             got,
             [
@@ -205,69 +166,28 @@ mod tests {
 
     #[test]
     fn truncated_utmp_is_a_clear_error() {
-        let e = parse_utmp(
-            include_bytes!("../../../tests/fixtures/users/utmp_truncated.bin"),
-            "/var/run/utmp",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("868 bytes is not a whole number of 384-byte records"),
-            "{e}"
-        );
+        let e = parse_utmp(include_bytes!("../../../tests/fixtures/users/utmp_truncated.bin"), "/var/run/utmp").unwrap_err().to_string();
+        assert!(e.contains("868 bytes is not a whole number of 384-byte records"), "{e}");
         assert_eq!(parse_utmp(&[], "/var/log/wtmp").unwrap(), []);
     }
 
     #[test]
     fn wtmp_latest_login_per_user() {
-        let r = parse_utmp(
-            include_bytes!("../../../tests/fixtures/users/wtmp.bin"),
-            "/var/log/wtmp",
-        )
-        .unwrap();
+        let r = parse_utmp(include_bytes!("../../../tests/fixtures/users/wtmp.bin"), "/var/log/wtmp").unwrap();
         let l = last_logins_from_wtmp(&r);
-        let got: Vec<(&str, i64, Option<&str>)> = l
-            .iter()
-            .map(|l| (l.user.as_str(), l.time_unix, l.tty.as_deref()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("alice", 1717900000, Some("tty2")),
-                ("bob", 1717500000, Some("pts/1"))
-            ]
-        );
+        let got: Vec<(&str, i64, Option<&str>)> = l.iter().map(|l| (l.user.as_str(), l.time_unix, l.tty.as_deref())).collect();
+        assert_eq!(got, [("alice", 1717900000, Some("tty2")), ("bob", 1717500000, Some("pts/1"))]);
     }
 
     #[test]
     fn lastlog_records_by_uid() {
         let bytes = include_bytes!("../../../tests/fixtures/users/lastlog.bin");
-        let accounts = [
-            (0, "root".to_string()),
-            (1, "daemon".to_string()),
-            (3, "alice".to_string()),
-            (1000, "bob".to_string()),
-        ];
+        let accounts = [(0, "root".to_string()), (1, "daemon".to_string()), (3, "alice".to_string()), (1000, "bob".to_string())];
         let l = parse_lastlog(bytes, &accounts).unwrap();
-        let got: Vec<(&str, i64, Option<&str>, Option<&str>)> = l
-            .iter()
-            .map(|l| {
-                (
-                    l.user.as_str(),
-                    l.time_unix,
-                    l.tty.as_deref(),
-                    l.host.as_deref(),
-                )
-            })
-            .collect();
+        let got: Vec<(&str, i64, Option<&str>, Option<&str>)> =
+            l.iter().map(|l| (l.user.as_str(), l.time_unix, l.tty.as_deref(), l.host.as_deref())).collect();
         // daemon never logged in; bob's uid is past the end of the sparse file.
-        assert_eq!(
-            got,
-            [
-                ("alice", 1718010000, Some("pts/2"), Some("2001:db8::42")),
-                ("root", 1716000000, Some("tty1"), None)
-            ]
-        );
+        assert_eq!(got, [("alice", 1718010000, Some("pts/2"), Some("2001:db8::42")), ("root", 1716000000, Some("tty1"), None)]);
         assert!(parse_lastlog_record(&[0u8; 10], "x").is_err());
     }
 }

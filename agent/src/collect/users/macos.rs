@@ -11,7 +11,6 @@
 //! (4294967294). Last logins are not collected on macOS (`last` reads a
 //! rotated utmpx log): the field is absent with that reason.
 
-
 use crate::error::{Error, Result};
 use crate::inventory::unreadable::Unreadable;
 use crate::inventory::users::{Account, Group, Session, Users};
@@ -19,7 +18,11 @@ use crate::inventory::users::{Account, Group, Session, Users};
 #[cfg(target_os = "macos")]
 pub fn collect(_root: &std::path::Path) -> Result<Users> {
     use crate::collect::command::{MAX_OUTPUT_BYTES, run};
-    let users = run("dscl", &[".", "-readall", "/Users", "RecordName", "UniqueID", "PrimaryGroupID", "RealName", "NFSHomeDirectory", "UserShell"], MAX_OUTPUT_BYTES)?;
+    let users = run(
+        "dscl",
+        &[".", "-readall", "/Users", "RecordName", "UniqueID", "PrimaryGroupID", "RealName", "NFSHomeDirectory", "UserShell"],
+        MAX_OUTPUT_BYTES,
+    )?;
     let admin = run("dscl", &[".", "-read", "/Groups/admin", "GroupMembership"], 1 << 20).map_err(|e| e.to_string());
     let who = run("who", &["-u"], 1 << 20).and_then(|w| Ok((w, run("date", &["+%Y %z"], 64)?))).map_err(|e| e.to_string());
     users_from(&users, admin, who)
@@ -34,7 +37,8 @@ pub fn users_from(dscl_users: &str, admin_group: Read<String>, who: Read<(String
     let accounts = parse_dscl_users(dscl_users, &mut unreadable)?;
     let admins: Vec<String> = match admin_group {
         Ok(text) => {
-            let mut members: Vec<String> = text.split_once("GroupMembership:").map(|(_, m)| m.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+            let mut members: Vec<String> =
+                text.split_once("GroupMembership:").map(|(_, m)| m.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
             members.sort();
             members.dedup();
             members
@@ -89,14 +93,26 @@ pub fn parse_dscl_users(text: &str, unreadable: &mut Vec<Unreadable>) -> Result<
         if name.starts_with('_') {
             continue;
         }
-        let id = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok()).and_then(|v| i32::try_from(v).ok().map(|v| v as u32).or_else(|| u32::try_from(v).ok()));
+        let id = |k: &str| {
+            get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(|v| i32::try_from(v).ok().map(|v| v as u32).or_else(|| u32::try_from(v).ok()))
+        };
         let Some(uid) = id("UniqueID") else {
             unreadable.push(Unreadable::new(format!("accounts[{name}]"), "no numeric UniqueID"));
             continue;
         };
         let shell = get("UserShell").map(str::to_owned);
         let login = shell.as_deref().is_some_and(|s| !s.ends_with("/false") && !s.ends_with("/nologin"));
-        accounts.push(Account { name: name.to_owned(), uid, gid: id("PrimaryGroupID").unwrap_or(0), gecos: get("RealName").map(str::to_owned), home: get("NFSHomeDirectory").unwrap_or("").to_owned(), shell, login });
+        accounts.push(Account {
+            name: name.to_owned(),
+            uid,
+            gid: id("PrimaryGroupID").unwrap_or(0),
+            gecos: get("RealName").map(str::to_owned),
+            home: get("NFSHomeDirectory").unwrap_or("").to_owned(),
+            shell,
+            login,
+        });
     }
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(accounts)
@@ -122,18 +138,31 @@ pub fn parse_who(text: &str, year: i64, utc_offset_minutes: i64) -> Vec<Session>
     let mut sessions = Vec::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let (Some(user), Some(tty), Some(month), Some(day), Some(time)) = (words.first(), words.get(1), words.get(2), words.get(3), words.get(4)) else { continue };
+        let (Some(user), Some(tty), Some(month), Some(day), Some(time)) =
+            (words.first(), words.get(1), words.get(2), words.get(3), words.get(4))
+        else {
+            continue;
+        };
         let Some(month) = MONTHS.iter().position(|m| m == month) else { continue };
         let (Ok(day), Some((h, m))) = (day.parse::<i64>(), time.split_once(':')) else { continue };
         let (Ok(h), Ok(m)) = (h.parse::<i64>(), m.parse::<i64>()) else { continue };
         let Some(ms) = crate::collect::software::unix_ms_of_civil(year, month as i64 + 1, day, h, m, 0) else { continue };
         let pid = words.get(6).and_then(|p| p.parse().ok()).unwrap_or(0);
-        let host = words.iter().find(|w| w.starts_with('(') && w.ends_with(')')).map(|w| w.trim_matches(['(', ')']).to_owned()).filter(|h| !h.is_empty());
-        sessions.push(Session { user: (*user).to_owned(), tty: (*tty).to_owned(), host, pid, login_time_unix: ms / 1000 - utc_offset_minutes * 60 });
+        let host = words
+            .iter()
+            .find(|w| w.starts_with('(') && w.ends_with(')'))
+            .map(|w| w.trim_matches(['(', ')']).to_owned())
+            .filter(|h| !h.is_empty());
+        sessions.push(Session {
+            user: (*user).to_owned(),
+            tty: (*tty).to_owned(),
+            host,
+            pid,
+            login_time_unix: ms / 1000 - utc_offset_minutes * 60,
+        });
     }
     sessions
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -152,7 +181,8 @@ mod tests {
         assert_eq!((alice.gecos.as_deref(), alice.home.as_str(), alice.gid), (Some("Alice Example"), "/Users/alice", 20));
         assert_eq!(u.admins, ["alice", "root"]);
         let s = u.sessions.as_ref().unwrap();
-        let got: Vec<(&str, &str, Option<&str>, i32, i64)> = s.iter().map(|s| (s.user.as_str(), s.tty.as_str(), s.host.as_deref(), s.pid, s.login_time_unix)).collect();
+        let got: Vec<(&str, &str, Option<&str>, i32, i64)> =
+            s.iter().map(|s| (s.user.as_str(), s.tty.as_str(), s.host.as_deref(), s.pid, s.login_time_unix)).collect();
         assert_eq!(got, [("alice", "console", None, 412, 1_718_690_100), ("bob", "ttys001", Some("192.168.1.50"), 2231, 1_718_697_660)]);
         assert_eq!(u.unreadable.iter().map(|u| u.field.as_str()).collect::<Vec<_>>(), ["last_logins"]);
     }

@@ -24,24 +24,18 @@ use crate::inventory::users::{LastLogin, Users};
 /// Collects the users section from the system under `root`.
 pub fn collect(root: &Path) -> Result<Users> {
     let mut unreadable = Vec::new();
-    let passwd = read_under_bytes(root, "etc/passwd", accounts::MAX_DB_BYTES)
-        .map_err(|e| Error::io("reading", root.join("etc/passwd"), e))?;
+    let passwd =
+        read_under_bytes(root, "etc/passwd", accounts::MAX_DB_BYTES).map_err(|e| Error::io("reading", root.join("etc/passwd"), e))?;
     let (accounts, skipped) = accounts::parse_passwd(&String::from_utf8_lossy(&passwd))?;
     for s in skipped {
-        unreadable.push(Unreadable::new(
-            format!("accounts[/etc/passwd line {}]", s.line),
-            s.reason,
-        ));
+        unreadable.push(Unreadable::new(format!("accounts[/etc/passwd line {}]", s.line), s.reason));
     }
 
     let groups = match read_under_bytes(root, "etc/group", accounts::MAX_DB_BYTES) {
         Ok(b) => {
             let (g, skipped) = accounts::parse_group(&String::from_utf8_lossy(&b))?;
             for s in skipped {
-                unreadable.push(Unreadable::new(
-                    format!("groups[/etc/group line {}]", s.line),
-                    s.reason,
-                ));
+                unreadable.push(Unreadable::new(format!("groups[/etc/group line {}]", s.line), s.reason));
             }
             g
         }
@@ -69,10 +63,7 @@ pub fn collect(root: &Path) -> Result<Users> {
             None
         }
         None => {
-            unreadable.push(Unreadable::new(
-                "sessions",
-                "/run/utmp not present on this system (no login manager writes it)",
-            ));
+            unreadable.push(Unreadable::new("sessions", "/run/utmp not present on this system (no login manager writes it)"));
             None
         }
     };
@@ -86,14 +77,7 @@ pub fn collect(root: &Path) -> Result<Users> {
         }
     };
 
-    Ok(Users {
-        accounts,
-        groups,
-        admins,
-        sessions,
-        last_logins,
-        unreadable,
-    })
+    Ok(Users { accounts, groups, admins, sessions, last_logins, unreadable })
 }
 
 /// lastlog when it exists and is non-empty (an empty lastlog means nothing
@@ -103,8 +87,7 @@ fn last_logins(root: &Path, ids: &[(u32, String)]) -> std::result::Result<Vec<La
     if let Ok(meta) = std::fs::metadata(&lastlog)
         && meta.len() > 0
     {
-        let mut file =
-            std::fs::File::open(&lastlog).map_err(|e| io_reason("/var/log/lastlog", &e))?;
+        let mut file = std::fs::File::open(&lastlog).map_err(|e| io_reason("/var/log/lastlog", &e))?;
         let mut out = Vec::new();
         for (uid, name) in ids {
             let offset = u64::from(*uid) * logins::LASTLOG_RECORD as u64;
@@ -112,9 +95,7 @@ fn last_logins(root: &Path, ids: &[(u32, String)]) -> std::result::Result<Vec<La
                 continue;
             }
             let mut rec = [0u8; logins::LASTLOG_RECORD];
-            file.seek(SeekFrom::Start(offset))
-                .and_then(|_| file.read_exact(&mut rec))
-                .map_err(|e| io_reason("/var/log/lastlog", &e))?;
+            file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut rec)).map_err(|e| io_reason("/var/log/lastlog", &e))?;
             if let Some(l) = logins::parse_lastlog_record(&rec, name).map_err(|e| e.to_string())? {
                 out.push(l);
             }
@@ -123,13 +104,8 @@ fn last_logins(root: &Path, ids: &[(u32, String)]) -> std::result::Result<Vec<La
         return Ok(out);
     }
     let wtmp = root.join("var/log/wtmp");
-    let bytes =
-        read_tail(&wtmp, logins::MAX_UTMP_BYTES, logins::UTMP_RECORD as u64).map_err(|e| {
-            format!(
-                "no usable /var/log/lastlog, and {}",
-                io_reason("/var/log/wtmp", &e)
-            )
-        })?;
+    let bytes = read_tail(&wtmp, logins::MAX_UTMP_BYTES, logins::UTMP_RECORD as u64)
+        .map_err(|e| format!("no usable /var/log/lastlog, and {}", io_reason("/var/log/wtmp", &e)))?;
     let records = logins::parse_utmp(&bytes, "/var/log/wtmp").map_err(|e| e.to_string())?;
     Ok(logins::last_logins_from_wtmp(&records))
 }
@@ -158,15 +134,8 @@ mod tests {
         assert_eq!(u.sessions.as_ref().map(Vec::len), Some(3));
         // lastlog is absent in the tree, so last logins come from wtmp.
         let l = u.last_logins.unwrap();
-        assert_eq!(
-            l.iter().map(|l| l.user.as_str()).collect::<Vec<_>>(),
-            ["alice", "bob"]
-        );
-        assert!(
-            u.unreadable
-                .iter()
-                .any(|x| x.field == "accounts[/etc/passwd line 16]")
-        );
+        assert_eq!(l.iter().map(|l| l.user.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
+        assert!(u.unreadable.iter().any(|x| x.field == "accounts[/etc/passwd line 16]"));
     }
 
     #[test]

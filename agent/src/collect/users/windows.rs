@@ -57,11 +57,29 @@ pub fn parse_users(output: &str) -> Result<Users> {
             unreadable.push(Unreadable::new(format!("accounts[{name}]"), format!("SID {sid:?} has no relative id")));
             continue;
         };
-        let home = profiles.iter().find(|p| text(p, "SID").as_deref() == Some(sid.as_str())).and_then(|p| text(p, "LocalPath")).unwrap_or_default();
+        let home = profiles
+            .iter()
+            .find(|p| text(p, "SID").as_deref() == Some(sid.as_str()))
+            .and_then(|p| text(p, "LocalPath"))
+            .unwrap_or_default();
         if let Some(time) = date_unix_ms(u, "LastLogon") {
-            last_logins.push(LastLogin { user: name.clone(), time_unix: time.div_euclid(1000), tty: None, host: None, source: LastLoginSource::Sam });
+            last_logins.push(LastLogin {
+                user: name.clone(),
+                time_unix: time.div_euclid(1000),
+                tty: None,
+                host: None,
+                source: LastLoginSource::Sam,
+            });
         }
-        accounts.push(Account { gecos: text(u, "FullName").or_else(|| text(u, "Description")), home, shell: None, login: boolean(u, "Enabled").unwrap_or(false), uid, gid: 0, name });
+        accounts.push(Account {
+            gecos: text(u, "FullName").or_else(|| text(u, "Description")),
+            home,
+            shell: None,
+            login: boolean(u, "Enabled").unwrap_or(false),
+            uid,
+            gid: 0,
+            name,
+        });
     }
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     last_logins.sort_by(|a, b| a.user.cmp(&b.user));
@@ -165,7 +183,10 @@ mod tests {
         let s: Vec<(&str, &str, i64)> = sessions.iter().map(|s| (s.user.as_str(), s.tty.as_str(), s.login_time_unix)).collect();
         assert_eq!(s, [("alice", "console", 1_718_690_100), ("bob", "rdp-tcp#3", 1_718_694_060), ("carol", "disconnected", 1_718_638_200)]);
         let last = u.last_logins.as_ref().unwrap();
-        assert_eq!((last.len(), last[0].user.as_str(), last[0].time_unix, last[0].source), (1, "alice", 1_718_690_100, LastLoginSource::Sam));
+        assert_eq!(
+            (last.len(), last[0].user.as_str(), last[0].time_unix, last[0].source),
+            (1, "alice", 1_718_690_100, LastLoginSource::Sam)
+        );
         assert_eq!(u.unreadable.len(), 1, "{:?}", u.unreadable);
         assert!(u.unreadable[0].field.contains("dave"));
     }
