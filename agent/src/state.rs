@@ -280,7 +280,7 @@ mod tests {
             assert_eq!(c.next(), n);
             c.commit(n).expect("commit");
         }
-        let mut again = SequenceCounter::open(dir.path()).expect("reopen");
+        let again = SequenceCounter::open(dir.path()).expect("reopen");
         assert_eq!(again.last(), 2);
         assert_eq!(again.next(), 3);
     }
