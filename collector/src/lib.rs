@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod init;
 pub mod inventory_delta;
 pub mod metrics;
+pub mod notify;
 pub mod pki;
 pub mod secrets;
 pub mod server;

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use census_version::Ecosystem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::book::{Alert, AlertBook, AlertFingerprint, AlertState};
 use super::fleet::{FleetState, HostState};
@@ -48,7 +48,7 @@ use crate::config::humantime_serde::format_duration;
 /// Resolved alerts and ended silences stay visible this long.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(24 * 3_600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     Firing,
@@ -68,7 +68,7 @@ impl Transition {
 }
 
 /// One alert's part of a notification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifiedAlert {
     /// `<fingerprint>:<transition>:<sequence>`: unique per transition, the
     /// same on every retry; sinks use it to refuse duplicates.
@@ -88,7 +88,7 @@ pub struct NotifiedAlert {
 }
 
 /// One grouped notification, ready for the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// `<rule>/<transition>/<lowest member sequence>`: sequences are never
     /// reused, so neither is this key.

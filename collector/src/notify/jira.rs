@@ -1,0 +1,34 @@
+//! TODO(skeleton): the jira sink.
+#![allow(unused_imports)]
+
+use serde::{Deserialize, Serialize};
+
+use super::{SinkError, TicketDraft, TicketNote};
+use crate::alert::engine::Notification;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    pub url: String,
+}
+
+pub struct Jira {}
+
+impl Jira {
+    pub fn new(_config: &JiraConfig, _http: reqwest::Client) -> Result<Jira, SinkError> {
+        todo!()
+    }
+
+    pub async fn find(&self, _marker: &str) -> Result<Option<String>, SinkError> {
+        todo!()
+    }
+    pub async fn open(&self, _draft: &TicketDraft) -> Result<String, SinkError> {
+        todo!()
+    }
+    pub async fn comment(&self, _ticket: &str, _note: &TicketNote) -> Result<(), SinkError> {
+        todo!()
+    }
+    pub async fn resolve(&self, _ticket: &str, _note: &TicketNote) -> Result<(), SinkError> {
+        todo!()
+    }
+}
