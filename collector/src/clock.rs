@@ -27,3 +27,9 @@ pub fn utc_date(unix_ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+/// RFC 3339 UTC with whole seconds (`2026-11-28T06:22:32Z`), as sinks and
+/// tickets show times.
+pub fn rfc3339(unix_ms: i64) -> String {
+    humantime::format_rfc3339_seconds(from_unix_ms(unix_ms)).to_string()
+}

@@ -131,6 +131,29 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Parses `label=value`, `label!=value`, `label=~glob`, `label!~glob`
+    /// (the form `census silence add` and route `match` lists use).
+    pub fn parse(text: &str) -> Result<Matcher, String> {
+        let at = text.find(['=', '!']).ok_or_else(|| format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"))?;
+        let (label, rest) = text.split_at(at);
+        let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
+            (MatchOp::Glob, v)
+        } else if let Some(v) = rest.strip_prefix("!~") {
+            (MatchOp::NotGlob, v)
+        } else if let Some(v) = rest.strip_prefix("!=") {
+            (MatchOp::NotEqual, v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            (MatchOp::Equal, v)
+        } else {
+            return Err(format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"));
+        };
+        let label = label.trim();
+        if !super::rules::is_label_name(label) {
+            return Err(format!("{text:?}: {label:?} is not a label name (letters, digits and _)"));
+        }
+        Ok(Matcher { label: label.to_string(), op, value: value.trim().trim_matches('"').to_string() })
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let actual = labels.get(&self.label).map(String::as_str).unwrap_or("");
         match self.op {
@@ -139,6 +162,18 @@ impl Matcher {
             MatchOp::Glob => Glob::new(&self.value).matches(actual),
             MatchOp::NotGlob => !Glob::new(&self.value).matches(actual),
         }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Glob => "=~",
+            MatchOp::NotGlob => "!~",
+        };
+        write!(f, "{}{op}{}", self.label, self.value)
     }
 }
 
@@ -272,5 +307,18 @@ mod tests {
         assert!(!m("host", MatchOp::NotGlob, "web-*"));
         assert!(m("team", MatchOp::Equal, ""), "an absent label is empty");
         assert!(m("team", MatchOp::NotEqual, "infra"));
+    }
+
+    #[test]
+    fn matcher_text_round_trips() {
+        for (text, op) in [("host=web-12", MatchOp::Equal), ("host!=web-1", MatchOp::NotEqual), ("site=~par*", MatchOp::Glob), ("site!~lon*", MatchOp::NotGlob)] {
+            let m = Matcher::parse(text).expect(text);
+            assert_eq!(m.op, op, "{text}");
+            assert_eq!(m.to_string(), text);
+        }
+        assert_eq!(Matcher::parse("severity = \"critical\"").expect("spaces and quotes").value, "critical");
+        assert!(Matcher::parse("no operator").is_err());
+        assert!(Matcher::parse("bad label=x").is_err());
+        assert!(Matcher::parse("=x").is_err());
     }
 }
