@@ -57,6 +57,11 @@ impl ChangeKind {
         ChangeKind::OsUpgraded,
     ];
 
+    /// The kind a stored name denotes.
+    pub fn parse(name: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The stable name stored and shown (`census changes`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -23,6 +23,83 @@ pub struct Config {
     pub agents: AgentPolicy,
     pub limits: Limits,
     pub metrics: Metrics,
+    pub alerts: Alerts,
+    pub notify: Notify,
+    /// `[[sink]]` tables: where notifications go (docs/notifications.md).
+    #[serde(rename = "sink")]
+    pub sinks: Vec<crate::notify::SinkConfig>,
+    /// `[[route]]` tables: which notifications go to which sinks.
+    #[serde(rename = "route")]
+    pub routes: Vec<crate::notify::route::RouteConfig>,
+}
+
+/// Alert evaluation (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// Rule file (`[[rule]]` tables, docs/alerts.md), reloaded when it
+    /// changes; a file with an error is refused whole and the rules in force
+    /// stay. Unset: the default rules and the admin API's rules only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_file: Option<PathBuf>,
+    /// Whether the shipped rules (disk almost full, memory exhausted, host
+    /// offline, failed services) are in force. A rule of the same name in
+    /// the rule file replaces the shipped one.
+    pub default_rules: bool,
+    /// Time between evaluations of every rule against the fleet.
+    #[serde(with = "humantime_serde")]
+    pub evaluation_interval: Duration,
+    /// How often the rule file is checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            rules_file: None,
+            default_rules: true,
+            evaluation_interval: Duration::from_secs(30),
+            reload_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Delivery of notifications through the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    /// Attempts before an entry goes to the dead letters.
+    pub max_attempts: u32,
+    /// Delay after the first failure; doubles per failure, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Delivered entries stay visible in `census outbox` this long.
+    #[serde(with = "humantime_serde")]
+    pub delivered_retention: Duration,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            max_attempts: 12,
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30 * 60),
+            delivered_retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl Notify {
+    pub fn retry_policy(&self) -> crate::notify::outbox::RetryPolicy {
+        crate::notify::outbox::RetryPolicy {
+            max_attempts: self.max_attempts,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        }
+    }
 }
 
 /// Health metrics storage: how long each resolution is kept, and how often
@@ -127,6 +204,10 @@ impl Default for Config {
             agents: AgentPolicy::default(),
             limits: Limits::default(),
             metrics: Metrics::default(),
+            alerts: Alerts::default(),
+            notify: Notify::default(),
+            sinks: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -227,6 +308,37 @@ impl Config {
         }
         if m.compaction_interval < Duration::from_secs(1) {
             return Err("metrics.compaction_interval must be at least 1s".into());
+        }
+        let al = &self.alerts;
+        if al.evaluation_interval < Duration::from_millis(100) || al.reload_interval < Duration::from_millis(100) {
+            return Err("alerts.evaluation_interval and alerts.reload_interval must be at least 100ms".into());
+        }
+        let n = &self.notify;
+        if n.max_attempts == 0 {
+            return Err("notify.max_attempts must be at least 1".into());
+        }
+        if n.initial_backoff.is_zero() || n.max_backoff < n.initial_backoff {
+            return Err("notify.initial_backoff must be positive and at most notify.max_backoff".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &self.sinks {
+            let valid_name = !sink.name.is_empty()
+                && sink.name.len() <= 64
+                && sink.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !valid_name {
+                return Err(format!("sink name {:?}: 1 to 64 letters, digits, '-', '_' or '.'", sink.name));
+            }
+            if !names.insert(sink.name.as_str()) {
+                return Err(format!("sink name {:?} is used twice", sink.name));
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.sinks.is_empty() {
+                return Err(format!("route #{}: `sinks` is empty", i + 1));
+            }
+            if let Some(unknown) = route.sinks.iter().find(|s| !names.contains(s.as_str())) {
+                return Err(format!("route #{}: no [[sink]] is named {unknown:?}", i + 1));
+            }
         }
         if self.agent_api.listen == self.admin_api.listen && self.agent_api.listen.port() != 0 {
             return Err("agent_api.listen and admin_api.listen must differ".into());

@@ -5,6 +5,7 @@
 pub mod admin_api;
 pub mod agent_api;
 pub mod alert;
+pub mod alerting;
 pub mod changes;
 pub mod cli;
 pub mod clock;

@@ -236,6 +236,16 @@ impl AlertBook {
         &self.silences
     }
 
+    /// The last sequence number issued (idempotency keys use it).
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Rebuilds a book from what the store kept.
+    pub fn from_parts(alerts: Vec<Alert>, silences: Vec<Silence>, next_sequence: u64) -> AlertBook {
+        AlertBook { alerts: alerts.into_iter().map(|a| (a.fingerprint.clone(), a)).collect(), silences, next_sequence }
+    }
+
     /// Records an operator's acknowledgement of a pending or firing alert;
     /// announced as an `updated` notification at the next evaluation if the
     /// alert's firing was notified.

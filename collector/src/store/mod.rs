@@ -13,7 +13,10 @@ pub mod sled;
 use census_proto::v1 as pb;
 
 pub use self::records::{AgentRecord, BucketRecord, ChangeRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
+use crate::alert::book::{Alert, AlertFingerprint, Silence};
+use crate::alert::rules::RuleSpec;
 use crate::error::Result;
+use crate::notify::outbox::{DeliveryState, OutboxEntry};
 use crate::metrics::{Bucket, Resolution};
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
@@ -79,6 +82,26 @@ pub struct Compaction {
     pub expired: usize,
 }
 
+/// What one alert evaluation (or an operator's ack or silence) changed in
+/// the alert book: written in one transaction with the outbox entries it
+/// enqueues.
+#[derive(Debug, Clone, Default)]
+pub struct AlertCommit {
+    pub upsert: Vec<Alert>,
+    pub remove: Vec<AlertFingerprint>,
+    /// The whole silence list (it is short).
+    pub silences: Vec<Silence>,
+    pub next_sequence: u64,
+}
+
+/// The alert book as stored.
+#[derive(Debug, Clone, Default)]
+pub struct StoredAlerts {
+    pub alerts: Vec<Alert>,
+    pub silences: Vec<Silence>,
+    pub next_sequence: u64,
+}
+
 /// A host as the admin API shows it: its agent and latest inventory.
 #[derive(Debug, Clone)]
 pub struct HostView {
@@ -140,4 +163,45 @@ pub trait Store: Send + Sync + 'static {
 
     fn put_enrollment_secret(&self, hash: &Digest, secret: &EnrollmentSecretRecord) -> Result<()>;
     fn enrollment_secret(&self, hash: &Digest) -> Result<Option<EnrollmentSecretRecord>>;
+
+    // --- alerts (SPEC §5)
+
+    /// The alert book as last committed (empty on a new store).
+    fn load_alerts(&self) -> Result<StoredAlerts>;
+
+    /// Applies `commit` and enqueues `enqueue` (their ids assigned here, in
+    /// order) in one transaction, durably: a transition and its
+    /// notifications are stored together or not at all. Returns the ids.
+    fn commit_alerts(&self, commit: &AlertCommit, enqueue: Vec<OutboxEntry>) -> Result<Vec<u64>>;
+
+    /// Rules added through the admin API, by name.
+    fn api_rules(&self) -> Result<Vec<RuleSpec>>;
+    fn put_api_rule(&self, spec: &RuleSpec) -> Result<()>;
+    /// Whether a rule of that name existed.
+    fn delete_api_rule(&self, name: &str) -> Result<bool>;
+
+    // --- the notification outbox
+
+    /// The oldest pending entry of a sink: the only one the dispatcher may
+    /// attempt (delivery in order per sink).
+    fn outbox_head(&self, sink: &str) -> Result<Option<OutboxEntry>>;
+    fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>>;
+    /// Rewrites an entry after an attempt or an operator's retry, durably.
+    fn update_outbox_entry(&self, entry: &OutboxEntry) -> Result<()>;
+    /// Entries, newest first, filtered by state and sink, at most `limit`.
+    fn outbox_entries(&self, state: Option<DeliveryState>, sink: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>>;
+    /// Pending entries per sink.
+    fn outbox_depth(&self) -> Result<std::collections::BTreeMap<String, usize>>;
+    /// Deletes delivered entries delivered before the given time.
+    fn purge_outbox(&self, delivered_before_unix_ms: i64) -> Result<usize>;
+
+    // --- the ticket ledger: which ticket of a ticketing sink holds an alert
+
+    fn ticket_of(&self, sink: &str, fingerprint: &str) -> Result<Option<String>>;
+    /// Records that `ticket` holds these alerts (durably, before the next
+    /// step of a delivery).
+    fn link_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()>;
+    fn unlink_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()>;
+    /// The alerts a ticket still holds.
+    fn ticket_members(&self, sink: &str, ticket: &str) -> Result<Vec<String>>;
 }

@@ -17,6 +17,13 @@
 //! | `metrics_5m`       | agent id, metric 0, bucket start | `BucketRecord`      |
 //! | `metrics_1h`       | agent id, metric 0, bucket start | `BucketRecord`      |
 //! | `metrics_dirty`    | agent id                     | time, earliest sample not yet rolled up |
+//! | `alerts`           | alert fingerprint (hex)      | JSON `Alert`            |
+//! | `alert_meta`       | `silences`, `next_sequence`  | JSON `[Silence]`, u64 BE |
+//! | `api_rules`        | rule name                    | JSON `RuleSpec`         |
+//! | `outbox`           | entry id, u64 BE             | JSON `OutboxEntry`      |
+//! | `outbox_pending`   | sink 0 entry id (u64 BE)     | empty                   |
+//! | `tickets`          | sink 0 fingerprint           | ticket id               |
+//! | `ticket_members`   | sink 0 ticket id 0 fingerprint | empty                 |
 //!
 //! Agent ids are 32 ASCII hex characters, so an agent's keys are a fixed
 //! 32-byte prefix. Times are i64 Unix ms stored big-endian with the sign
@@ -37,6 +44,14 @@
 //! stored inventories. Names, versions, sources and architectures never
 //! contain a NUL byte (validated on ingest), so the separator is unambiguous.
 //!
+//! Alerts and the outbox are JSON (the alert domain types are serde types
+//! and never cross the wire); a change of their shape needs a migration like
+//! any record. An evaluation's alert changes and the outbox entries they
+//! enqueue are one transaction; `outbox_pending` indexes the pending
+//! entries per sink in id order, so a sink's head is a prefix scan.
+//! Sink names and ticket ids never contain NUL (config validation, and the
+//! ids systems return are numbers or keys).
+//!
 //! Multi-tree updates run in one sled transaction, so a crash leaves either
 //! all of a report batch or none of it; `put_reports` and `enroll_agent`
 //! flush before returning, which is what makes an acknowledgement durable.
@@ -49,12 +64,16 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
+use super::{AlertCommit, StoredAlerts};
 use super::{
     AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord, NewAgent,
     SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
+use crate::alert::book::{Alert, Silence};
+use crate::alert::rules::RuleSpec;
 use crate::error::{Error, Result};
 use crate::metrics::{self, Bucket, Resolution};
+use crate::notify::outbox::{DeliveryState, OutboxEntry};
 
 /// Layout version of the whole database. Bump it with a migration in
 /// `migrate` when the key layout changes.
@@ -74,6 +93,13 @@ pub struct SledStore {
     metrics_5m: sled::Tree,
     metrics_1h: sled::Tree,
     metrics_dirty: sled::Tree,
+    alerts: sled::Tree,
+    alert_meta: sled::Tree,
+    api_rules: sled::Tree,
+    outbox: sled::Tree,
+    outbox_pending: sled::Tree,
+    tickets: sled::Tree,
+    ticket_members: sled::Tree,
 }
 
 impl SledStore {
@@ -102,6 +128,13 @@ impl SledStore {
             metrics_5m: db.open_tree("metrics_5m")?,
             metrics_1h: db.open_tree("metrics_1h")?,
             metrics_dirty: db.open_tree("metrics_dirty")?,
+            alerts: db.open_tree("alerts")?,
+            alert_meta: db.open_tree("alert_meta")?,
+            api_rules: db.open_tree("api_rules")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_pending: db.open_tree("outbox_pending")?,
+            tickets: db.open_tree("tickets")?,
+            ticket_members: db.open_tree("ticket_members")?,
             db,
         })
     }
@@ -535,6 +568,190 @@ impl Store for SledStore {
     fn enrollment_secret(&self, hash: &Digest) -> Result<Option<EnrollmentSecretRecord>> {
         self.enroll_secrets.get(&hash[..])?.map(|b| decode(&b, "enrollment secret")).transpose()
     }
+
+    fn load_alerts(&self) -> Result<StoredAlerts> {
+        let alerts = self.alerts.iter().values().map(|v| from_json::<Alert>(&v?, "alert")).collect::<Result<Vec<_>>>()?;
+        let silences = match self.alert_meta.get("silences")? {
+            Some(v) => from_json::<Vec<Silence>>(&v, "silence list")?,
+            None => Vec::new(),
+        };
+        let next_sequence = self.alert_meta.get("next_sequence")?.map(|v| u64_of(&v)).unwrap_or(0);
+        Ok(StoredAlerts { alerts, silences, next_sequence })
+    }
+
+    fn commit_alerts(&self, commit: &AlertCommit, mut enqueue: Vec<OutboxEntry>) -> Result<Vec<u64>> {
+        // Ids come from sled's persistent monotonic counter, outside the
+        // transaction (which may run more than once).
+        for entry in &mut enqueue {
+            entry.id = self.db.generate_id()?;
+        }
+        let alerts = commit.upsert.iter().map(|a| Ok((a.fingerprint.as_str().as_bytes().to_vec(), to_json(a)?))).collect::<Result<Vec<_>>>()?;
+        let entries = enqueue.iter().map(|e| Ok((e.id, pending_key(&e.sink, e.id), to_json(e)?))).collect::<Result<Vec<_>>>()?;
+        let silences = to_json(&commit.silences)?;
+        (&self.alerts, &self.alert_meta, &self.outbox, &self.outbox_pending).transaction(|(tx_alerts, meta, outbox, pending)| {
+            for (key, value) in &alerts {
+                tx_alerts.insert(key.as_slice(), value.as_slice())?;
+            }
+            for fp in &commit.remove {
+                tx_alerts.remove(fp.as_str().as_bytes())?;
+            }
+            meta.insert("silences", silences.as_slice())?;
+            meta.insert("next_sequence", &commit.next_sequence.to_be_bytes())?;
+            for (id, pending_key, value) in &entries {
+                outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                pending.insert(pending_key.as_slice(), &[])?;
+            }
+            Ok::<_, ConflictableTransactionError<Error>>(())
+        })?;
+        self.flush()?;
+        Ok(enqueue.iter().map(|e| e.id).collect())
+    }
+
+    fn api_rules(&self) -> Result<Vec<RuleSpec>> {
+        self.api_rules.iter().values().map(|v| from_json(&v?, "rule")).collect()
+    }
+
+    fn put_api_rule(&self, spec: &RuleSpec) -> Result<()> {
+        self.api_rules.insert(spec.name.as_bytes(), to_json(spec)?)?;
+        self.flush()
+    }
+
+    fn delete_api_rule(&self, name: &str) -> Result<bool> {
+        let existed = self.api_rules.remove(name.as_bytes())?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    fn outbox_head(&self, sink: &str) -> Result<Option<OutboxEntry>> {
+        let Some((key, _)) = self.outbox_pending.scan_prefix(sink_prefix(sink)).next().transpose()? else { return Ok(None) };
+        let id = u64_of(&key[key.len() - 8..]);
+        self.outbox_entry(id)
+    }
+
+    fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>> {
+        self.outbox.get(id.to_be_bytes())?.map(|v| from_json(&v, "outbox entry")).transpose()
+    }
+
+    fn update_outbox_entry(&self, entry: &OutboxEntry) -> Result<()> {
+        let value = to_json(entry)?;
+        let pending_key = pending_key(&entry.sink, entry.id);
+        (&self.outbox, &self.outbox_pending).transaction(|(outbox, pending)| {
+            outbox.insert(&entry.id.to_be_bytes(), value.as_slice())?;
+            if entry.state == DeliveryState::Pending {
+                pending.insert(pending_key.as_slice(), &[])?;
+            } else {
+                pending.remove(pending_key.as_slice())?;
+            }
+            Ok::<_, ConflictableTransactionError<Error>>(())
+        })?;
+        self.flush()
+    }
+
+    fn outbox_entries(&self, state: Option<DeliveryState>, sink: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let mut found = Vec::new();
+        for item in self.outbox.iter().rev() {
+            let (_, value) = item?;
+            let entry: OutboxEntry = from_json(&value, "outbox entry")?;
+            if state.is_some_and(|s| s != entry.state) || sink.is_some_and(|s| s != entry.sink) {
+                continue;
+            }
+            found.push(entry);
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    fn outbox_depth(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut depth = std::collections::BTreeMap::new();
+        for key in self.outbox_pending.iter().keys() {
+            let key = key?;
+            let sink = String::from_utf8_lossy(&key[..key.len().saturating_sub(9)]).into_owned();
+            *depth.entry(sink).or_insert(0) += 1;
+        }
+        Ok(depth)
+    }
+
+    fn purge_outbox(&self, delivered_before_unix_ms: i64) -> Result<usize> {
+        let mut purged = 0;
+        for item in self.outbox.iter() {
+            let (key, value) = item?;
+            let entry: OutboxEntry = from_json(&value, "outbox entry")?;
+            if entry.state == DeliveryState::Delivered && entry.delivered_at_unix_ms.is_some_and(|t| t < delivered_before_unix_ms) {
+                self.outbox.remove(key)?;
+                purged += 1;
+            }
+        }
+        if purged > 0 {
+            self.flush()?;
+        }
+        Ok(purged)
+    }
+
+    fn ticket_of(&self, sink: &str, fingerprint: &str) -> Result<Option<String>> {
+        Ok(self.tickets.get(joined(&[sink, fingerprint]))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn link_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()> {
+        (&self.tickets, &self.ticket_members).transaction(|(tickets, members)| {
+            for fp in fingerprints {
+                tickets.insert(joined(&[sink, fp]), ticket.as_bytes())?;
+                members.insert(joined(&[sink, ticket, fp]), &[])?;
+            }
+            Ok::<_, ConflictableTransactionError<Error>>(())
+        })?;
+        self.flush()
+    }
+
+    fn unlink_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()> {
+        (&self.tickets, &self.ticket_members).transaction(|(tickets, members)| {
+            for fp in fingerprints {
+                tickets.remove(joined(&[sink, fp]))?;
+                members.remove(joined(&[sink, ticket, fp]))?;
+            }
+            Ok::<_, ConflictableTransactionError<Error>>(())
+        })?;
+        self.flush()
+    }
+
+    fn ticket_members(&self, sink: &str, ticket: &str) -> Result<Vec<String>> {
+        let mut prefix = joined(&[sink, ticket]);
+        prefix.push(0);
+        self.ticket_members.scan_prefix(&prefix).keys().map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned())).collect()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Store(format!("encoding a record: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Store(format!("corrupt {what} record: {e}")))
+}
+
+fn u64_of(bytes: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = bytes.len().min(8);
+    a[8 - n..].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(a)
+}
+
+fn sink_prefix(sink: &str) -> Vec<u8> {
+    let mut k = sink.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn pending_key(sink: &str, id: u64) -> Vec<u8> {
+    let mut k = sink_prefix(sink);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Parts joined by NUL (none of them contains one).
+fn joined(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
 }
 
 #[cfg(test)]

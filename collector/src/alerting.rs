@@ -1,0 +1,565 @@
+//! The alert service: the edge around the pure engine (`alert/`). It owns
+//! the alert book in memory, builds the `FleetState` the engine needs from
+//! the store, runs evaluations, composes the rules in force from their
+//! three sources, and commits every change durably together with the
+//! outbox entries it enqueues.
+//!
+//! Invariants:
+//! - the book in memory never runs ahead of the store: a commit that fails
+//!   reloads the book from the store, so the next evaluation redoes the
+//!   transitions (and enqueues their notifications) instead of losing them;
+//! - an acknowledgement or silence is durable before the caller is told it
+//!   happened;
+//! - rules in force = shipped defaults (unless disabled) overridden by name
+//!   by the rule file, plus the admin API's rules; a name may not be both in
+//!   the file and in the API. A rule file with an error changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use census_proto::v1 as pb;
+use serde::Serialize;
+
+use crate::alert::book::{Alert, AlertError, Matcher, Silence};
+use crate::alert::engine::Evaluation;
+use crate::alert::fleet::{HostState, MetricPoint, OsFact, PackageFact};
+use crate::alert::rules::{Condition, Rule, RuleSpec};
+use crate::alert::{AlertBook, AlertFingerprint, FleetState, RuleSet, evaluate};
+use crate::changes::{Change, ChangeKind};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::notify::outbox::OutboxEntry;
+use crate::notify::route::{RouteConfig, sinks_for};
+use crate::store::{AlertCommit, HostView, Store};
+
+/// Where a rule in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleSource {
+    Default,
+    File,
+    Api,
+}
+
+impl RuleSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSource::Default => "default",
+            RuleSource::File => "file",
+            RuleSource::Api => "api",
+        }
+    }
+}
+
+/// What the service needs from the collector's config.
+#[derive(Debug, Clone)]
+pub struct AlertingConfig {
+    pub rules_file: Option<PathBuf>,
+    pub default_rules: bool,
+    pub heartbeat_interval: Duration,
+    pub sinks: Vec<String>,
+    pub routes: Vec<RouteConfig>,
+}
+
+impl AlertingConfig {
+    pub fn from_config(c: &Config) -> AlertingConfig {
+        AlertingConfig {
+            rules_file: c.alerts.rules_file.clone(),
+            default_rules: c.alerts.default_rules,
+            heartbeat_interval: c.agents.heartbeat_interval,
+            sinks: c.sinks.iter().map(|s| s.name.clone()).collect(),
+            routes: c.routes.clone(),
+        }
+    }
+}
+
+/// The rule file's identity when it was last read: a change of either
+/// means "reload".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+struct State {
+    book: AlertBook,
+    /// Each alert's JSON as last committed: only what differs is written.
+    persisted: BTreeMap<AlertFingerprint, Vec<u8>>,
+    persisted_silences: Vec<Silence>,
+    rules: RuleSet,
+    sources: BTreeMap<String, RuleSource>,
+    file_rules: RuleSet,
+    file_stamp: Option<FileStamp>,
+    api_rules: RuleSet,
+    /// The last rule-file error, until a good file is loaded.
+    rules_error: Option<String>,
+}
+
+pub struct Alerting {
+    store: Arc<dyn Store>,
+    config: AlertingConfig,
+    state: Mutex<State>,
+}
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationSummary {
+    pub pending: usize,
+    pub firing: usize,
+    pub notifications: usize,
+    pub enqueued: usize,
+}
+
+/// A rule in force, for listings.
+#[derive(Debug, Clone)]
+pub struct RuleInForce {
+    pub rule: Rule,
+    pub source: RuleSource,
+}
+
+impl Alerting {
+    /// Loads the book and the API rules from the store and the rule file
+    /// from disk. A bad rule file at start is an error (the collector does
+    /// not start with rules it cannot read); later, a bad file is refused
+    /// and the rules in force stay.
+    pub fn open(store: Arc<dyn Store>, config: AlertingConfig) -> Result<Alerting> {
+        let stored = store.load_alerts()?;
+        let book = AlertBook::from_parts(stored.alerts, stored.silences.clone(), stored.next_sequence);
+        let persisted = snapshot(&book)?;
+        let api_rules = RuleSet::from_specs(store.api_rules()?)?;
+        let (file_rules, file_stamp) = match &config.rules_file {
+            Some(path) => {
+                let (rules, stamp) = read_rule_file(path)?;
+                (rules, Some(stamp))
+            }
+            None => (RuleSet::default(), None),
+        };
+        let (rules, sources) = compose(config.default_rules, &file_rules, &api_rules).map_err(Error::Config)?;
+        let state = State {
+            book,
+            persisted,
+            persisted_silences: stored.silences,
+            rules,
+            sources,
+            file_rules,
+            file_stamp,
+            api_rules,
+            rules_error: None,
+        };
+        Ok(Alerting { store, config, state: Mutex::new(state) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves a book that may be ahead
+        // of the store; reloading from the store is the recovery, so a
+        // poisoned lock is taken as is and `commit` fixes it up.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Evaluates every rule against the fleet as stored now, and commits
+    /// the transitions with their outbox entries. Blocking (store reads).
+    pub fn evaluate_once(&self, now_unix_ms: i64) -> Result<EvaluationSummary> {
+        let lookback = self.lock().rules.rules.iter().filter_map(|r| change_lookback(r)).max().unwrap_or_default();
+        let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
+        let mut state = self.lock();
+        let State { book, rules, .. } = &mut *state;
+        let evaluation = evaluate(rules, &fleet, book, now_unix_ms);
+        let enqueue = self.outbox_entries(&evaluation, now_unix_ms);
+        let summary = EvaluationSummary {
+            pending: evaluation.pending,
+            firing: evaluation.firing,
+            notifications: evaluation.notifications.len(),
+            enqueued: enqueue.len(),
+        };
+        self.commit(&mut state, enqueue)?;
+        Ok(summary)
+    }
+
+    fn outbox_entries(&self, evaluation: &Evaluation, now_unix_ms: i64) -> Vec<OutboxEntry> {
+        let mut entries = Vec::new();
+        for n in &evaluation.notifications {
+            let sinks = sinks_for(&self.config.routes, &self.config.sinks, n);
+            if sinks.is_empty() && !self.config.sinks.is_empty() {
+                tracing::info!(rule = %n.rule, key = %n.idempotency_key, "no route matches this notification; it goes nowhere");
+            }
+            entries.extend(sinks.iter().map(|sink| OutboxEntry::new(sink, n.clone(), now_unix_ms)));
+        }
+        entries
+    }
+
+    /// Writes what changed in the book since the last commit, with
+    /// `enqueue`, in one transaction. On failure the book is reloaded from
+    /// the store.
+    fn commit(&self, state: &mut State, enqueue: Vec<OutboxEntry>) -> Result<Vec<u64>> {
+        let current = snapshot(&state.book)?;
+        let mut commit = AlertCommit {
+            upsert: Vec::new(),
+            remove: state.persisted.keys().filter(|fp| !current.contains_key(*fp)).cloned().collect(),
+            silences: state.book.silences().to_vec(),
+            next_sequence: state.book.next_sequence(),
+        };
+        for (fp, json) in &current {
+            if state.persisted.get(fp) != Some(json) {
+                commit.upsert.push(state.book.alert(fp).expect("snapshot keys come from the book").clone());
+            }
+        }
+        let unchanged = commit.upsert.is_empty() && commit.remove.is_empty() && enqueue.is_empty() && state.persisted_silences == commit.silences;
+        if unchanged {
+            return Ok(Vec::new());
+        }
+        match self.store.commit_alerts(&commit, enqueue) {
+            Ok(ids) => {
+                state.persisted = current;
+                state.persisted_silences = commit.silences;
+                Ok(ids)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "committing alert changes failed; reloading the alert book from the store");
+                if let Ok(stored) = self.store.load_alerts() {
+                    state.book = AlertBook::from_parts(stored.alerts, stored.silences.clone(), stored.next_sequence);
+                    state.persisted = snapshot(&state.book).unwrap_or_default();
+                    state.persisted_silences = stored.silences;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Every alert, in fingerprint order.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.lock().book.alerts().cloned().collect()
+    }
+
+    /// An alert by full fingerprint or by a unique prefix of at least 6
+    /// characters (what `census alerts` shows).
+    pub fn alert(&self, id: &str) -> Result<Alert> {
+        let state = self.lock();
+        resolve_id(&state.book, id).map(|fp| state.book.alert(&fp).expect("resolve_id returns a fingerprint of the book").clone())
+    }
+
+    /// Records an acknowledgement durably; it is announced to the sinks at
+    /// the next evaluation.
+    pub fn acknowledge(&self, id: &str, by: &str, comment: &str, now_unix_ms: i64) -> Result<Alert> {
+        let mut state = self.lock();
+        let fp = resolve_id(&state.book, id)?;
+        state.book.acknowledge(&fp, by, comment, now_unix_ms).map_err(alert_error)?;
+        self.commit(&mut state, Vec::new())?;
+        Ok(state.book.alert(&fp).expect("the alert was just acknowledged").clone())
+    }
+
+    pub fn silences(&self) -> Vec<Silence> {
+        self.lock().book.silences().to_vec()
+    }
+
+    /// Adds a silence from now (or `starts_at`) for `duration`; returns it
+    /// with its new id.
+    pub fn add_silence(&self, matchers: Vec<Matcher>, starts_at_unix_ms: i64, ends_at_unix_ms: i64, by: &str, comment: &str) -> Result<Silence> {
+        let silence = Silence {
+            id: hex::encode(rand::random::<[u8; 8]>()),
+            matchers,
+            starts_at_unix_ms,
+            ends_at_unix_ms,
+            created_by: by.to_string(),
+            comment: comment.to_string(),
+        };
+        let mut state = self.lock();
+        state.book.add_silence(silence.clone()).map_err(alert_error)?;
+        self.commit(&mut state, Vec::new())?;
+        Ok(silence)
+    }
+
+    pub fn expire_silence(&self, id: &str, now_unix_ms: i64) -> Result<Silence> {
+        let mut state = self.lock();
+        state.book.expire_silence(id, now_unix_ms).map_err(alert_error)?;
+        self.commit(&mut state, Vec::new())?;
+        Ok(state.book.silences().iter().find(|s| s.id == id).expect("the silence was just expired").clone())
+    }
+
+    /// The rules in force, by name, with their source; and the last rule
+    /// file error, if the file in force is not the file on disk.
+    pub fn rules(&self) -> (Vec<RuleInForce>, Option<String>) {
+        let state = self.lock();
+        let rules = state
+            .rules
+            .rules
+            .iter()
+            .map(|r| RuleInForce { rule: r.clone(), source: state.sources.get(&r.spec.name).copied().unwrap_or(RuleSource::Api) })
+            .collect();
+        (rules, state.rules_error.clone())
+    }
+
+    /// Adds or replaces an API rule (durably), after checking it composes
+    /// with the rules in force.
+    pub fn put_rule(&self, spec: RuleSpec) -> Result<()> {
+        let mut state = self.lock();
+        let mut specs: Vec<RuleSpec> = state.api_rules.rules.iter().filter(|r| r.spec.name != spec.name).map(|r| r.spec.clone()).collect();
+        specs.push(spec.clone());
+        let api_rules = RuleSet::from_specs(specs)?;
+        let (rules, sources) = compose(self.config.default_rules, &state.file_rules, &api_rules).map_err(Error::InvalidArgument)?;
+        self.store.put_api_rule(&spec)?;
+        state.api_rules = api_rules;
+        state.rules = rules;
+        state.sources = sources;
+        Ok(())
+    }
+
+    /// Deletes an API rule; its alerts resolve at the next evaluation.
+    pub fn delete_rule(&self, name: &str) -> Result<()> {
+        let mut state = self.lock();
+        if state.sources.get(name) != Some(&RuleSource::Api) {
+            return Err(Error::NotFound(format!("no rule {name:?} was added through the admin API (file and default rules are changed in the rule file)")));
+        }
+        let api_rules = RuleSet { rules: state.api_rules.rules.iter().filter(|r| r.spec.name != name).cloned().collect() };
+        let (rules, sources) = compose(self.config.default_rules, &state.file_rules, &api_rules).map_err(Error::InvalidArgument)?;
+        self.store.delete_api_rule(name)?;
+        state.api_rules = api_rules;
+        state.rules = rules;
+        state.sources = sources;
+        Ok(())
+    }
+
+    /// Reloads the rule file if its modification time or size changed.
+    /// Returns whether new rules are in force; a bad file is logged with
+    /// its error (file, line, rule) and kept as `rules_error`.
+    pub fn reload_rules_if_changed(&self) -> bool {
+        let Some(path) = &self.config.rules_file else { return false };
+        let stamp = stamp_of(path).ok();
+        let mut state = self.lock();
+        if stamp.is_some() && stamp == state.file_stamp {
+            return false;
+        }
+        let loaded = read_rule_file(path).and_then(|(file_rules, stamp)| {
+            let (rules, sources) = compose(self.config.default_rules, &file_rules, &state.api_rules).map_err(Error::Config)?;
+            Ok((file_rules, stamp, rules, sources))
+        });
+        match loaded {
+            Ok((file_rules, stamp, rules, sources)) => {
+                tracing::info!(file = %path.display(), rules = file_rules.rules.len(), "rule file reloaded");
+                state.file_rules = file_rules;
+                state.file_stamp = Some(stamp);
+                state.rules = rules;
+                state.sources = sources;
+                state.rules_error = None;
+                true
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if state.rules_error.as_deref() != Some(message.as_str()) {
+                    tracing::error!(error = %message, "rule file refused; the rules in force stay");
+                }
+                state.rules_error = Some(message);
+                // Remember the stamp so a bad file is reported once, not
+                // at every check; a new edit changes the stamp again.
+                state.file_stamp = stamp;
+                false
+            }
+        }
+    }
+
+    /// Evaluates a rule file's rules against the fleet as stored now, on a
+    /// scratch book: nothing is stored or notified. Returns the alerts the
+    /// rules produce now (pending ones are those waiting for their `for`).
+    pub fn test_rules(&self, text: &str, now_unix_ms: i64) -> Result<Vec<Alert>> {
+        let rules = RuleSet::from_toml(text)?;
+        let lookback = rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
+        let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
+        let mut scratch = AlertBook::new();
+        evaluate(&rules, &fleet, &mut scratch, now_unix_ms);
+        Ok(scratch.alerts().cloned().collect())
+    }
+
+    /// The notification an alert's tickets were opened from, per ticketing
+    /// sink: `(sink, ticket id)`.
+    pub fn tickets_of(&self, fingerprint: &AlertFingerprint) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for sink in &self.config.sinks {
+            if let Some(ticket) = self.store.ticket_of(sink, fingerprint.as_str())? {
+                found.push((sink.clone(), ticket));
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn snapshot(book: &AlertBook) -> Result<BTreeMap<AlertFingerprint, Vec<u8>>> {
+    book.alerts()
+        .map(|a| {
+            let json = serde_json::to_vec(a).map_err(|e| Error::Store(format!("encoding alert {}: {e}", a.fingerprint)))?;
+            Ok((a.fingerprint.clone(), json))
+        })
+        .collect()
+}
+
+fn resolve_id(book: &AlertBook, id: &str) -> Result<AlertFingerprint> {
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() < 6 {
+        return Err(Error::InvalidArgument(format!("alert id {id:?} is too short: give at least 6 characters of its fingerprint")));
+    }
+    let mut matching = book.alerts().filter(|a| a.fingerprint.as_str().starts_with(&id));
+    match (matching.next(), matching.next()) {
+        (Some(a), None) => Ok(a.fingerprint.clone()),
+        (None, _) => Err(Error::NotFound(format!("no alert with id {id}"))),
+        (Some(_), Some(_)) => Err(Error::InvalidArgument(format!("alert id {id} is ambiguous: give more characters"))),
+    }
+}
+
+fn alert_error(e: AlertError) -> Error {
+    match e {
+        AlertError::UnknownAlert(_) | AlertError::UnknownSilence(_) => Error::NotFound(e.to_string()),
+        AlertError::AlreadyResolved(_) => Error::FailedPrecondition(e.to_string()),
+        AlertError::InvalidSilence(_) => Error::InvalidArgument(e.to_string()),
+    }
+}
+
+fn stamp_of(path: &Path) -> std::io::Result<FileStamp> {
+    let meta = std::fs::metadata(path)?;
+    Ok(FileStamp { modified: meta.modified().ok(), len: meta.len() })
+}
+
+/// Rule files are small; a larger one is a mistake, not a reason to read
+/// without bound.
+const MAX_RULE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_rule_file(path: &Path) -> Result<(RuleSet, FileStamp)> {
+    let stamp = stamp_of(path).map_err(|e| Error::io("reading rule file", path, e))?;
+    if stamp.len > MAX_RULE_FILE_BYTES {
+        return Err(Error::Config(format!("rule file {}: larger than {MAX_RULE_FILE_BYTES} bytes", path.display())));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading rule file", path, e))?;
+    let rules = RuleSet::from_toml(&text).map_err(|e| Error::Config(format!("rule file {}: {e}", path.display())))?;
+    Ok((rules, stamp))
+}
+
+/// Rules in force from the three sources (see the module invariants).
+fn compose(defaults: bool, file: &RuleSet, api: &RuleSet) -> std::result::Result<(RuleSet, BTreeMap<String, RuleSource>), String> {
+    let mut rules = Vec::new();
+    let mut sources = BTreeMap::new();
+    let file_names: BTreeSet<&str> = file.rules.iter().map(|r| r.spec.name.as_str()).collect();
+    let api_names: BTreeSet<&str> = api.rules.iter().map(|r| r.spec.name.as_str()).collect();
+    if let Some(both) = file_names.intersection(&api_names).next() {
+        return Err(format!("rule {both:?} is defined both in the rule file and through the admin API; rename or delete one"));
+    }
+    if defaults {
+        for rule in RuleSet::defaults().rules {
+            let name = rule.spec.name.as_str();
+            if !file_names.contains(name) && !api_names.contains(name) {
+                sources.insert(rule.spec.name.clone(), RuleSource::Default);
+                rules.push(rule);
+            }
+        }
+    }
+    for (set, source) in [(file, RuleSource::File), (api, RuleSource::Api)] {
+        for rule in &set.rules {
+            sources.insert(rule.spec.name.clone(), source);
+            rules.push(rule.clone());
+        }
+    }
+    Ok((RuleSet { rules }, sources))
+}
+
+/// How far back change events matter to a rule (its `within`).
+fn change_lookback(rule: &Rule) -> Option<Duration> {
+    match &rule.spec.when {
+        Condition::InventoryChange { within, .. } if rule.spec.enabled => Some(*within),
+        _ => None,
+    }
+}
+
+/// How far back the latest health sample of a host is looked for: a
+/// sample older than this is stale for every metric rule (their default
+/// `stale_after` is 15 minutes).
+const METRIC_LOOKBACK: Duration = Duration::from_secs(3_600);
+
+/// The fleet as the engine sees it, read from the store.
+pub fn build_fleet(store: &dyn Store, heartbeat_interval: Duration, change_lookback: Duration, now_unix_ms: i64) -> Result<FleetState> {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let mut changes_by_agent: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    if !change_lookback.is_zero() {
+        for (agent_id, c) in store.changes(None, now_unix_ms.saturating_sub(ms(change_lookback)))? {
+            let Some(kind) = ChangeKind::parse(&c.kind) else { continue };
+            changes_by_agent.entry(agent_id).or_default().push(Change {
+                at_unix_ms: c.at_unix_ms,
+                kind,
+                subject: c.subject,
+                old: c.old,
+                new: c.new,
+            });
+        }
+    }
+    let mut hosts = Vec::new();
+    for view in store.hosts()? {
+        if view.agent.revoked {
+            continue;
+        }
+        let mut host = host_state(&view);
+        let from = now_unix_ms.saturating_sub(ms(METRIC_LOOKBACK));
+        if let Some(latest) = store.health_samples(&view.agent.agent_id, from, now_unix_ms.saturating_add(60_000))?.last() {
+            host.metrics = crate::metrics::values_of(latest)
+                .into_iter()
+                .map(|(name, value)| (name, MetricPoint { value, at_unix_ms: latest.taken_at_unix_ms }))
+                .collect();
+        }
+        host.changes = changes_by_agent.remove(&view.agent.agent_id).unwrap_or_default();
+        hosts.push(host);
+    }
+    hosts.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(FleetState { heartbeat_interval, hosts })
+}
+
+fn host_state(view: &HostView) -> HostState {
+    let agent = &view.agent;
+    let mut host = HostState::new(&agent.agent_id, &agent.hostname);
+    host.last_seen_unix_ms = (agent.last_seen_unix_ms > 0).then_some(agent.last_seen_unix_ms);
+    host.agent_version = (!agent.agent_version.is_empty()).then(|| agent.agent_version.clone());
+    let inventory: Option<&pb::Inventory> = view.inventory.as_ref().and_then(|r| r.inventory.as_ref());
+    if let Some(inv) = inventory {
+        host.packages = inv.software.as_ref().map(|s| {
+            s.packages.iter().map(|p| PackageFact { name: p.name.clone(), version: p.version.clone(), source: p.source.clone() }).collect()
+        });
+        host.os = inv.os.as_ref().and_then(|os| {
+            Some(OsFact { id: os.id.clone()?, version_id: os.version_id.clone().unwrap_or_default() })
+        });
+    }
+    host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> RuleSet {
+        RuleSet::from_toml(text).expect("test rules parse")
+    }
+
+    #[test]
+    fn file_rules_override_defaults_by_name_and_clash_with_api_rules() {
+        let file = rules(
+            r#"
+[[rule]]
+name = "disk-almost-full"
+when = { kind = "metric", metric = "fs.*.used_percent", op = ">", threshold = 80 }
+"#,
+        );
+        let api = rules(
+            r#"
+[[rule]]
+name = "no-telnet"
+when = { kind = "software_forbidden", package = "telnetd" }
+"#,
+        );
+        let (set, sources) = compose(true, &file, &api).expect("composes");
+        let disk: Vec<&Rule> = set.rules.iter().filter(|r| r.spec.name == "disk-almost-full").collect();
+        assert_eq!(disk.len(), 1, "the file rule replaces the default of the same name");
+        assert_eq!(sources["disk-almost-full"], RuleSource::File);
+        assert_eq!(sources["host-offline"], RuleSource::Default);
+        assert_eq!(sources["no-telnet"], RuleSource::Api);
+        let (without_defaults, _) = compose(false, &file, &api).expect("composes");
+        assert_eq!(without_defaults.rules.len(), 2);
+
+        let clash = rules("[[rule]]\nname = \"no-telnet\"\nwhen = { kind = \"software_missing\", package = \"x\" }\n");
+        let err = compose(true, &clash, &api).unwrap_err();
+        assert!(err.contains("\"no-telnet\" is defined both"), "{err}");
+    }
+}
