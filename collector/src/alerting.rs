@@ -101,6 +101,9 @@ pub struct Alerting {
     store: Arc<dyn Store>,
     config: AlertingConfig,
     state: Mutex<State>,
+    /// Signalled when an operator's action should be evaluated (and
+    /// announced) without waiting for the next tick.
+    evaluate_soon: tokio::sync::Notify,
 }
 
 /// What one evaluation did.
@@ -148,7 +151,7 @@ impl Alerting {
             api_rules,
             rules_error: None,
         };
-        Ok(Alerting { store, config, state: Mutex::new(state) })
+        Ok(Alerting { store, config, state: Mutex::new(state), evaluate_soon: tokio::sync::Notify::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -161,7 +164,7 @@ impl Alerting {
     /// Evaluates every rule against the fleet as stored now, and commits
     /// the transitions with their outbox entries. Blocking (store reads).
     pub fn evaluate_once(&self, now_unix_ms: i64) -> Result<EvaluationSummary> {
-        let lookback = self.lock().rules.rules.iter().filter_map(|r| change_lookback(r)).max().unwrap_or_default();
+        let lookback = self.lock().rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
         let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
         let mut state = self.lock();
         let State { book, rules, .. } = &mut *state;
@@ -205,7 +208,8 @@ impl Alerting {
                 commit.upsert.push(state.book.alert(fp).expect("snapshot keys come from the book").clone());
             }
         }
-        let unchanged = commit.upsert.is_empty() && commit.remove.is_empty() && enqueue.is_empty() && state.persisted_silences == commit.silences;
+        let unchanged =
+            commit.upsert.is_empty() && commit.remove.is_empty() && enqueue.is_empty() && state.persisted_silences == commit.silences;
         if unchanged {
             return Ok(Vec::new());
         }
@@ -227,6 +231,11 @@ impl Alerting {
         }
     }
 
+    /// Resolves when an operator's action asks for an evaluation now.
+    pub async fn evaluation_requested(&self) {
+        self.evaluate_soon.notified().await;
+    }
+
     /// Every alert, in fingerprint order.
     pub fn alerts(&self) -> Vec<Alert> {
         self.lock().book.alerts().cloned().collect()
@@ -246,6 +255,7 @@ impl Alerting {
         let fp = resolve_id(&state.book, id)?;
         state.book.acknowledge(&fp, by, comment, now_unix_ms).map_err(alert_error)?;
         self.commit(&mut state, Vec::new())?;
+        self.evaluate_soon.notify_one();
         Ok(state.book.alert(&fp).expect("the alert was just acknowledged").clone())
     }
 
@@ -255,7 +265,14 @@ impl Alerting {
 
     /// Adds a silence from now (or `starts_at`) for `duration`; returns it
     /// with its new id.
-    pub fn add_silence(&self, matchers: Vec<Matcher>, starts_at_unix_ms: i64, ends_at_unix_ms: i64, by: &str, comment: &str) -> Result<Silence> {
+    pub fn add_silence(
+        &self,
+        matchers: Vec<Matcher>,
+        starts_at_unix_ms: i64,
+        ends_at_unix_ms: i64,
+        by: &str,
+        comment: &str,
+    ) -> Result<Silence> {
         let silence = Silence {
             id: hex::encode(rand::random::<[u8; 8]>()),
             matchers,
@@ -267,6 +284,7 @@ impl Alerting {
         let mut state = self.lock();
         state.book.add_silence(silence.clone()).map_err(alert_error)?;
         self.commit(&mut state, Vec::new())?;
+        self.evaluate_soon.notify_one();
         Ok(silence)
     }
 
@@ -274,6 +292,7 @@ impl Alerting {
         let mut state = self.lock();
         state.book.expire_silence(id, now_unix_ms).map_err(alert_error)?;
         self.commit(&mut state, Vec::new())?;
+        self.evaluate_soon.notify_one();
         Ok(state.book.silences().iter().find(|s| s.id == id).expect("the silence was just expired").clone())
     }
 
@@ -309,7 +328,9 @@ impl Alerting {
     pub fn delete_rule(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         if state.sources.get(name) != Some(&RuleSource::Api) {
-            return Err(Error::NotFound(format!("no rule {name:?} was added through the admin API (file and default rules are changed in the rule file)")));
+            return Err(Error::NotFound(format!(
+                "no rule {name:?} was added through the admin API (file and default rules are changed in the rule file)"
+            )));
         }
         let api_rules = RuleSet { rules: state.api_rules.rules.iter().filter(|r| r.spec.name != name).cloned().collect() };
         let (rules, sources) = compose(self.config.default_rules, &state.file_rules, &api_rules).map_err(Error::InvalidArgument)?;
@@ -518,9 +539,7 @@ fn host_state(view: &HostView) -> HostState {
         host.packages = inv.software.as_ref().map(|s| {
             s.packages.iter().map(|p| PackageFact { name: p.name.clone(), version: p.version.clone(), source: p.source.clone() }).collect()
         });
-        host.os = inv.os.as_ref().and_then(|os| {
-            Some(OsFact { id: os.id.clone()?, version_id: os.version_id.clone().unwrap_or_default() })
-        });
+        host.os = inv.os.as_ref().and_then(|os| Some(OsFact { id: os.id.clone()?, version_id: os.version_id.clone().unwrap_or_default() }));
     }
     host
 }

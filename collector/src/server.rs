@@ -5,6 +5,7 @@
 //! Contract lines on stdout, read by the e2e harness and the demo:
 //! `agent api listening on <addr>`, `admin api listening on <addr>`, `ready`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,8 +18,10 @@ use tracing::info;
 
 use crate::admin_api::{self, AdminApi};
 use crate::agent_api::AgentApi;
+use crate::alerting::{Alerting, AlertingConfig};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::notify::{self, dispatch, dispatch::Wakeup};
 use crate::pki::Pki;
 use crate::store::Store;
 use crate::store::sled::SledStore;
@@ -27,6 +30,8 @@ use crate::store::sled::SledStore;
 pub struct Collector {
     config: Config,
     store: Arc<dyn Store>,
+    alerting: Arc<Alerting>,
+    sinks: BTreeMap<String, notify::Client>,
     pki: Arc<Pki>,
     agent_incoming: TcpIncoming,
     admin_incoming: TcpIncoming,
@@ -43,6 +48,14 @@ impl Collector {
         }
         let pki = Arc::new(Pki::load(&pki_dir)?);
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&SledStore::path_in(&config.data_dir))?);
+        let alerting = Arc::new(Alerting::open(Arc::clone(&store), AlertingConfig::from_config(&config))?);
+        // Sinks are built (secret files read, TLS set up) now, so a broken
+        // sink stops the start with its name, not the first alert.
+        let mut sinks = BTreeMap::new();
+        for sink in &config.sinks {
+            let client = notify::Client::from_config(sink).map_err(|e| Error::Config(format!("sink {:?}: {}", sink.name, e.message)))?;
+            sinks.insert(sink.name.clone(), client);
+        }
         let bind = |addr: SocketAddr, what: &'static str| -> Result<(TcpIncoming, SocketAddr)> {
             let incoming = TcpIncoming::bind(addr)
                 .map_err(|e| Error::Config(format!("cannot listen on {addr} for the {what}: {e}")))?
@@ -52,7 +65,7 @@ impl Collector {
         };
         let (agent_incoming, agent_addr) = bind(config.agent_api.listen, "agent api")?;
         let (admin_incoming, admin_addr) = bind(config.admin_api.listen, "admin api")?;
-        Ok(Collector { config, store, pki, agent_incoming, admin_incoming, agent_addr, admin_addr })
+        Ok(Collector { config, store, alerting, sinks, pki, agent_incoming, admin_incoming, agent_addr, admin_addr })
     }
 
     pub fn agent_addr(&self) -> SocketAddr {
@@ -65,7 +78,7 @@ impl Collector {
 
     /// Serves both APIs until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Collector { config, store, pki, agent_incoming, admin_incoming, agent_addr, admin_addr } = self;
+        let Collector { config, store, alerting, sinks, pki, agent_incoming, admin_incoming, agent_addr, admin_addr } = self;
         let identity = Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
         let ca = Certificate::from_pem(&pki.ca_cert_pem);
 
@@ -111,9 +124,19 @@ impl Collector {
         let agent_task = tokio::spawn(agent_server);
         let admin_task = tokio::spawn(admin_server);
         let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone()));
+        let wakeup = Arc::new(Wakeup::default());
+        let evaluator = tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone()));
+        let mut background = dispatch::spawn(Arc::clone(&store), sinks, config.notify.retry_policy(), Arc::clone(&wakeup));
+        background.push(tokio::spawn(purge_outbox_forever(Arc::clone(&store), config.notify.delivered_retention)));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");
         compactor.abort();
+        // Aborting mid-delivery is safe: the entry stays pending and is
+        // delivered again at the next start (same idempotency key).
+        evaluator.abort();
+        for task in background {
+            task.abort();
+        }
         let _ = stop_tx.send(true);
         for task in [agent_task, admin_task] {
             task.await
@@ -149,6 +172,66 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics compaction failed; retrying next interval"),
             Err(e) => tracing::warn!(error = %e, "metrics compaction task failed"),
+        }
+    }
+}
+
+/// Evaluates the rules every `evaluation_interval` (and at once when an
+/// operator acknowledged or silenced something), reloads the rule file
+/// when it changes, and wakes the sink tasks when entries were enqueued.
+/// Evaluation reads the store, so it runs on a blocking thread.
+async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: crate::config::Alerts) {
+    let mut evaluate = tokio::time::interval(alerts.evaluation_interval);
+    evaluate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reload = tokio::time::interval(alerts.reload_interval);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = reload.tick() => {
+                let alerting = Arc::clone(&alerting);
+                let reloaded = tokio::task::spawn_blocking(move || alerting.reload_rules_if_changed()).await.unwrap_or(false);
+                if !reloaded {
+                    continue;
+                }
+            }
+            _ = evaluate.tick() => {}
+            _ = alerting.evaluation_requested() => {}
+        }
+        let round = {
+            let alerting = Arc::clone(&alerting);
+            tokio::task::spawn_blocking(move || alerting.evaluate_once(crate::clock::unix_ms(std::time::SystemTime::now()))).await
+        };
+        match round {
+            Ok(Ok(summary)) => {
+                if summary.enqueued > 0 {
+                    tracing::info!(
+                        notifications = summary.notifications,
+                        enqueued = summary.enqueued,
+                        firing = summary.firing,
+                        "alert notifications enqueued"
+                    );
+                    wakeup.wake();
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed; retrying next interval"),
+            Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
+        }
+    }
+}
+
+/// Deletes delivered outbox entries past their retention, hourly.
+async fn purge_outbox_forever(store: Arc<dyn Store>, retention: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3_600));
+    loop {
+        every.tick().await;
+        let store = Arc::clone(&store);
+        let cutoff =
+            crate::clock::unix_ms(std::time::SystemTime::now()).saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        match tokio::task::spawn_blocking(move || store.purge_outbox(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(purged = n, "delivered outbox entries purged"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging the outbox failed"),
+            Err(e) => tracing::warn!(error = %e, "outbox purge task failed"),
         }
     }
 }

@@ -134,7 +134,8 @@ impl Matcher {
     /// Parses `label=value`, `label!=value`, `label=~glob`, `label!~glob`
     /// (the form `census silence add` and route `match` lists use).
     pub fn parse(text: &str) -> Result<Matcher, String> {
-        let at = text.find(['=', '!']).ok_or_else(|| format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"))?;
+        let at =
+            text.find(['=', '!']).ok_or_else(|| format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"))?;
         let (label, rest) = text.split_at(at);
         let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
             (MatchOp::Glob, v)
@@ -321,7 +322,12 @@ mod tests {
 
     #[test]
     fn matcher_text_round_trips() {
-        for (text, op) in [("host=web-12", MatchOp::Equal), ("host!=web-1", MatchOp::NotEqual), ("site=~par*", MatchOp::Glob), ("site!~lon*", MatchOp::NotGlob)] {
+        for (text, op) in [
+            ("host=web-12", MatchOp::Equal),
+            ("host!=web-1", MatchOp::NotEqual),
+            ("site=~par*", MatchOp::Glob),
+            ("site!~lon*", MatchOp::NotGlob),
+        ] {
             let m = Matcher::parse(text).expect(text);
             assert_eq!(m.op, op, "{text}");
             assert_eq!(m.to_string(), text);

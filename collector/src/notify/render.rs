@@ -126,7 +126,9 @@ mod tests {
     fn draft_names_host_value_rule_and_runbook() {
         let d = ticket_draft(&notification());
         assert_eq!(d.subject, "[Census] CRITICAL web-12: /var is 97% full");
-        for needle in ["Host: web-12", "Value: 97 (threshold 90)", "Rule: disk", "Runbook: https://wiki.example/disk", "2023-11-14T22:13:20Z"] {
+        for needle in
+            ["Host: web-12", "Value: 97 (threshold 90)", "Rule: disk", "Runbook: https://wiki.example/disk", "2023-11-14T22:13:20Z"]
+        {
             assert!(d.body.contains(needle), "body lacks {needle:?}:\n{}", d.body);
         }
         // Oracle: printf 'disk/firing/7' | sha256sum | cut -c1-12

@@ -16,8 +16,8 @@ pub use self::records::{AgentRecord, BucketRecord, ChangeRecord, EnrollmentSecre
 use crate::alert::book::{Alert, AlertFingerprint, Silence};
 use crate::alert::rules::RuleSpec;
 use crate::error::Result;
-use crate::notify::outbox::{DeliveryState, OutboxEntry};
 use crate::metrics::{Bucket, Resolution};
+use crate::notify::outbox::{DeliveryState, OutboxEntry};
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
 pub type Digest = [u8; 32];

@@ -64,11 +64,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
-use super::{AlertCommit, StoredAlerts};
 use super::{
     AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord, NewAgent,
     SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
+use super::{AlertCommit, StoredAlerts};
 use crate::alert::book::{Alert, Silence};
 use crate::alert::rules::RuleSpec;
 use crate::error::{Error, Result};
@@ -585,7 +585,8 @@ impl Store for SledStore {
         for entry in &mut enqueue {
             entry.id = self.db.generate_id()?;
         }
-        let alerts = commit.upsert.iter().map(|a| Ok((a.fingerprint.as_str().as_bytes().to_vec(), to_json(a)?))).collect::<Result<Vec<_>>>()?;
+        let alerts =
+            commit.upsert.iter().map(|a| Ok((a.fingerprint.as_str().as_bytes().to_vec(), to_json(a)?))).collect::<Result<Vec<_>>>()?;
         let entries = enqueue.iter().map(|e| Ok((e.id, pending_key(&e.sink, e.id), to_json(e)?))).collect::<Result<Vec<_>>>()?;
         let silences = to_json(&commit.silences)?;
         (&self.alerts, &self.alert_meta, &self.outbox, &self.outbox_pending).transaction(|(tx_alerts, meta, outbox, pending)| {
@@ -977,5 +978,68 @@ mod tests {
         store.compact_metrics(18 * day + 7 * minute, &retention).expect("expire");
         assert!(store.health_samples(AGENT, 0, i64::MAX).expect("raw").is_empty());
         assert_eq!(store.rollups(AGENT, "cpu", Resolution::OneHour, 0, i64::MAX).expect("1h").len(), 1);
+    }
+
+    fn notification(key: &str) -> crate::alert::engine::Notification {
+        crate::alert::engine::Notification {
+            idempotency_key: key.into(),
+            transition: crate::alert::engine::Transition::Firing,
+            rule: "disk".into(),
+            severity: crate::alert::rules::Severity::Warning,
+            route_key: Default::default(),
+            summary: "s".into(),
+            runbook_url: String::new(),
+            alerts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn outbox_keeps_per_sink_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ids = {
+            let store = SledStore::open(dir.path()).expect("open");
+            let commit = AlertCommit { next_sequence: 3, ..AlertCommit::default() };
+            let entries = vec![
+                OutboxEntry::new("rt", notification("disk/firing/1"), 10),
+                OutboxEntry::new("mail", notification("disk/firing/1"), 10),
+                OutboxEntry::new("rt", notification("disk/resolved/2"), 10),
+            ];
+            store.commit_alerts(&commit, entries).expect("commit")
+        };
+        assert!(ids[0] < ids[1] && ids[1] < ids[2], "ids grow in enqueue order: {ids:?}");
+
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.load_alerts().expect("load").next_sequence, 3);
+        let mut head = store.outbox_head("rt").expect("head").expect("rt has entries");
+        assert_eq!(head.notification.idempotency_key, "disk/firing/1");
+        assert_eq!(
+            store.outbox_depth().expect("depth"),
+            std::collections::BTreeMap::from([("mail".to_string(), 1), ("rt".to_string(), 2)])
+        );
+
+        head.record_success(20);
+        store.update_outbox_entry(&head).expect("update");
+        let next = store.outbox_head("rt").expect("head").expect("second rt entry");
+        assert_eq!(next.notification.idempotency_key, "disk/resolved/2", "the delivered head leaves the queue");
+        assert_eq!(store.outbox_entries(Some(DeliveryState::Delivered), None, 10).expect("list").len(), 1);
+        assert_eq!(store.outbox_entries(None, Some("rt"), 10).expect("list").len(), 2);
+        assert_eq!(store.purge_outbox(15).expect("purge"), 0, "delivered at 20: not before 15");
+        assert_eq!(store.purge_outbox(21).expect("purge"), 1);
+        assert!(store.outbox_entry(head.id).expect("get").is_none());
+    }
+
+    #[test]
+    fn ticket_ledger_links_and_unlinks() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.link_ticket("rt", "42", &["fpa".into(), "fpb".into()]).expect("link");
+        store.link_ticket("other", "42", &["fpa".into()]).expect("link in another sink");
+        assert_eq!(store.ticket_of("rt", "fpa").expect("get").as_deref(), Some("42"));
+        assert_eq!(store.ticket_members("rt", "42").expect("members"), ["fpa", "fpb"]);
+        assert!(store.ticket_members("rt", "4").expect("members").is_empty(), "ticket 4 is not a prefix match of 42");
+        store.unlink_ticket("rt", "42", &["fpa".into()]).expect("unlink");
+        assert_eq!(store.ticket_members("rt", "42").expect("members"), ["fpb"]);
+        assert_eq!(store.ticket_of("rt", "fpa").expect("get"), None);
+        assert_eq!(store.ticket_of("other", "fpa").expect("get").as_deref(), Some("42"), "sinks are separate");
     }
 }
