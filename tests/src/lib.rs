@@ -9,8 +9,14 @@
 //!   failures can print everything.
 //! - `eventually` polls a condition until a deadline (patience from
 //!   `CENSUS_TEST_PATIENCE_SECS`, default 60): no sleeps as synchronisation.
+//! - `sim`: simulated hosts enrolling and reporting in-process over the
+//!   real agent API, for fleet-sized tests; `recorder`: a recording HTTP
+//!   receiver standing in for webhook-style sinks.
 
 #![allow(clippy::unwrap_used)] // a test harness fails loudly by design
+
+pub mod recorder;
+pub mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
