@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::alert::book::{Alert, AlertError, Matcher, Silence};
 use crate::alert::engine::Evaluation;
-use crate::alert::fleet::{HostState, MetricPoint, OsFact, PackageFact};
+use crate::alert::fleet::{BatteryFact, CertificateFact, HostState, MetricPoint, OsFact, PackageFact, SmartFact, UpdateFact};
 use crate::alert::rules::{Condition, Rule, RuleSpec};
 use crate::alert::{AlertBook, AlertFingerprint, FleetState, RuleSet, evaluate};
 use crate::changes::{Change, ChangeKind};
@@ -540,6 +540,29 @@ fn host_state(view: &HostView) -> HostState {
             s.packages.iter().map(|p| PackageFact { name: p.name.clone(), version: p.version.clone(), source: p.source.clone() }).collect()
         });
         host.os = inv.os.as_ref().and_then(|os| Some(OsFact { id: os.id.clone()?, version_id: os.version_id.clone().unwrap_or_default() }));
+        host.certificates = inv.certificates.as_ref().map(|c| {
+            c.certificates
+                .iter()
+                .map(|c| CertificateFact {
+                    path: c.path.clone(),
+                    index: c.index,
+                    location: c.location.clone(),
+                    subject: c.subject.clone(),
+                    not_after_unix_ms: c.not_after_unix_ms,
+                    is_ca: c.is_ca,
+                })
+                .collect()
+        });
+        if let Some(hw) = &inv.hardware {
+            host.smart =
+                Some(hw.disks.iter().filter_map(|d| Some(SmartFact { disk: d.name.clone(), passed: d.smart.as_ref()?.passed? })).collect());
+            host.batteries = Some(
+                hw.batteries.iter().filter_map(|b| Some(BatteryFact { name: b.name.clone(), health_percent: b.health_percent? })).collect(),
+            );
+        }
+        host.updates = inv.updates.as_ref().map(|u| {
+            u.updates.iter().map(|u| UpdateFact { name: u.name.clone(), source: u.source.clone(), security: u.security }).collect()
+        });
     }
     host
 }

@@ -455,6 +455,59 @@ fn instances(rule: &Rule, host: &HostState, fleet: &FleetState, now_unix_ms: i64
             Some(v) if Ecosystem::Generic.compare(v, minimum).is_lt() => one(v.clone(), minimum.clone()),
             _ => Vec::new(),
         },
+        Condition::CertificateExpiring { within, location, subject, include_ca } => {
+            let horizon = now_unix_ms.saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX));
+            host.certificates
+                .iter()
+                .flatten()
+                .filter(|c| c.not_after_unix_ms <= horizon && (*include_ca || !c.is_ca))
+                .filter(|c| location.matches(&c.location) && subject.matches(&c.subject))
+                .map(|c| {
+                    let left_ms = c.not_after_unix_ms.saturating_sub(now_unix_ms);
+                    let value = if left_ms <= 0 { "expired".to_string() } else { format!("{} days left", left_ms / 86_400_000) };
+                    Instance {
+                        identity: BTreeMap::from([("certificate".to_string(), format!("{}#{}", c.path, c.index))]),
+                        value,
+                        threshold: format_duration(*within),
+                    }
+                })
+                .collect()
+        }
+        Condition::SmartFailurePredicted {} => host
+            .smart
+            .iter()
+            .flatten()
+            .filter(|d| !d.passed)
+            .map(|d| Instance {
+                identity: BTreeMap::from([("device".to_string(), d.disk.clone())]),
+                value: "FAILED".into(),
+                threshold: "PASSED".into(),
+            })
+            .collect(),
+        Condition::BatteryHealthBelow { threshold } => host
+            .batteries
+            .iter()
+            .flatten()
+            .filter(|b| b.health_percent < *threshold)
+            .map(|b| Instance {
+                identity: BTreeMap::from([("battery".to_string(), b.name.clone())]),
+                value: format_value(b.health_percent),
+                threshold: format_value(*threshold),
+            })
+            .collect(),
+        Condition::SecurityUpdatesPending { min_count } => {
+            let Some(updates) = &host.updates else { return Vec::new() };
+            let security: Vec<&str> = updates.iter().filter(|u| u.security).map(|u| u.name.as_str()).collect();
+            if security.len() < *min_count as usize {
+                return Vec::new();
+            }
+            const SHOWN: usize = 10;
+            let mut value = format!("{}: {}", security.len(), security.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", "));
+            if security.len() > SHOWN {
+                value.push_str(&format!(" and {} more", security.len() - SHOWN));
+            }
+            one(value, min_count.to_string())
+        }
     }
 }
 
@@ -938,5 +991,80 @@ mod tests {
         }
 
         const DISK_FOR_3M: &str = "[[rule]]\nname = \"disk\"\nfor = \"3m\"\nkeep_firing_for = \"2m\"\nwhen = { kind = \"metric\", metric = \"fs.*.used_percent\", op = \">\", threshold = 70 }\n";
+    }
+
+    #[test]
+    fn certificate_smart_battery_and_security_update_rules() {
+        use crate::alert::fleet::{BatteryFact, CertificateFact, SmartFact, UpdateFact};
+        let set = rules(
+            r#"
+[[rule]]
+name = "cert"
+when = { kind = "certificate_expiring", within = "30d", location = "service" }
+[[rule]]
+name = "smart"
+when = { kind = "smart_failure_predicted" }
+[[rule]]
+name = "battery"
+when = { kind = "battery_health_below", threshold = 60 }
+[[rule]]
+name = "security"
+for = "7d"
+when = { kind = "security_updates_pending" }
+"#,
+        );
+        const DAY: i64 = 86_400_000;
+        let cert = |path: &str, days: i64, location: &str, is_ca: bool| CertificateFact {
+            path: path.into(),
+            index: 0,
+            location: location.into(),
+            subject: "CN=x".into(),
+            not_after_unix_ms: T0 + days * DAY,
+            is_ca,
+        };
+        let mut h = HostState::new("a1", "laptop-7");
+        h.certificates = Some(vec![
+            cert("/etc/ssl/soon.pem", 10, "service", false),
+            cert("/etc/ssl/gone.pem", -1, "service", false),
+            cert("/etc/ssl/later.pem", 90, "service", false),
+            cert("/etc/ssl/ca.pem", 5, "service", true),
+            cert("/usr/local/share/ca-certificates/x.crt", 5, "trust_store", false),
+        ]);
+        h.smart = Some(vec![SmartFact { disk: "sda".into(), passed: false }, SmartFact { disk: "nvme0n1".into(), passed: true }]);
+        h.batteries = Some(vec![
+            BatteryFact { name: "BAT0".into(), health_percent: 55.5 },
+            BatteryFact { name: "BAT1".into(), health_percent: 90.0 },
+        ]);
+        h.updates = Some(vec![
+            UpdateFact { name: "openssl".into(), source: "apt".into(), security: true },
+            UpdateFact { name: "vim".into(), source: "apt".into(), security: false },
+        ]);
+        let mut book = AlertBook::new();
+        evaluate(&set, &fleet(vec![h.clone()]), &mut book, T0);
+        fn by_rule<'b>(book: &'b AlertBook, rule: &str) -> Vec<&'b Alert> {
+            book.alerts().filter(|a| a.rule == rule).collect()
+        }
+
+        let certs = by_rule(&book, "cert");
+        let paths: Vec<&str> = certs.iter().map(|a| a.labels["certificate"].as_str()).collect();
+        assert!(paths.contains(&"/etc/ssl/gone.pem#0") && paths.contains(&"/etc/ssl/soon.pem#0"), "{paths:?}");
+        assert_eq!(certs.len(), 2, "expired and expiring service certificates; not the CA, the distant one or the trust store's");
+        assert!(certs.iter().any(|a| a.value == "10 days left") && certs.iter().any(|a| a.value == "expired"));
+        assert!(certs.iter().all(|a| a.state == AlertState::Firing));
+
+        let smart = by_rule(&book, "smart");
+        assert_eq!((smart.len(), smart[0].labels["device"].as_str()), (1, "sda"));
+        let battery = by_rule(&book, "battery");
+        assert_eq!((battery.len(), battery[0].labels["battery"].as_str(), battery[0].value.as_str()), (1, "BAT0", "55.5"));
+
+        let security = by_rule(&book, "security");
+        assert_eq!((security.len(), security[0].state, security[0].value.as_str()), (1, AlertState::Pending, "1: openssl"));
+        evaluate(&set, &fleet(vec![h.clone()]), &mut book, T0 + 7 * DAY);
+        assert_eq!(by_rule(&book, "security")[0].state, AlertState::Firing, "pending for 7 days: fires");
+
+        // Unknown sections say nothing.
+        let mut quiet = AlertBook::new();
+        evaluate(&set, &fleet(vec![HostState::new("a2", "new-host")]), &mut quiet, T0);
+        assert_eq!(quiet.alerts().count(), 0);
     }
 }

@@ -40,6 +40,41 @@ pub struct HostState {
     pub agent_version: Option<String>,
     /// Recent change events, as the store's change history records them.
     pub changes: Vec<Change>,
+    pub certificates: Option<Vec<CertificateFact>>,
+    /// Disks with a SMART self-assessment (`passed`).
+    pub smart: Option<Vec<SmartFact>>,
+    pub batteries: Option<Vec<BatteryFact>>,
+    /// Pending updates; `None` when the updates section is unknown.
+    pub updates: Option<Vec<UpdateFact>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFact {
+    pub path: String,
+    pub index: u32,
+    pub location: String,
+    pub subject: String,
+    pub not_after_unix_ms: i64,
+    pub is_ca: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmartFact {
+    pub disk: String,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatteryFact {
+    pub name: String,
+    pub health_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateFact {
+    pub name: String,
+    pub source: String,
+    pub security: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -167,6 +167,32 @@ pub enum Condition {
     /// The agent's version is below `minimum` (numeric runs compared as
     /// numbers: 0.10.0 > 0.9.3).
     AgentOutdated { minimum: String },
+    /// A certificate found on the host (its inventory's certificates
+    /// section) expires within `within`, or has expired. `location`
+    /// (`trust_store`, `service`, `configured`) and `subject` narrow it;
+    /// CA certificates count only with `include_ca`.
+    CertificateExpiring {
+        #[serde(with = "humantime_serde")]
+        within: Duration,
+        #[serde(default = "any")]
+        location: Glob,
+        #[serde(default = "any")]
+        subject: Glob,
+        #[serde(default)]
+        include_ca: bool,
+    },
+    /// A disk's SMART self-assessment predicts its failure.
+    SmartFailurePredicted {},
+    /// A battery's full capacity is below `threshold` percent of its design
+    /// capacity (wear).
+    BatteryHealthBelow { threshold: f64 },
+    /// At least `min_count` security updates are pending (apt, dnf,
+    /// Windows Update, ...). Pair it with `for = "7d"` to alert on updates
+    /// left pending for a week.
+    SecurityUpdatesPending {
+        #[serde(default = "one_update")]
+        min_count: u32,
+    },
 }
 
 impl Condition {
@@ -180,6 +206,10 @@ impl Condition {
             Condition::VersionBelow { .. } => "version_below",
             Condition::OsEndOfLife { .. } => "os_end_of_life",
             Condition::AgentOutdated { .. } => "agent_outdated",
+            Condition::CertificateExpiring { .. } => "certificate_expiring",
+            Condition::SmartFailurePredicted {} => "smart_failure_predicted",
+            Condition::BatteryHealthBelow { .. } => "battery_health_below",
+            Condition::SecurityUpdatesPending { .. } => "security_updates_pending",
         }
     }
 }
@@ -420,6 +450,22 @@ fn check_spec(spec: &RuleSpec) -> Result<(), (String, String)> {
                 return bad("when.minimum", "must be a version");
             }
         }
+        Condition::CertificateExpiring { within, .. } => {
+            if within.is_zero() {
+                return bad("when.within", "must be longer than 0s");
+            }
+        }
+        Condition::SmartFailurePredicted {} => {}
+        Condition::BatteryHealthBelow { threshold } => {
+            if !(threshold.is_finite() && *threshold > 0.0 && *threshold <= 100.0) {
+                return bad("when.threshold", "must be a percentage above 0 and at most 100");
+            }
+        }
+        Condition::SecurityUpdatesPending { min_count } => {
+            if *min_count == 0 {
+                return bad("when.min_count", "must be at least 1");
+            }
+        }
     }
     Ok(())
 }
@@ -434,6 +480,10 @@ fn yes() -> bool {
 
 fn any() -> Glob {
     Glob::new("*")
+}
+
+fn one_update() -> u32 {
+    1
 }
 
 fn default_summary() -> String {
