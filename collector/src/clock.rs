@@ -27,3 +27,21 @@ pub fn utc_date(unix_ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+/// RFC 3339 UTC with milliseconds (`2026-11-24T10:00:00.000Z`), the form
+/// webhook and Alertmanager payloads carry; times before the epoch clamp to it.
+pub fn rfc3339(unix_ms: i64) -> String {
+    humantime::format_rfc3339_millis(from_unix_ms(unix_ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_millis() {
+        // Oracle: `date -u -d @1764000000.123 +%Y-%m-%dT%H:%M:%S.%3NZ`
+        assert_eq!(rfc3339(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -34,6 +34,8 @@ pub mod render;
 pub mod route;
 pub mod rt;
 pub mod servicenow;
+#[cfg(test)]
+mod test_server;
 pub mod webhook;
 pub mod zammad;
 pub mod zendesk;
@@ -84,6 +86,14 @@ pub struct TicketDraft {
     pub severity: Severity,
     /// Labels common to every alert of the notification.
     pub labels: BTreeMap<String, String>,
+}
+
+impl TicketDraft {
+    /// `"<subject> [<marker>]"`: the title for systems that find tickets by
+    /// searching their title (RT, GLPI, Zammad).
+    pub fn subject_with_marker(&self) -> String {
+        format!("{} [{}]", self.subject, self.marker)
+    }
 }
 
 /// A comment or resolution note on an existing ticket.
