@@ -92,6 +92,11 @@ fn describe(e: &reqwest::Error) -> String {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret received at run time (a GLPI session token).
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
     /// Reads it with `super::read_secret_file` (the error names the file).
     pub fn read(path: &Path) -> Result<Secret, SinkError> {
         super::read_secret_file(path).map(Secret)
@@ -111,7 +116,7 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 impl From<&str> for Secret {
     fn from(s: &str) -> Secret {
-        Secret(s.to_string())
+        Secret::new(s.to_string())
     }
 }
 
@@ -271,7 +276,7 @@ impl Api {
     /// current ones stay redacted.
     pub fn with_auth(&self, auth: Auth) -> Api {
         let mut also_redacted = self.also_redacted.clone();
-        also_redacted.extend(self.auth.secrets().into_iter().map(|s| Secret(s.to_string())));
+        also_redacted.extend(self.auth.secrets().into_iter().map(|s| Secret::new(s.to_string())));
         Api { http: self.http.clone(), base: self.base.clone(), auth, also_redacted }
     }
 
@@ -345,6 +350,28 @@ pub fn required_id(what: &str, answer: &Value, pointer: &str) -> Result<String, 
         let excerpt: String = answer.to_string().chars().take(200).collect();
         SinkError::permanent(format!("{what}: the answer has no id at {pointer}: {excerpt}"))
     })
+}
+
+/// For APIs that take a ticket id as a JSON number (GLPI, Zammad).
+pub fn numeric_id(system: &str, ticket: &str) -> Result<u64, SinkError> {
+    ticket.parse().map_err(|_| SinkError::permanent(format!("{system} ticket id {ticket:?} is not a number")))
+}
+
+/// Resolution for systems where a finished ticket must be left alone (some
+/// refuse any update once closed; none should reopen what a human closed):
+/// reads the ticket with `show` and sends `resolve` only when `finished`
+/// says it is not finished yet. Also makes a retried resolution a no-op.
+pub async fn resolve_once(
+    api: &Api,
+    what: &str,
+    show: &ApiRequest,
+    finished: fn(&Value) -> bool,
+    resolve: &ApiRequest,
+) -> Result<(), SinkError> {
+    if finished(&api.send_json(what, show).await?) {
+        return Ok(());
+    }
+    api.send(what, resolve).await.map(drop)
 }
 
 /// A ticket id from the ledger, checked before it goes into a URL path: ids
