@@ -10,7 +10,12 @@
 //! - `dispatch.rs` (I/O): the loop that takes due entries from the store,
 //!   delivers them in order per sink and records the outcome durably.
 //! - one module per sink kind (adapters): `webhook`, `alertmanager`,
-//!   `email`, `rt`, `jira`, `servicenow`, `zendesk`, `glpi`, `zammad`.
+//!   `email`, `rt`, `jira`, `servicenow`, `zendesk`, `glpi`, `zammad`;
+//!   each HTTP one builds its requests with pure functions and sends them
+//!   through `http.rs` (client, credentials, error classification,
+//!   redaction). `test_server.rs` is the recording HTTP server their tests
+//!   run against. The sinks' configuration is documented, and its examples
+//!   tested, in `docs/notifications.md`.
 //!
 //! A sink is either a *push* sink (webhook, Alertmanager, email: every
 //! notification is one request) or a *ticketing* sink (RT, Jira, ...: a
