@@ -28,8 +28,26 @@ pub fn utc_date(unix_ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// RFC 3339 UTC with whole seconds (`2026-11-28T06:22:32Z`), as sinks and
-/// tickets show times.
-pub fn rfc3339(unix_ms: i64) -> String {
+/// RFC 3339 UTC with whole seconds (`2026-11-28T06:22:32Z`), as tickets
+/// and mails show times to people.
+pub fn rfc3339_seconds(unix_ms: i64) -> String {
     humantime::format_rfc3339_seconds(from_unix_ms(unix_ms)).to_string()
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-11-24T10:00:00.000Z`), the form
+/// webhook and Alertmanager payloads carry; times before the epoch clamp to it.
+pub fn rfc3339(unix_ms: i64) -> String {
+    humantime::format_rfc3339_millis(from_unix_ms(unix_ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_millis() {
+        // Oracle: `date -u -d @1764000000.123 +%Y-%m-%dT%H:%M:%S.%3NZ`
+        assert_eq!(rfc3339(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+    }
 }

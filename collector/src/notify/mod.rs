@@ -10,7 +10,12 @@
 //! - `dispatch.rs` (I/O): the loop that takes due entries from the store,
 //!   delivers them in order per sink and records the outcome durably.
 //! - one module per sink kind (adapters): `webhook`, `alertmanager`,
-//!   `email`, `rt`, `jira`, `servicenow`, `zendesk`, `glpi`, `zammad`.
+//!   `email`, `rt`, `jira`, `servicenow`, `zendesk`, `glpi`, `zammad`;
+//!   each HTTP one builds its requests with pure functions and sends them
+//!   through `http.rs` (client, credentials, error classification,
+//!   redaction). `test_server.rs` is the recording HTTP server their tests
+//!   run against. The sinks' configuration is documented, and its examples
+//!   tested, in `docs/notifications.md`.
 //!
 //! A sink is either a *push* sink (webhook, Alertmanager, email: every
 //! notification is one request) or a *ticketing* sink (RT, Jira, ...: a
@@ -34,6 +39,8 @@ pub mod render;
 pub mod route;
 pub mod rt;
 pub mod servicenow;
+#[cfg(test)]
+mod test_server;
 pub mod webhook;
 pub mod zammad;
 pub mod zendesk;
@@ -86,6 +93,14 @@ pub struct TicketDraft {
     pub labels: BTreeMap<String, String>,
 }
 
+impl TicketDraft {
+    /// `"<subject> [<marker>]"`: the title for systems that find tickets by
+    /// searching their title (RT, GLPI, Zammad).
+    pub fn subject_with_marker(&self) -> String {
+        format!("{} [{}]", self.subject, self.marker)
+    }
+}
+
 /// A comment or resolution note on an existing ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketNote {
@@ -93,8 +108,12 @@ pub struct TicketNote {
 }
 
 /// One configured sink: `[[sink]]` in the collector's config.
+///
+/// No `deny_unknown_fields` here: serde does not support it together with
+/// `flatten` (it refused even `kind`). Unknown keys are still refused, by
+/// the kind's own config struct, which receives every key this struct does
+/// not know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Unique; routes and `census outbox` name sinks by it.
     pub name: String,
@@ -257,6 +276,42 @@ impl TicketClient {
             TicketClient::Zendesk(c) => c.resolve(ticket, note).await,
             TicketClient::Glpi(c) => c.resolve(ticket, note).await,
             TicketClient::Zammad(c) => c.resolve(ticket, note).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Sinks {
+        sink: Vec<SinkConfig>,
+    }
+
+    /// The ```toml blocks of docs/notifications.md.
+    fn documented_examples() -> Vec<String> {
+        let doc = include_str!("../../../docs/notifications.md");
+        doc.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_string()).collect()
+    }
+
+    #[test]
+    fn every_documented_sink_example_parses() {
+        let examples = documented_examples();
+        let mut kinds = Vec::new();
+        for example in &examples {
+            let sinks: Sinks = toml::from_str(example).unwrap_or_else(|e| panic!("{e}\nin\n{example}"));
+            kinds.extend(sinks.sink.iter().map(|s| s.kind.as_str()));
+        }
+        assert_eq!(kinds, ["webhook", "alertmanager", "rt", "jira", "servicenow", "zendesk", "glpi", "zammad"]);
+    }
+
+    #[test]
+    fn unknown_sink_keys_are_refused() {
+        for example in documented_examples() {
+            let typo = format!("{example}tiemout = \"5s\"\n");
+            let err = toml::from_str::<Sinks>(&typo).err().unwrap_or_else(|| panic!("accepted an unknown key in\n{typo}"));
+            assert!(err.to_string().contains("unknown field `tiemout`"), "{err}");
         }
     }
 }

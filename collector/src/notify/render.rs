@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{TicketDraft, TicketNote};
 use crate::alert::engine::{Notification, NotifiedAlert};
-use crate::clock::rfc3339;
+use crate::clock::rfc3339_seconds as rfc3339;
 
 /// `census-` + 12 hex digits of SHA-256(notification idempotency key):
 /// short enough for a subject or a label, stable across retries.
