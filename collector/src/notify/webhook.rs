@@ -105,6 +105,7 @@ struct Payload<'a> {
 struct PayloadAlert<'a> {
     idempotency_key: &'a str,
     fingerprint: &'a str,
+    sequence: u64,
     host_id: &'a str,
     hostname: &'a str,
     labels: &'a BTreeMap<String, String>,
@@ -138,6 +139,7 @@ impl<'a> PayloadAlert<'a> {
         PayloadAlert {
             idempotency_key: &a.idempotency_key,
             fingerprint: a.fingerprint.as_str(),
+            sequence: a.sequence,
             host_id: &a.host_id,
             hostname: &a.hostname,
             labels: &a.labels,
@@ -230,6 +232,7 @@ pub(crate) mod tests {
                 "alerts": [{
                     "idempotency_key": format!("{fingerprint}:resolved:7"),
                     "fingerprint": fingerprint,
+                    "sequence": 7,
                     "host_id": "h-1",
                     "hostname": "web1",
                     "labels": {"alertname": "DiskFull", "host": "web1", "severity": "critical", "mount": "/var"},
