@@ -9,8 +9,12 @@
 //!   failures can print everything.
 //! - `eventually` polls a condition until a deadline (patience from
 //!   `CENSUS_TEST_PATIENCE_SECS`, default 60): no sleeps as synchronisation.
+//! - `peers` runs the real systems the notification sinks talk to (SMTP,
+//!   Alertmanager, Request Tracker), each in its own temp dir.
 
 #![allow(clippy::unwrap_used)] // a test harness fails loudly by design
+
+pub mod peers;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
