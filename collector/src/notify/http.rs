@@ -41,13 +41,16 @@ pub async fn send(what: &str, request: reqwest::RequestBuilder) -> Result<(reqwe
     }
     let excerpt: String = String::from_utf8_lossy(&body).chars().take(300).collect();
     let message = format!("{what}: HTTP {status}: {}", excerpt.trim());
-    let retryable = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+    let retryable =
+        status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT;
     Err(SinkError { retryable, message })
 }
 
 async fn read_bounded(what: &str, mut response: reqwest::Response) -> Result<Vec<u8>, SinkError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| SinkError::retryable(format!("{what}: reading the answer: {}", describe(&e))))? {
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| SinkError::retryable(format!("{what}: reading the answer: {}", describe(&e))))?
+    {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(SinkError::retryable(format!("{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")));
         }
