@@ -41,8 +41,7 @@ const RT_SETUP_DATABASE: &str = "/usr/sbin/rt-setup-database-5";
 fn require(present: bool, what: &str, package: &str) {
     assert!(
         present,
-        "{what} is missing: install the Debian package {package} (`.ci/run` installs it: apt-get install {package}); \
-         peer tests fail rather than skip"
+        "{what} is missing: `.ci/run` installs {package} (by hand: apt-get install {package}); peer tests fail rather than skip"
     );
 }
 
@@ -223,7 +222,7 @@ impl Smtp {
     }
 
     pub fn start_with(options: SmtpOptions) -> Smtp {
-        let aiosmtpd = Command::new(DEBIAN_PYTHON).args(["-c", "import aiosmtpd"]).output().is_ok_and(|o| o.status.success());
+        let aiosmtpd = Command::new(DEBIAN_PYTHON).args(["-c", "import aiosmtpd.main, aiosmtpd.handlers"]).output().is_ok_and(|o| o.status.success());
         require(aiosmtpd, &format!("aiosmtpd (for {DEBIAN_PYTHON})"), "python3-aiosmtpd");
         let dir = Workdir::new("smtp");
         let maildir = dir.path().join("maildir");
