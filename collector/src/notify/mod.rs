@@ -93,8 +93,12 @@ pub struct TicketNote {
 }
 
 /// One configured sink: `[[sink]]` in the collector's config.
+///
+/// No `deny_unknown_fields` here: serde does not support it together with
+/// `flatten` (every key of the kind's own settings would count as unknown
+/// and no sink would parse). Unknown keys are still refused: they reach the
+/// kind's config, which denies them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Unique; routes and `census outbox` name sinks by it.
     pub name: String,
