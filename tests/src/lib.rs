@@ -11,10 +11,13 @@
 //!   `CENSUS_TEST_PATIENCE_SECS`, default 60): no sleeps as synchronisation.
 //! - `sim`: simulated hosts enrolling and reporting in-process over the
 //!   real agent API, for fleet-sized tests; `recorder`: a recording HTTP
-//!   receiver standing in for webhook-style sinks.
+//!   receiver standing in for webhook-style sinks; `peers` runs the real
+//!   systems the notification sinks talk to (SMTP, Alertmanager, Request
+//!   Tracker), each in its own temp dir.
 
 #![allow(clippy::unwrap_used)] // a test harness fails loudly by design
 
+pub mod peers;
 pub mod recorder;
 pub mod sim;
 
