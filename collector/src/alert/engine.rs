@@ -925,6 +925,24 @@ mod tests {
     }
 
     #[test]
+    fn the_custom_metric_rules_in_the_docs_fire() {
+        let doc = include_str!("../../../docs/custom-metrics.md");
+        let block = doc.split("## Alerting").nth(1).and_then(|s| s.split("```toml\n").nth(1)).and_then(|s| s.split("```").next());
+        let r = rules(block.expect("docs/custom-metrics.md has a toml block under ## Alerting"));
+        let mut h = HostState::new("a", "web-1");
+        h.last_seen_unix_ms = Some(T0);
+        for (name, value) in [("custom.test_fill", 93.0), ("custom.mail_queue_depth.deferred", 120.0), ("custom.mail_queue_depth", 500.0)] {
+            h.metrics.insert(name.into(), MetricPoint { value, at_unix_ms: T0 });
+        }
+        let mut book = AlertBook::new();
+        let summaries = |e: Evaluation| e.notifications.into_iter().map(|n| n.summary).collect::<Vec<_>>();
+        let now = summaries(evaluate(&r, &fleet(vec![h.clone()]), &mut book, T0));
+        assert_eq!(now, ["web-1: mail queue deferred holds 120 messages"], "no `for`: at once; the unlabelled series is not selected");
+        let later = summaries(evaluate(&r, &fleet(vec![h]), &mut book, T0 + 10 * MIN));
+        assert_eq!(later, ["web-1: /srv is 93% full"], "after its `for` of 10m");
+    }
+
+    #[test]
     fn values_are_formatted_briefly() {
         assert_eq!(format_value(93.456), "93.46");
         assert_eq!(format_value(90.0), "90");

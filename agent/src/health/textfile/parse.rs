@@ -437,6 +437,22 @@ mod tests {
     }
 
     #[test]
+    fn the_naming_examples_in_the_docs_hold() {
+        let doc = include_str!("../../../../docs/custom-metrics.md");
+        let rows: Vec<(&str, &str)> = doc
+            .lines()
+            .filter_map(|l| match l.strip_prefix("| `")?.strip_suffix("` |")?.split("` | `").collect::<Vec<_>>().as_slice() {
+                [line, series] => Some((*line, *series)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 5, "the table in docs/custom-metrics.md: {rows:?}");
+        for (line, series) in rows {
+            assert_eq!(parse_line(line).map(|m| m.map(|m| m.name)), Ok(Some(series.to_string())), "{line}");
+        }
+    }
+
+    #[test]
     fn series_name_check() {
         for good in ["custom.a", "custom._x", "custom.:x", "custom.q.mail", "custom.fs./var/lib.x", "custom.u.getty@tty1", "custom.d.dm-0"]
         {
