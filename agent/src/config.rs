@@ -51,6 +51,9 @@ pub struct Config {
     /// Extra certificate files or directories to inventory, besides the
     /// system trust store additions and /etc/ssl, /etc/pki, /etc/letsencrypt.
     pub certificate_paths: Vec<PathBuf>,
+    /// Directory of `*.prom` files whose values every health sample carries
+    /// as `custom.*` series (docs/custom-metrics.md). Empty: none.
+    pub health_textfile_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -78,6 +81,7 @@ impl Default for Config {
             root: PathBuf::from("/"),
             log_format: LogFormat::Text,
             certificate_paths: Vec::new(),
+            health_textfile_dir: PathBuf::new(),
         }
     }
 }
@@ -92,6 +96,11 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading config", path, e))?;
         Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The textfile directory, when one is configured.
+    pub fn health_textfile_dir(&self) -> Option<&Path> {
+        Some(self.health_textfile_dir.as_path()).filter(|d| !d.as_os_str().is_empty())
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -121,6 +130,9 @@ impl Config {
         }
         if let Some(relative) = self.certificate_paths.iter().find(|p| !p.is_absolute()) {
             return Err(format!("certificate_paths: {} must be an absolute path", relative.display()));
+        }
+        if self.health_textfile_dir().is_some_and(|d| !d.is_absolute()) {
+            return Err(format!("health_textfile_dir: {} must be an absolute path", self.health_textfile_dir.display()));
         }
         if !self.server.is_empty() && !(self.server.starts_with("https://")) {
             return Err(format!("server {:?} must be an https:// URL", self.server));
@@ -174,6 +186,11 @@ mod tests {
         assert_eq!(c.certificate_paths, [PathBuf::from("/srv/tls")]);
         let err = Config::from_toml("certificate_paths = [\"tls\"]", "agent.toml").unwrap_err().to_string();
         assert!(err.contains("agent.toml") && err.contains("certificate_paths: tls"), "{err}");
+        assert_eq!(Config::default().health_textfile_dir(), None);
+        let c = Config::from_toml("health_textfile_dir = \"/var/lib/census-agent/textfile\"", "t").expect("valid");
+        assert_eq!(c.health_textfile_dir(), Some(Path::new("/var/lib/census-agent/textfile")));
+        let err = Config::from_toml("health_textfile_dir = \"textfile\"", "agent.toml").unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("health_textfile_dir: textfile must be an absolute path"), "{err}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::health::Sampler;
+use crate::health::{Sampler, TextfileDir};
 use crate::spool::Spool;
 use crate::state::{Enrolled, InventoryBase, LastAck, SequenceCounter};
 use crate::transport::{self, error_chain};
@@ -211,9 +211,12 @@ impl Reporter {
 }
 
 /// Health samples waiting for the next batch, with the sampler's errors
-/// logged once per distinct message.
+/// logged once per distinct message (the textfile reader rate-limits its
+/// own warnings).
 struct HealthState {
     sampler: Option<Sampler>,
+    /// The custom metrics directory, when configured.
+    textfiles: Option<TextfileDir>,
     samples: Vec<pb::HealthSample>,
     errors_logged: std::collections::HashSet<String>,
 }
@@ -221,22 +224,35 @@ struct HealthState {
 impl HealthState {
     async fn sample(&mut self, root: PathBuf) {
         let Some(mut sampler) = self.sampler.take() else { return };
+        let mut textfiles = self.textfiles.take();
         let joined = tokio::task::spawn_blocking(move || {
             let mounts = crate::collect::health_mounts(&root);
-            let (sample, errors) = sampler.sample(crate::now_unix_ms(), &mounts);
-            (sampler, sample, errors)
+            let (mut sample, errors) = sampler.sample(crate::now_unix_ms(), &mounts);
+            let warnings = match textfiles.as_mut() {
+                Some(dir) => {
+                    let reading = dir.read();
+                    sample.custom = reading.metrics;
+                    reading.warnings
+                }
+                None => Vec::new(),
+            };
+            (sampler, textfiles, sample, errors, warnings)
         })
         .await;
         match joined {
-            Ok((sampler, sample, errors)) => {
+            Ok((sampler, textfiles, sample, errors, warnings)) => {
                 for e in errors {
                     let text = e.to_string();
                     if self.errors_logged.insert(text.clone()) {
                         debug!(error = %text, "health metric unreadable");
                     }
                 }
+                for w in warnings {
+                    warn!("custom metrics: {w}");
+                }
                 self.samples.push(crate::wire::health_sample(&sample));
                 self.sampler = Some(sampler);
+                self.textfiles = textfiles;
             }
             Err(e) => error!(error = %e, "health sampling task failed; health sampling stops"),
         }
@@ -287,7 +303,12 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let started = Instant::now();
     let root: PathBuf = config.root.clone();
-    let mut health = HealthState { sampler: Some(Sampler::new(&root)), samples: Vec::new(), errors_logged: Default::default() };
+    let mut health = HealthState {
+        sampler: Some(Sampler::new(&root)),
+        textfiles: config.health_textfile_dir().map(|dir| TextfileDir::new(&root, dir)),
+        samples: Vec::new(),
+        errors_logged: Default::default(),
+    };
     let mut heartbeat_every = config.heartbeat_interval;
     let mut inventory_every = config.inventory_interval;
     let mut next_heartbeat = Instant::now();

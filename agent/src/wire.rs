@@ -395,6 +395,7 @@ pub fn health_sample(s: &crate::health::HealthSample) -> pb::HealthSample {
         failed_units_known: s.failed_units.is_some(),
         agent_rss_bytes: s.agent_rss_bytes,
         agent_cpu_s: s.agent_cpu_seconds,
+        custom: s.custom.iter().map(|c| pb::CustomMetric { name: c.name.clone(), value: c.value }).collect(),
     }
 }
 

@@ -4,7 +4,11 @@
 //!
 //! Metric names are dotted paths: `cpu`, `load1`, `mem.used_percent`,
 //! `fs./var.used_percent`, `net.eth0.rx_bps`, `temp.coretemp/Core 0`, ...
-//! (`names_of` lists those present in a sample).
+//! (`values_of` lists those present in a sample). Custom metrics, which
+//! administrators write into the agent's textfile directory, keep the name
+//! the agent sent: `custom.<name>`, or `custom.<name>.<label values>` (see
+//! `custom_name_problem` for the rule and docs/custom-metrics.md); the
+//! prefix keeps them apart from the collector's own names.
 //!
 //! Invariants: a bucket's `start` is a multiple of its width (Unix ms), so
 //! recomputing a bucket from the same raw samples gives the same bucket
@@ -52,7 +56,34 @@ pub fn values_of(s: &pb::HealthSample) -> Vec<(String, f64)> {
     put("failed_units".into(), s.failed_units_known.then_some(s.failed_units.len() as f64));
     put("agent.rss_bytes".into(), s.agent_rss_bytes.map(|v| v as f64));
     put("agent.cpu_s".into(), s.agent_cpu_s);
+    for c in s.custom.iter().filter(|c| c.name.starts_with(CUSTOM_PREFIX)) {
+        put(c.name.clone(), Some(c.value));
+    }
     out
+}
+
+/// Every custom series name starts with this.
+pub const CUSTOM_PREFIX: &str = "custom.";
+/// Longest custom series name, bytes (the contract in agent.proto).
+pub const MAX_CUSTOM_NAME_BYTES: usize = 200;
+
+/// Why `name` is not an acceptable custom series name, or `None` when it
+/// is: `custom.`, then a Prometheus metric name start (`[a-zA-Z_:]`), then
+/// only `[a-zA-Z0-9_:./@-]` (label values come after dots), at most
+/// `MAX_CUSTOM_NAME_BYTES`. Such names are safe as store keys (no NUL), as
+/// command-line arguments and inside rule globs (no `*` or `?`).
+pub fn custom_name_problem(name: &str) -> Option<String> {
+    let Some(rest) = name.strip_prefix(CUSTOM_PREFIX) else {
+        return Some(format!("does not start with {CUSTOM_PREFIX:?}"));
+    };
+    if name.len() > MAX_CUSTOM_NAME_BYTES {
+        return Some(format!("is {} bytes; the limit is {MAX_CUSTOM_NAME_BYTES}", name.len()));
+    }
+    if !rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == ':') {
+        return Some(format!("must continue after {CUSTOM_PREFIX:?} with a letter, '_' or ':'"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '/' | '@' | '-');
+    rest.chars().find(|c| !allowed(*c)).map(|c| format!("contains {c:?}; only [a-zA-Z0-9_:./@-] may follow {CUSTOM_PREFIX:?}"))
 }
 
 /// The value of one metric in a sample, if present.
@@ -175,6 +206,42 @@ mod tests {
         assert_eq!(value_of(&s, "fs./.used_percent"), Some(91.0));
         assert_eq!(value_of(&s, "failed_units"), Some(0.0));
         assert_eq!(value_of(&s, "load1"), None);
+    }
+
+    #[test]
+    fn custom_series_keep_the_agents_names() {
+        let custom = |name: &str, value: f64| pb::CustomMetric { name: name.into(), value };
+        let s = pb::HealthSample {
+            cpu_percent: Some(1.0),
+            custom: vec![custom("custom.test_fill", 95.0), custom("custom.queue_depth.mail", 7.0), custom("cpu", 99.0)],
+            ..Default::default()
+        };
+        assert_eq!(value_of(&s, "custom.test_fill"), Some(95.0));
+        assert_eq!(value_of(&s, "custom.queue_depth.mail"), Some(7.0));
+        assert_eq!(value_of(&s, "cpu"), Some(1.0), "a custom series never shadows the collector's own");
+        let names: Vec<String> = values_of(&s).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["cpu", "custom.test_fill", "custom.queue_depth.mail"]);
+    }
+
+    #[test]
+    fn custom_name_rule() {
+        for good in ["custom.a", "custom._x", "custom.:x", "custom.q.mail", "custom.d.dm-0./srv/data_2", "custom.u.getty@tty1.service"] {
+            assert_eq!(custom_name_problem(good), None, "{good}");
+        }
+        let longest = format!("custom.{}", "a".repeat(MAX_CUSTOM_NAME_BYTES - CUSTOM_PREFIX.len()));
+        assert_eq!(custom_name_problem(&longest), None);
+        for (bad, why) in [
+            ("cpu", "does not start with \"custom.\""),
+            ("custom.", "must continue after"),
+            ("custom.9a", "must continue after"),
+            ("custom.a b", "contains ' '"),
+            ("custom.a*", "contains '*'"),
+            ("custom.a\0", "contains '\\0'"),
+            (&format!("{longest}a"), "is 201 bytes; the limit is 200"),
+        ] {
+            let problem = custom_name_problem(bad).unwrap_or_default();
+            assert!(problem.contains(why), "{bad:?}: {problem:?} lacks {why:?}");
+        }
     }
 
     #[test]

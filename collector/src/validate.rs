@@ -2,10 +2,13 @@
 //! report batch is either entirely within `Limits` or refused whole with a
 //! message naming the offending field and the limit.
 
+use std::collections::HashSet;
+
 use census_proto::v1 as pb;
 use prost::Message;
 
 use crate::config::Limits;
+use crate::metrics;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +334,37 @@ impl Checker<'_> {
             self.count("samples.temperatures", s.temperatures.len())?;
             s.temperatures.iter().try_for_each(|t| self.string("samples.temperatures.sensor", &t.sensor))?;
             self.strings("samples.failed_units", &s.failed_units)?;
+            self.count("samples.custom", s.custom.len())?;
+            let mut names = HashSet::new();
+            s.custom.iter().try_for_each(|c| self.custom_metric(c, &mut names))?;
+        }
+        Ok(())
+    }
+
+    /// A custom series: its name becomes a metric name as sent (bounded,
+    /// `metrics::custom_name_problem`), once per sample, with a finite value.
+    fn custom_metric<'s>(&mut self, m: &'s pb::CustomMetric, names: &mut HashSet<&'s str>) -> Result<(), Violation> {
+        let field = "samples.custom.name";
+        if m.name.len() > metrics::MAX_CUSTOM_NAME_BYTES {
+            return Err(Violation::TooLarge(format!(
+                "{}{field} is {} bytes; the limit for custom metric names is {}",
+                self.path,
+                m.name.len(),
+                metrics::MAX_CUSTOM_NAME_BYTES
+            )));
+        }
+        self.string(field, &m.name)?;
+        if let Some(problem) = metrics::custom_name_problem(&m.name) {
+            return Err(Violation::Invalid(format!("{}{field} {:?} {problem}", self.path, m.name)));
+        }
+        if !m.value.is_finite() {
+            return Err(Violation::Invalid(format!(
+                "{}samples.custom {} has the value {}; values must be finite",
+                self.path, m.name, m.value
+            )));
+        }
+        if !names.insert(&m.name) {
+            return Err(Violation::Invalid(format!("{}samples.custom {} appears twice in one sample", self.path, m.name)));
         }
         Ok(())
     }
@@ -555,6 +589,57 @@ mod tests {
         };
         let err = report_request(&inventory_report(reason), &limits).unwrap_err();
         assert!(err.to_string().contains("inventory.os_state.unreadable.reason"), "{err}");
+    }
+
+    fn health_report(custom: Vec<pb::CustomMetric>) -> pb::ReportRequest {
+        let sample = pb::HealthSample { taken_at_unix_ms: 1, custom, ..Default::default() };
+        let batch = pb::HealthBatch { samples: vec![sample], ..Default::default() };
+        request(vec![pb::Report { seq: 1, created_at_unix_ms: 0, body: Some(pb::report::Body::Health(batch)) }])
+    }
+
+    fn custom(name: &str, value: f64) -> pb::CustomMetric {
+        pb::CustomMetric { name: name.into(), value }
+    }
+
+    #[test]
+    fn accepts_custom_metrics_within_bounds() {
+        let limits = Limits { max_items_per_list: 3, ..Limits::default() };
+        let ok = vec![custom("custom.test_fill", 95.0), custom("custom.queue_depth.mail", -1.5e3), custom("custom.u.getty@tty1", 0.0)];
+        assert_eq!(report_request(&health_report(ok), &limits), Ok(()));
+        let longest = format!("custom.{}", "n".repeat(metrics::MAX_CUSTOM_NAME_BYTES - "custom.".len()));
+        assert_eq!(report_request(&health_report(vec![custom(&longest, 1.0)]), &limits), Ok(()));
+    }
+
+    #[test]
+    fn refuses_custom_metrics_out_of_bounds() {
+        let limits = Limits { max_items_per_list: 3, ..Limits::default() };
+        let refused = |list: Vec<pb::CustomMetric>| report_request(&health_report(list), &limits).unwrap_err();
+
+        let err = refused(vec![custom("custom.a", 1.0); 4]);
+        assert!(matches!(&err, Violation::TooLarge(m) if m.contains("health.samples.custom has 4 items")), "{err}");
+        let too_long = format!("custom.{}", "n".repeat(metrics::MAX_CUSTOM_NAME_BYTES));
+        let err = refused(vec![custom(&too_long, 1.0)]);
+        assert!(matches!(&err, Violation::TooLarge(m) if m.contains("health.samples.custom.name is 207 bytes")), "{err}");
+
+        for (name, why) in [
+            ("custom.a\0b", "NUL"),
+            ("cpu", "does not start with"),
+            ("custom.", "must continue after"),
+            ("custom.a b", "contains ' '"),
+            ("custom.fs.*", "contains '*'"),
+        ] {
+            let err = refused(vec![custom(name, 1.0)]);
+            assert!(
+                matches!(&err, Violation::Invalid(m) if m.contains("health.samples.custom.name") && m.contains(why)),
+                "{name:?}: {err}"
+            );
+        }
+        for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err = refused(vec![custom("custom.a", value)]);
+            assert!(matches!(&err, Violation::Invalid(m) if m.contains("values must be finite")), "{value}: {err}");
+        }
+        let err = refused(vec![custom("custom.a", 1.0), custom("custom.a", 2.0)]);
+        assert!(matches!(&err, Violation::Invalid(m) if m.contains("custom.a appears twice")), "{err}");
     }
 
     #[test]

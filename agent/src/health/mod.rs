@@ -10,10 +10,15 @@
 //!   reads the files under a root directory ("/" in production, a fixture
 //!   tree in tests) and hands their text to the parsers. A metric that fails
 //!   is reported beside the sample and never stops it.
+//! - `textfile`: custom metrics administrators write as `*.prom` files in
+//!   `health_textfile_dir` (`parse` pure, `TextfileDir` the reader), sent
+//!   in each sample as `custom.*` series.
 
 pub mod linux;
 pub mod parse;
 pub mod sample;
+pub mod textfile;
 
 pub use linux::Sampler;
 pub use sample::{FsStat, HealthSample};
+pub use textfile::{CustomMetric, TextfileDir};

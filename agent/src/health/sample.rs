@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::health::textfile::CustomMetric;
+
 /// How many processes `HealthSample::top_by_cpu` and `top_by_memory` keep.
 pub const TOP_PROCESSES: usize = 5;
 
@@ -57,6 +59,9 @@ pub struct HealthSample {
     pub agent_rss_bytes: Option<u64>,
     /// CPU time (user + system) the agent has used since it started, seconds.
     pub agent_cpu_seconds: Option<f64>,
+    /// Series read from the textfile directory; empty when none is
+    /// configured. The sampler leaves this empty: see `textfile::TextfileDir`.
+    pub custom: Vec<CustomMetric>,
 }
 
 impl HealthSample {
@@ -78,6 +83,7 @@ impl HealthSample {
             failed_units: None,
             agent_rss_bytes: None,
             agent_cpu_seconds: None,
+            custom: Vec::new(),
         }
     }
 }

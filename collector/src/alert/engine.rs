@@ -317,7 +317,10 @@ fn elapsed(since_unix_ms: i64, now_unix_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(now_unix_ms.saturating_sub(since_unix_ms)).unwrap_or(0))
 }
 
-/// The label naming the instance a `*` in a metric rule selects.
+/// The label naming the instance a `*` in a metric rule selects. Custom
+/// series get the generic `instance`: in `custom.queue_depth.*` the star
+/// stands for the label values the agent appended (`mail`, or `mail.par`
+/// for two labels).
 fn instance_label(metric: &str) -> &'static str {
     match metric.split('.').next() {
         Some("fs") => "mount",
@@ -945,6 +948,51 @@ mod tests {
             summaries,
             ["web-1: filesystem /srv is 91% full", "web-1: 2 failed service(s)", "web-1 is offline", "web-1: memory 96% used"]
         );
+    }
+
+    #[test]
+    fn custom_metrics_alert_by_name_or_glob_with_an_instance_label() {
+        let custom = |name: &str, value: f64| census_proto::v1::CustomMetric { name: name.into(), value };
+        let sample = census_proto::v1::HealthSample {
+            custom: vec![
+                custom("custom.test_fill", 95.0),
+                custom("custom.queue_depth.mail", 120.0),
+                custom("custom.queue_depth.bulk", 3.0),
+            ],
+            ..Default::default()
+        };
+        let mut h = HostState::new("a", "a");
+        for (name, value) in crate::metrics::values_of(&sample) {
+            h.metrics.insert(name, MetricPoint { value, at_unix_ms: T0 });
+        }
+        let rule = |metric: &str, threshold: u32| {
+            format!("[[rule]]\nname = \"m\"\nwhen = {{ kind = \"metric\", metric = \"{metric}\", op = \">\", threshold = {threshold} }}\n")
+        };
+        let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+
+        let fired = fire(&rule("custom.test_fill", 90), h.clone(), T0);
+        assert_eq!(fired, [("95".into(), "90".into(), labels(&[("metric", "custom.test_fill")]))]);
+        let fired = fire(&rule("custom.queue_depth.*", 100), h.clone(), T0);
+        assert_eq!(fired, [("120".into(), "100".into(), labels(&[("metric", "custom.queue_depth.mail"), ("instance", "mail")]))]);
+        assert!(fire(&rule("custom.*", 1000), h, T0).is_empty());
+    }
+
+    #[test]
+    fn the_custom_metric_rules_in_the_docs_fire() {
+        let doc = include_str!("../../../docs/custom-metrics.md");
+        let block = doc.split("## Alerting").nth(1).and_then(|s| s.split("```toml\n").nth(1)).and_then(|s| s.split("```").next());
+        let r = rules(block.expect("docs/custom-metrics.md has a toml block under ## Alerting"));
+        let mut h = HostState::new("a", "web-1");
+        h.last_seen_unix_ms = Some(T0);
+        for (name, value) in [("custom.test_fill", 93.0), ("custom.mail_queue_depth.deferred", 120.0), ("custom.mail_queue_depth", 500.0)] {
+            h.metrics.insert(name.into(), MetricPoint { value, at_unix_ms: T0 });
+        }
+        let mut book = AlertBook::new();
+        let summaries = |e: Evaluation| e.notifications.into_iter().map(|n| n.summary).collect::<Vec<_>>();
+        let now = summaries(evaluate(&r, &fleet(vec![h.clone()]), &mut book, T0));
+        assert_eq!(now, ["web-1: mail queue deferred holds 120 messages"], "no `for`: at once; the unlabelled series is not selected");
+        let later = summaries(evaluate(&r, &fleet(vec![h]), &mut book, T0 + 10 * MIN));
+        assert_eq!(later, ["web-1: /srv is 93% full"], "after its `for` of 10m");
     }
 
     #[test]

@@ -17,9 +17,11 @@
 //! ```
 //!
 //! Metric names are the collector's own (`crate::metrics`): `cpu`,
-//! `mem.used_percent`, `fs.<mount>.used_percent`, `failed_units`, ...; a `*`
-//! in `metric` selects every series of a family and names the instance with
-//! a label (`mount`, `device`, `interface`, `sensor`).
+//! `mem.used_percent`, `fs.<mount>.used_percent`, `failed_units`, ..., and
+//! the custom series agents read from text files, `custom.<name>[.<label
+//! values>]`; a `*` in `metric` selects every series of a family and names
+//! the instance with a label (`mount`, `device`, `interface`, `sensor`;
+//! `instance` for the others, e.g. `custom.queue_depth.*`).
 //!
 //! Invariants: parsing refuses unknown keys (`deny_unknown_fields`, so a
 //! typo is an error, not a silently ignored setting); a syntax error names

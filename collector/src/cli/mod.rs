@@ -85,7 +85,7 @@ pub enum Command {
     Metrics {
         /// Agent id or hostname.
         host: String,
-        /// Metric name, e.g. cpu, load1, mem.used_percent, fs./.used_percent.
+        /// Metric name, e.g. cpu, load1, mem.used_percent, fs./.used_percent, custom.queue_depth (docs/custom-metrics.md).
         metric: String,
         /// How far back, e.g. 24h, 7d.
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
