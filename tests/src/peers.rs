@@ -222,7 +222,8 @@ impl Smtp {
     }
 
     pub fn start_with(options: SmtpOptions) -> Smtp {
-        let aiosmtpd = Command::new(DEBIAN_PYTHON).args(["-c", "import aiosmtpd.main, aiosmtpd.handlers"]).output().is_ok_and(|o| o.status.success());
+        let aiosmtpd =
+            Command::new(DEBIAN_PYTHON).args(["-c", "import aiosmtpd.main, aiosmtpd.handlers"]).output().is_ok_and(|o| o.status.success());
         require(aiosmtpd, &format!("aiosmtpd (for {DEBIAN_PYTHON})"), "python3-aiosmtpd");
         let dir = Workdir::new("smtp");
         let maildir = dir.path().join("maildir");

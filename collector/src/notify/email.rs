@@ -34,7 +34,7 @@ use super::SinkError;
 use crate::alert::engine::{Notification, NotifiedAlert, Transition};
 use crate::clock::from_unix_ms;
 
-/// `kind = "email"`: see docs/notifications-email.md.
+/// `kind = "email"`: see docs/notifications.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
@@ -515,11 +515,15 @@ mod tests {
         assert_eq!(envelope, ["ops@example.org", "audit@example.org"]);
     }
 
-    /// The example in docs/notifications-email.md is a valid sink config.
+    /// The example in docs/notifications.md is a valid sink config.
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("../../../docs/notifications-email.md");
-        let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a toml block in the doc");
+        let doc = include_str!("../../../docs/notifications.md");
+        let example = doc
+            .split("```toml\n")
+            .filter_map(|rest| rest.split("```").next())
+            .find(|block| block.contains("kind = \"email\""))
+            .expect("an email toml block in the doc");
         #[derive(Deserialize)]
         struct Sinks {
             sink: Vec<SinkConfig>,

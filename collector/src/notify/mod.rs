@@ -303,7 +303,7 @@ mod tests {
             let sinks: Sinks = toml::from_str(example).unwrap_or_else(|e| panic!("{e}\nin\n{example}"));
             kinds.extend(sinks.sink.iter().map(|s| s.kind.as_str()));
         }
-        assert_eq!(kinds, ["webhook", "alertmanager", "rt", "jira", "servicenow", "zendesk", "glpi", "zammad"]);
+        assert_eq!(kinds, ["webhook", "alertmanager", "rt", "jira", "servicenow", "zendesk", "glpi", "zammad", "email"]);
     }
 
     #[test]
