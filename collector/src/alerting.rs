@@ -22,8 +22,9 @@ use std::time::{Duration, SystemTime};
 use census_proto::v1 as pb;
 use serde::Serialize;
 
+use crate::alert::AlertState;
 use crate::alert::book::{Alert, AlertError, Matcher, Silence};
-use crate::alert::engine::Evaluation;
+use crate::alert::engine::{Evaluation, Notification, Transition, notified};
 use crate::alert::fleet::{BatteryFact, CertificateFact, HostState, MetricPoint, OsFact, PackageFact, SmartFact, UpdateFact};
 use crate::alert::rules::{Condition, Rule, RuleSpec};
 use crate::alert::{AlertBook, AlertFingerprint, FleetState, RuleSet, evaluate};
@@ -234,6 +235,32 @@ impl Alerting {
     /// Resolves when an operator's action asks for an evaluation now.
     pub async fn evaluation_requested(&self) {
         self.evaluate_soon.notified().await;
+    }
+
+    /// The firing alerts whose firing was notified and that no silence
+    /// mutes, as one firing notification per rule, restricted to those
+    /// routed to `sink`: what a sink that forgets alerts unless reminded
+    /// (Alertmanager) is sent again periodically.
+    pub fn still_firing(&self, sink: &str) -> Vec<Notification> {
+        let state = self.lock();
+        let mut by_rule: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
+        for a in state.book.alerts().filter(|a| a.state == AlertState::Firing && a.notified_firing && a.silenced_by.is_empty()) {
+            by_rule.entry(a.rule.as_str()).or_default().push(a);
+        }
+        by_rule
+            .into_iter()
+            .map(|(rule, alerts)| Notification {
+                idempotency_key: format!("{rule}/refresh"),
+                transition: Transition::Firing,
+                rule: rule.to_string(),
+                severity: alerts.iter().map(|a| a.severity).max().unwrap_or_default(),
+                route_key: BTreeMap::new(),
+                summary: format!("{rule}: {} alert(s) still firing", alerts.len()),
+                runbook_url: alerts[0].runbook_url.clone(),
+                alerts: alerts.iter().map(|a| notified(a, Transition::Firing)).collect(),
+            })
+            .filter(|n| sinks_for(&self.config.routes, &self.config.sinks, n).iter().any(|s| s == sink))
+            .collect()
     }
 
     /// Every alert, in fingerprint order.

@@ -127,6 +127,13 @@ impl Collector {
         let wakeup = Arc::new(Wakeup::default());
         let evaluator = tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone()));
         let mut background = dispatch::spawn(Arc::clone(&store), sinks, config.notify.retry_policy(), Arc::clone(&wakeup));
+        for sink in &config.sinks {
+            if let notify::SinkKind::Alertmanager(am) = &sink.kind {
+                let client =
+                    notify::Client::from_config(sink).map_err(|e| Error::Config(format!("sink {:?}: {}", sink.name, e.message)))?;
+                background.push(tokio::spawn(refresh_forever(Arc::clone(&alerting), sink.name.clone(), client, am.refresh_interval)));
+            }
+        }
         background.push(tokio::spawn(purge_outbox_forever(Arc::clone(&store), config.notify.delivered_retention)));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");
@@ -215,6 +222,24 @@ async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: 
             }
             Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed; retrying next interval"),
             Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
+        }
+    }
+}
+
+/// Re-sends the still-firing alerts routed to a sink every `interval`
+/// (Alertmanager ends alerts it is not reminded of). Best effort, outside
+/// the outbox: a failed refresh is logged and the next one repairs it.
+async fn refresh_forever(alerting: Arc<Alerting>, sink: String, client: notify::Client, interval: std::time::Duration) {
+    let notify::Client::Push(client) = client else { return };
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await; // the first tick is immediate: the outbox just sent the transitions
+    loop {
+        every.tick().await;
+        for n in alerting.still_firing(&sink) {
+            if let Err(e) = client.push(&n).await {
+                tracing::warn!(sink = %sink, rule = %n.rule, error = %e.message, "refreshing firing alerts failed; next try in one interval");
+            }
         }
     }
 }

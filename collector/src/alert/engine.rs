@@ -295,7 +295,8 @@ fn observe_holding(book: &mut AlertBook, rule: &Rule, host: &HostState, instance
     }
 }
 
-fn notified(alert: &Alert, transition: Transition) -> NotifiedAlert {
+/// An alert's part of a notification of `transition`.
+pub fn notified(alert: &Alert, transition: Transition) -> NotifiedAlert {
     NotifiedAlert {
         idempotency_key: format!("{}:{}:{}", alert.fingerprint, transition.as_str(), alert.last_sequence),
         fingerprint: alert.fingerprint.clone(),

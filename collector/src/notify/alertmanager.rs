@@ -9,9 +9,12 @@
 //! description, runbook URL, value, threshold and the Census fingerprint;
 //! `startsAt` is when the alert started firing. A resolved alert carries
 //! `endsAt` (its resolution time), which ends it in Alertmanager; a firing
-//! or updated one carries none, so Alertmanager ends it after its
-//! `resolve_timeout` unless Census sends it again (see the operator note in
-//! `docs/notifications.md`).
+//! or updated one carries `endsAt = now + 3 × refresh_interval` (as
+//! Prometheus does), so Alertmanager ends it if Census stops talking, and a
+//! late refresh can never keep a resolved alert open for long: the collector re-sends
+//! the firing alerts routed to the sink every `refresh_interval`
+//! (`server.rs`, outside the outbox: a missed refresh is repaired by the
+//! next one).
 //!
 //! Invariants: labels identify an alert in Alertmanager, so the same Census
 //! alert always maps to the same label set (sanitizing is deterministic and
@@ -49,21 +52,38 @@ pub struct AlertmanagerConfig {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// How often the firing alerts routed to this sink are sent again, as
+    /// Prometheus does, so Alertmanager keeps them active (it ends an alert
+    /// without `endsAt` after its `resolve_timeout`, 5m by default). Keep it
+    /// well below `resolve_timeout`.
+    #[serde(default = "default_refresh_interval", with = "crate::config::humantime_serde")]
+    pub refresh_interval: std::time::Duration,
+}
+
+fn default_refresh_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
 }
 
 #[derive(Debug)]
 pub struct Alertmanager {
     api: Api,
     generator_url: Option<String>,
+    /// How long a firing alert stays active in Alertmanager without being
+    /// sent again.
+    firing_valid_for: std::time::Duration,
 }
 
 impl Alertmanager {
     pub fn new(config: &AlertmanagerConfig, http: reqwest::Client) -> Result<Alertmanager, SinkError> {
-        Ok(Alertmanager { api: Api::new(http, &config.url, auth(config)?)?, generator_url: config.generator_url.clone() })
+        Ok(Alertmanager {
+            api: Api::new(http, &config.url, auth(config)?)?,
+            generator_url: config.generator_url.clone(),
+            firing_valid_for: config.refresh_interval.saturating_mul(3),
+        })
     }
 
     pub async fn push(&self, n: &Notification) -> Result<(), SinkError> {
-        let request = request(n, self.generator_url.as_deref(), clock::unix_ms(SystemTime::now()));
+        let request = request(n, self.generator_url.as_deref(), clock::unix_ms(SystemTime::now()), self.firing_valid_for);
         self.api.send("alertmanager: posting alerts", &request).await.map(drop)
     }
 }
@@ -81,21 +101,23 @@ fn auth(config: &AlertmanagerConfig) -> Result<Auth, SinkError> {
 }
 
 /// The request for one notification; `now_unix_ms` ends a resolved alert
-/// that lacks its own end time.
-pub fn request(n: &Notification, generator_url: Option<&str>, now_unix_ms: i64) -> ApiRequest {
-    let alerts: Vec<Value> = n.alerts.iter().map(|a| alert(n, a, generator_url, now_unix_ms)).collect();
+/// that lacks its own end time, and a firing one `valid_for` from now.
+pub fn request(n: &Notification, generator_url: Option<&str>, now_unix_ms: i64, valid_for: std::time::Duration) -> ApiRequest {
+    let alerts: Vec<Value> = n.alerts.iter().map(|a| alert(n, a, generator_url, now_unix_ms, valid_for)).collect();
     ApiRequest::post("/api/v2/alerts", &Value::Array(alerts))
 }
 
-fn alert(n: &Notification, a: &NotifiedAlert, generator_url: Option<&str>, now_unix_ms: i64) -> Value {
+fn alert(n: &Notification, a: &NotifiedAlert, generator_url: Option<&str>, now_unix_ms: i64, valid_for: std::time::Duration) -> Value {
     let mut alert = json!({
         "labels": labels(&a.labels),
         "annotations": annotations(a, &n.runbook_url),
         "startsAt": clock::rfc3339(a.starts_at_unix_ms),
     });
-    if n.transition == Transition::Resolved {
-        alert["endsAt"] = clock::rfc3339(a.ends_at_unix_ms.unwrap_or(now_unix_ms)).into();
-    }
+    let ends_at = match n.transition {
+        Transition::Resolved => a.ends_at_unix_ms.unwrap_or(now_unix_ms),
+        Transition::Firing | Transition::Updated => now_unix_ms.saturating_add(i64::try_from(valid_for.as_millis()).unwrap_or(i64::MAX)),
+    };
+    alert["endsAt"] = clock::rfc3339(ends_at).into();
     if let Some(url) = generator_url {
         alert["generatorURL"] = url.into();
     }
@@ -151,7 +173,14 @@ mod tests {
     }
 
     fn config(url: &str) -> AlertmanagerConfig {
-        AlertmanagerConfig { url: url.into(), generator_url: None, bearer_token_file: None, username: None, password_file: None }
+        AlertmanagerConfig {
+            url: url.into(),
+            generator_url: None,
+            bearer_token_file: None,
+            username: None,
+            password_file: None,
+            refresh_interval: std::time::Duration::from_secs(60),
+        }
     }
 
     #[test]
@@ -171,7 +200,7 @@ mod tests {
     #[test]
     fn a_resolved_alert_carries_its_end_time() {
         let n = notification();
-        let request = request(&n, Some("https://census.example/alerts"), 1_764_000_900_000);
+        let request = request(&n, Some("https://census.example/alerts"), 1_764_000_900_000, std::time::Duration::from_secs(180));
         assert_eq!(request.method, reqwest::Method::POST);
         assert_eq!(request.path, "/api/v2/alerts");
         assert_eq!(
@@ -194,19 +223,22 @@ mod tests {
     }
 
     #[test]
-    fn firing_and_updated_alerts_carry_no_end_time() {
+    fn firing_and_updated_alerts_stay_valid_for_three_refreshes() {
         let mut n = notification();
         for transition in [Transition::Firing, Transition::Updated] {
             n.transition = transition;
             n.alerts[0].acknowledged_by = Some("ops@example".into());
-            let body = request(&n, None, 0).body_json();
-            assert!(body[0].get("endsAt").is_none(), "{transition:?}: {body}");
+            let body = request(&n, None, 1_764_000_000_000, std::time::Duration::from_secs(180)).body_json();
+            assert_eq!(body[0]["endsAt"], "2025-11-24T16:03:00.000Z", "{transition:?}: {body}");
             assert!(body[0].get("generatorURL").is_none());
             assert_eq!(body[0]["annotations"]["acknowledged_by"], "ops@example");
         }
         n.transition = Transition::Resolved;
         n.alerts[0].ends_at_unix_ms = None;
-        assert_eq!(request(&n, None, 1_764_000_000_000).body_json()[0]["endsAt"], "2025-11-24T16:00:00.000Z");
+        assert_eq!(
+            request(&n, None, 1_764_000_000_000, std::time::Duration::from_secs(180)).body_json()[0]["endsAt"],
+            "2025-11-24T16:00:00.000Z"
+        );
     }
 
     #[tokio::test]
