@@ -60,6 +60,24 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--bins", "-p", "census-agent", "-p", "census-collector"]);
+        // cargo gives this test process the variables of the package under
+        // test (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Passed on, they make
+        // build scripts that watch them (ring's, through cc) rerun, so the
+        // nested build and the next `cargo test` would rebuild ring,
+        // rustls and tonic in turn. The nested cargo sees the caller's
+        // environment instead.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_package = key == "CARGO_MANIFEST_DIR"
+                || key == "CARGO_MANIFEST_PATH"
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_TARGET_TMPDIR"
+                || key.starts_with("CARGO_PKG_");
+            if per_package {
+                cmd.env_remove(key.as_ref());
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
