@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::admin_api::{self, AdminApi};
 use crate::agent_api::AgentApi;
+use crate::alerting::{Alerting, AlertingConfig};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pki::Pki;
@@ -80,9 +81,15 @@ impl Collector {
         let agent_service =
             AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
                 .max_decoding_message_size(limits.max_message_bytes);
+        let alerting = Arc::new(Alerting::open(Arc::clone(&store), AlertingConfig::from_config(&config))?);
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone()))
-                .max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::new(
+                Arc::clone(&store),
+                config.agents.clone(),
+                config.metrics.clone(),
+                Arc::clone(&alerting),
+            ))
+            .max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
 
@@ -111,9 +118,11 @@ impl Collector {
         let agent_task = tokio::spawn(agent_server);
         let admin_task = tokio::spawn(admin_server);
         let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone()));
+        let evaluator = tokio::spawn(evaluate_alerts_forever(alerting, config.alerts.evaluation_interval));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");
         compactor.abort();
+        evaluator.abort();
         let _ = stop_tx.send(true);
         for task in [agent_task, admin_task] {
             task.await
@@ -149,6 +158,29 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics compaction failed; retrying next interval"),
             Err(e) => tracing::warn!(error = %e, "metrics compaction task failed"),
+        }
+    }
+}
+
+/// TEMPORARY (alerts-cli branch): the smallest evaluation loop that lets
+/// the admin API's alert calls be tested end to end; the real loop (rule
+/// reload interval, dispatch, outbox purge) replaces it. Reloads the rule
+/// file and evaluates every `interval` on a blocking thread.
+async fn evaluate_alerts_forever(alerting: Arc<Alerting>, interval: std::time::Duration) {
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let alerting = Arc::clone(&alerting);
+        let round = tokio::task::spawn_blocking(move || {
+            alerting.reload_rules_if_changed();
+            alerting.evaluate_once(crate::clock::unix_ms(std::time::SystemTime::now()))
+        })
+        .await;
+        match round {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "alert evaluation failed; retrying next interval"),
+            Err(e) => tracing::warn!(error = %e, "alert evaluation task failed"),
         }
     }
 }

@@ -66,6 +66,20 @@ pub enum AlertState {
     Resolved,
 }
 
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AlertState> {
+        [AlertState::Pending, AlertState::Firing, AlertState::Resolved].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acknowledgement {
     pub by: String,
@@ -134,7 +148,8 @@ impl Matcher {
     /// Parses `label=value`, `label!=value`, `label=~glob`, `label!~glob`
     /// (the form `census silence add` and route `match` lists use).
     pub fn parse(text: &str) -> Result<Matcher, String> {
-        let at = text.find(['=', '!']).ok_or_else(|| format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"))?;
+        let at =
+            text.find(['=', '!']).ok_or_else(|| format!("{text:?}: expected label=value, label!=value, label=~glob or label!~glob"))?;
         let (label, rest) = text.split_at(at);
         let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
             (MatchOp::Glob, v)
@@ -320,8 +335,22 @@ mod tests {
     }
 
     #[test]
+    fn alert_states_round_trip_as_words() {
+        for state in [AlertState::Pending, AlertState::Firing, AlertState::Resolved] {
+            assert_eq!(AlertState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_string(&state).expect("json"), format!("\"{}\"", state.as_str()), "the same word as stored");
+        }
+        assert_eq!(AlertState::parse("Firing"), None);
+    }
+
+    #[test]
     fn matcher_text_round_trips() {
-        for (text, op) in [("host=web-12", MatchOp::Equal), ("host!=web-1", MatchOp::NotEqual), ("site=~par*", MatchOp::Glob), ("site!~lon*", MatchOp::NotGlob)] {
+        for (text, op) in [
+            ("host=web-12", MatchOp::Equal),
+            ("host!=web-1", MatchOp::NotEqual),
+            ("site=~par*", MatchOp::Glob),
+            ("site!~lon*", MatchOp::NotGlob),
+        ] {
             let m = Matcher::parse(text).expect(text);
             assert_eq!(m.op, op, "{text}");
             assert_eq!(m.to_string(), text);

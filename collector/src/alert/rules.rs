@@ -265,6 +265,19 @@ pub struct RuleSpec {
     pub group_by: Vec<String>,
 }
 
+impl RuleSpec {
+    /// The rule as one `[[rule]]` TOML table, which `RuleSet::from_toml`
+    /// reads back to the same spec (what `census rules list` shows and
+    /// `census rules add` accepts).
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct OneRule<'a> {
+            rule: [&'a RuleSpec; 1],
+        }
+        toml::to_string(&OneRule { rule: [self] }).unwrap_or_else(|e| format!("# rule {:?} cannot be written as TOML: {e}\n", self.name))
+    }
+}
+
 /// A validated rule: its spec plus parsed templates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -472,6 +485,46 @@ mod optional_duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_reads_back_from_its_toml() {
+        let extra = r#"
+[[rule]]
+name = "old-agents"
+severity = "info"
+for = "90s"
+keep_firing_for = "0s"
+when = { kind = "agent_outdated", minimum = "0.10.0" }
+labels = { team = "infra" }
+group_by = ["team"]
+runbook_url = "https://wiki.example/agents"
+
+[[rule]]
+name = "offline-after"
+when = { kind = "host_offline", after = "2h" }
+
+[[rule]]
+name = "eol"
+when = { kind = "os_end_of_life", os_id = "debian", version_id = "11*", eol = "2026-08-31" }
+
+[[rule]]
+name = "changes"
+when = { kind = "inventory_change", change = "software.*", subject = "openssh*", within = "1d" }
+
+[[rule]]
+name = "old-openssl"
+when = { kind = "version_below", package = "openssl", minimum = "3.0.13", source = "dpkg" }
+"#;
+        let mut specs: Vec<RuleSpec> = RuleSet::defaults().rules.into_iter().map(|r| r.spec).collect();
+        specs.extend(RuleSet::from_toml(extra).expect("test rules parse").rules.into_iter().map(|r| r.spec));
+        for spec in specs {
+            let text = spec.to_toml();
+            assert!(text.starts_with("[[rule]]\n"), "{text}");
+            let back = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{} does not read back: {e}\n{text}", spec.name));
+            assert_eq!(back.rules.len(), 1, "{text}");
+            assert_eq!(back.rules[0].spec, spec, "{text}");
+        }
+    }
 
     fn one(when: &str) -> Result<RuleSet, RulesError> {
         RuleSet::from_toml(&format!("[[rule]]\nname = \"r\"\nwhen = {when}\n"))
