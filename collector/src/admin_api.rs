@@ -93,26 +93,31 @@ impl AdminApi {
         &self,
         f: impl FnOnce(&dyn Store) -> crate::error::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(Status::from)
+        blocking("store", &self.store, f).await
     }
 
-    /// Runs `f` on a blocking thread: the alert service takes a lock that
-    /// an evaluation holds while it commits (a sled flush), and its
-    /// changes are durable before they return.
+    /// The alert service takes a lock that an evaluation holds while it
+    /// commits (a sled flush), and its changes are durable before they
+    /// return: never on the async threads either.
     async fn with_alerting<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Alerting) -> crate::error::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let alerting = Arc::clone(&self.alerting);
-        tokio::task::spawn_blocking(move || f(alerting.as_ref()))
-            .await
-            .map_err(|e| Status::internal(format!("alert service task failed: {e}")))?
-            .map_err(Status::from)
+        blocking("alert service", &self.alerting, f).await
     }
+}
+
+/// Runs `f` on `target` on a blocking thread.
+async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
+    what: &'static str,
+    target: &Arc<S>,
+    f: impl FnOnce(&S) -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    let target = Arc::clone(target);
+    tokio::task::spawn_blocking(move || f(target.as_ref()))
+        .await
+        .map_err(|e| Status::internal(format!("{what} task failed: {e}")))?
+        .map_err(Status::from)
 }
 
 const DEFAULT_PAGE: usize = 1000;

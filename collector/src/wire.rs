@@ -124,7 +124,8 @@ pub fn rule_info(r: &RuleInForce) -> pb::RuleInfo {
         severity: spec.severity.as_str().to_string(),
         kind: spec.when.kind().to_string(),
         toml: spec.to_toml(),
-        line: r.rule.line.and_then(|l| u32::try_from(l).ok()),
+        // Lines of the shipped rules are lines of a string in the binary.
+        line: r.rule.line.filter(|_| r.source == crate::alerting::RuleSource::File).and_then(|l| u32::try_from(l).ok()),
     }
 }
 
@@ -156,7 +157,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::alert::AlertState;
     use crate::alert::book::{Acknowledgement, AlertFingerprint, Matcher};
-    use crate::alert::engine::{Notification, NotifiedAlert, Transition};
+    use crate::alert::engine::{Notification, Transition};
     use crate::alert::rules::{RuleSet, Severity};
     use crate::alerting::RuleSource;
     use crate::notify::outbox::DeliveryState;
@@ -230,28 +231,18 @@ pub(crate) mod tests {
             (info.name.as_str(), info.source.as_str(), info.kind.as_str(), info.severity.as_str(), info.enabled),
             ("host-offline", "default", "host_offline", "critical", true)
         );
-        assert_eq!(info.line, rule.line.map(|l| l as u32));
+        assert_eq!(info.line, None, "a shipped rule has no line in the operator's files");
         assert_eq!(RuleSet::from_toml(&info.toml).expect("reads back").rules[0].spec, rule.spec);
+        let file = RuleSet::from_toml("# rules\n\n[[rule]]\nname = \"x\"\nwhen = { kind = \"software_missing\", package = \"p\" }\n")
+            .expect("file rule");
+        let info = rule_info(&RuleInForce { rule: file.rules[0].clone(), source: RuleSource::File });
+        assert_eq!((info.source.as_str(), info.line), ("file", Some(3)));
     }
 
     #[test]
     fn an_outbox_entry_carries_a_digest_of_its_notification() {
         let alert = sample_alert();
-        let notified = NotifiedAlert {
-            idempotency_key: format!("{}:firing:3", alert.fingerprint),
-            fingerprint: alert.fingerprint.clone(),
-            sequence: 3,
-            host_id: alert.host_id.clone(),
-            hostname: alert.hostname.clone(),
-            labels: alert.labels.clone(),
-            value: alert.value.clone(),
-            threshold: alert.threshold.clone(),
-            summary: alert.summary.clone(),
-            description: String::new(),
-            starts_at_unix_ms: 2_000,
-            ends_at_unix_ms: None,
-            acknowledged_by: None,
-        };
+        let notified = crate::alert::engine::notified(&alert, Transition::Firing);
         let n = Notification {
             idempotency_key: "disk-almost-full/firing/3".into(),
             transition: Transition::Firing,

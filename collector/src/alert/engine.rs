@@ -295,7 +295,7 @@ fn observe_holding(book: &mut AlertBook, rule: &Rule, host: &HostState, instance
     }
 }
 
-fn notified(alert: &Alert, transition: Transition) -> NotifiedAlert {
+pub(crate) fn notified(alert: &Alert, transition: Transition) -> NotifiedAlert {
     NotifiedAlert {
         idempotency_key: format!("{}:{}:{}", alert.fingerprint, transition.as_str(), alert.last_sequence),
         fingerprint: alert.fingerprint.clone(),

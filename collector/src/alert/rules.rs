@@ -488,35 +488,8 @@ mod tests {
 
     #[test]
     fn every_rule_reads_back_from_its_toml() {
-        let extra = r#"
-[[rule]]
-name = "old-agents"
-severity = "info"
-for = "90s"
-keep_firing_for = "0s"
-when = { kind = "agent_outdated", minimum = "0.10.0" }
-labels = { team = "infra" }
-group_by = ["team"]
-runbook_url = "https://wiki.example/agents"
-
-[[rule]]
-name = "offline-after"
-when = { kind = "host_offline", after = "2h" }
-
-[[rule]]
-name = "eol"
-when = { kind = "os_end_of_life", os_id = "debian", version_id = "11*", eol = "2026-08-31" }
-
-[[rule]]
-name = "changes"
-when = { kind = "inventory_change", change = "software.*", subject = "openssh*", within = "1d" }
-
-[[rule]]
-name = "old-openssl"
-when = { kind = "version_below", package = "openssl", minimum = "3.0.13", source = "dpkg" }
-"#;
         let mut specs: Vec<RuleSpec> = RuleSet::defaults().rules.into_iter().map(|r| r.spec).collect();
-        specs.extend(RuleSet::from_toml(extra).expect("test rules parse").rules.into_iter().map(|r| r.spec));
+        specs.extend(RuleSet::from_toml(EVERY_KIND).expect("test rules parse").rules.into_iter().map(|r| r.spec));
         for spec in specs {
             let text = spec.to_toml();
             assert!(text.starts_with("[[rule]]\n"), "{text}");
@@ -526,33 +499,8 @@ when = { kind = "version_below", package = "openssl", minimum = "3.0.13", source
         }
     }
 
-    fn one(when: &str) -> Result<RuleSet, RulesError> {
-        RuleSet::from_toml(&format!("[[rule]]\nname = \"r\"\nwhen = {when}\n"))
-    }
-
-    fn invalid_field(r: Result<RuleSet, RulesError>) -> String {
-        match r {
-            Err(RulesError::Invalid { field, .. }) => field,
-            other => panic!("expected a validation error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn default_rules_parse_and_are_enabled() {
-        let set = RuleSet::from_toml(DEFAULT_RULES).expect("defaults parse");
-        let names: Vec<&str> = set.rules.iter().map(|r| r.spec.name.as_str()).collect();
-        assert_eq!(names, ["disk-almost-full", "memory-exhausted", "host-offline", "failed-services"]);
-        assert!(set.rules.iter().all(|r| r.spec.enabled));
-        let disk = set.get("disk-almost-full").expect("disk rule");
-        assert_eq!(disk.spec.for_, Duration::from_secs(600));
-        assert_eq!(disk.line, Some(2));
-        assert!(matches!(&disk.spec.when, Condition::Metric { threshold, op: Comparison::Above, .. } if *threshold == 90.0));
-        assert_eq!(RuleSet::defaults(), set);
-    }
-
-    #[test]
-    fn every_kind_parses() {
-        let text = r#"
+    /// One rule of every condition kind, with labels, group_by and a runbook.
+    const EVERY_KIND: &str = r#"
 [[rule]]
 name = "offline-after"
 when = { kind = "host_offline", after = "15m" }
@@ -583,6 +531,34 @@ name = "agent-old"
 when = { kind = "agent_outdated", minimum = "0.2.0" }
 group_by = ["team"]
 "#;
+
+    fn one(when: &str) -> Result<RuleSet, RulesError> {
+        RuleSet::from_toml(&format!("[[rule]]\nname = \"r\"\nwhen = {when}\n"))
+    }
+
+    fn invalid_field(r: Result<RuleSet, RulesError>) -> String {
+        match r {
+            Err(RulesError::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_rules_parse_and_are_enabled() {
+        let set = RuleSet::from_toml(DEFAULT_RULES).expect("defaults parse");
+        let names: Vec<&str> = set.rules.iter().map(|r| r.spec.name.as_str()).collect();
+        assert_eq!(names, ["disk-almost-full", "memory-exhausted", "host-offline", "failed-services"]);
+        assert!(set.rules.iter().all(|r| r.spec.enabled));
+        let disk = set.get("disk-almost-full").expect("disk rule");
+        assert_eq!(disk.spec.for_, Duration::from_secs(600));
+        assert_eq!(disk.line, Some(2));
+        assert!(matches!(&disk.spec.when, Condition::Metric { threshold, op: Comparison::Above, .. } if *threshold == 90.0));
+        assert_eq!(RuleSet::defaults(), set);
+    }
+
+    #[test]
+    fn every_kind_parses() {
+        let text = EVERY_KIND;
         let set = RuleSet::from_toml(text).expect("parses");
         let kinds: Vec<&str> = set.rules.iter().map(|r| r.spec.when.kind()).collect();
         assert_eq!(
