@@ -161,7 +161,7 @@ impl Alerting {
     /// Evaluates every rule against the fleet as stored now, and commits
     /// the transitions with their outbox entries. Blocking (store reads).
     pub fn evaluate_once(&self, now_unix_ms: i64) -> Result<EvaluationSummary> {
-        let lookback = self.lock().rules.rules.iter().filter_map(|r| change_lookback(r)).max().unwrap_or_default();
+        let lookback = self.lock().rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
         let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
         let mut state = self.lock();
         let State { book, rules, .. } = &mut *state;
