@@ -43,6 +43,25 @@ pub fn init(data_dir: &Path, sans: &[String]) -> Result<Initialised> {
     Ok(Initialised { ca_path: Pki::ca_path(&pki_dir), admin_token, enrollment_secret })
 }
 
+/// `census-collector token create`: a new admin token with `role` in an
+/// initialised data directory. Offline: sled admits one process, so the
+/// collector must be stopped (the admin API will grow token calls).
+pub fn create_token_offline(data_dir: &Path, name: &str, role: Role) -> Result<Secret> {
+    if !Pki::ca_path(&data_dir.join("pki")).exists() {
+        return Err(Error::NotInitialised(data_dir.to_path_buf()));
+    }
+    if name.trim().is_empty() || name.len() > 128 {
+        return Err(Error::Config("--name must be 1 to 128 bytes: who or what the token is for".into()));
+    }
+    let store = SledStore::open(&SledStore::path_in(data_dir)).map_err(|e| match e {
+        Error::Store(m) if m.contains("lock") => Error::FailedPrecondition(format!(
+            "{m}\nthe collector is probably running on this data directory; stop it, create the token, start it again"
+        )),
+        other => other,
+    })?;
+    create_admin_token(&store, name, role, SystemTime::now())
+}
+
 /// Creates and stores (hashed) a new admin token.
 pub fn create_admin_token(store: &dyn Store, name: &str, role: Role, now: SystemTime) -> Result<Secret> {
     let token = secrets::generate(secrets::TOKEN_PREFIX);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use census_collector::config::{Config, LogFormat};
+use census_collector::secrets::Role;
 use census_collector::{Error, init, telemetry};
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,28 @@ enum Command {
     },
     /// Serve the agent and admin APIs.
     Serve(ServeArgs),
+    /// Admin tokens for the `census` CLI.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token with a role, offline: stop the collector first (its store admits one process).
+    Create {
+        /// Data directory of the collector.
+        #[arg(long, env = "CENSUS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Who or what the token is for, e.g. "on-call rota".
+        #[arg(long)]
+        name: String,
+        /// viewer (read everything), operator (also acknowledge, silence, retry notifications) or admin (also rules).
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// Print the result as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,14 +126,25 @@ fn main() -> ExitCode {
                 print_init(&data_dir, &done, json);
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("census-collector: {e}");
-                ExitCode::from(match e {
-                    Error::Config(_) | Error::AlreadyInitialised(_) => EXIT_USAGE,
-                    _ => 1,
-                })
-            }
+            Err(e) => failed(&e),
         },
+        Command::Token(TokenCommand::Create { data_dir, name, role, json }) => {
+            let role = Role::parse(&role).expect("clap only admits the role names Role::parse knows");
+            match init::create_token_offline(&data_dir, &name, role) {
+                Ok(token) => {
+                    // The id is what acknowledgements, silences and logs name the token by.
+                    let id = token.public_id();
+                    if json {
+                        println!("{}", serde_json::json!({ "token": token.expose(), "id": id, "role": role.as_str(), "name": name }));
+                    } else {
+                        println!("{} token {id} for {name:?}: {}", role.as_str(), token.expose());
+                        println!("It is shown only now; the collector keeps only its hash.");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e),
+            }
+        }
         Command::Serve(serve) => {
             let config = match serve.resolve() {
                 Ok(c) => c,
@@ -130,6 +164,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Reports a failed `init` or `token create`: 64 when calling differently
+/// fixes it (bad arguments, wrong or already used data directory), else 1.
+fn failed(e: &Error) -> ExitCode {
+    eprintln!("census-collector: {e}");
+    let usage = matches!(e, Error::Config(_) | Error::AlreadyInitialised(_) | Error::NotInitialised(_));
+    ExitCode::from(if usage { EXIT_USAGE } else { 1 })
 }
 
 fn serve_until_signal(config: Config) -> anyhow::Result<()> {

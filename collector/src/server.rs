@@ -94,8 +94,13 @@ impl Collector {
             AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
                 .max_decoding_message_size(limits.max_message_bytes);
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone()))
-                .max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::new(
+                Arc::clone(&store),
+                config.agents.clone(),
+                config.metrics.clone(),
+                Arc::clone(&alerting),
+            ))
+            .max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
 

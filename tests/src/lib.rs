@@ -190,6 +190,14 @@ impl Collector {
     /// `init` in `dir/collector`, then `serve` with fixed free ports (so a
     /// restart keeps them) and `extra_config` appended to the TOML.
     pub fn start(dir: &Path, extra_config: &str) -> Collector {
+        let mut c = Collector::prepare(dir, extra_config);
+        c.serve();
+        c
+    }
+
+    /// `start` without `serve`: the data directory and config only, so a
+    /// test can run offline commands (`token create`) before serving.
+    pub fn prepare(dir: &Path, extra_config: &str) -> Collector {
         let data_dir = dir.join("collector");
         let out = run(Command::new(binary("census-collector"))
             .args(["init", "--json", "--san", "127.0.0.1", "--san", "localhost", "--data-dir"])
@@ -213,9 +221,19 @@ impl Collector {
             ),
         )
         .unwrap();
-        let mut c = Collector { init, config, agent_addr, admin_addr, proc: None };
-        c.serve();
-        c
+        Collector { init, config, agent_addr, admin_addr, proc: None }
+    }
+
+    /// `census-collector token create --role ROLE` (offline: call it
+    /// before `serve`); returns (token, token id).
+    pub fn create_token(&self, role: &str) -> (String, String) {
+        assert!(self.proc.is_none(), "tokens are created while the collector is stopped");
+        let out = run(Command::new(binary("census-collector"))
+            .args(["token", "create", "--json", "--name", &format!("e2e {role}"), "--role", role, "--data-dir"])
+            .arg(&self.init.data_dir));
+        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["token"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
     }
 
     /// (Re)starts `serve` and waits for `ready`.

@@ -66,6 +66,20 @@ pub enum AlertState {
     Resolved,
 }
 
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AlertState> {
+        [AlertState::Pending, AlertState::Firing, AlertState::Resolved].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acknowledgement {
     pub by: String,
@@ -318,6 +332,15 @@ mod tests {
         assert!(!m("host", MatchOp::NotGlob, "web-*"));
         assert!(m("team", MatchOp::Equal, ""), "an absent label is empty");
         assert!(m("team", MatchOp::NotEqual, "infra"));
+    }
+
+    #[test]
+    fn alert_states_round_trip_as_words() {
+        for state in [AlertState::Pending, AlertState::Firing, AlertState::Resolved] {
+            assert_eq!(AlertState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_string(&state).expect("json"), format!("\"{}\"", state.as_str()), "the same word as stored");
+        }
+        assert_eq!(AlertState::parse("Firing"), None);
     }
 
     #[test]

@@ -297,6 +297,19 @@ pub struct RuleSpec {
     pub group_by: Vec<String>,
 }
 
+impl RuleSpec {
+    /// The rule as one `[[rule]]` TOML table, which `RuleSet::from_toml`
+    /// reads back to the same spec (what `census rules list` shows and
+    /// `census rules add` accepts).
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct OneRule<'a> {
+            rule: [&'a RuleSpec; 1],
+        }
+        toml::to_string(&OneRule { rule: [self] }).unwrap_or_else(|e| format!("# rule {:?} cannot be written as TOML: {e}\n", self.name))
+    }
+}
+
 /// A validated rule: its spec plus parsed templates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -525,33 +538,21 @@ mod optional_duration {
 mod tests {
     use super::*;
 
-    fn one(when: &str) -> Result<RuleSet, RulesError> {
-        RuleSet::from_toml(&format!("[[rule]]\nname = \"r\"\nwhen = {when}\n"))
-    }
-
-    fn invalid_field(r: Result<RuleSet, RulesError>) -> String {
-        match r {
-            Err(RulesError::Invalid { field, .. }) => field,
-            other => panic!("expected a validation error, got {other:?}"),
+    #[test]
+    fn every_rule_reads_back_from_its_toml() {
+        let mut specs: Vec<RuleSpec> = RuleSet::defaults().rules.into_iter().map(|r| r.spec).collect();
+        specs.extend(RuleSet::from_toml(EVERY_KIND).expect("test rules parse").rules.into_iter().map(|r| r.spec));
+        for spec in specs {
+            let text = spec.to_toml();
+            assert!(text.starts_with("[[rule]]\n"), "{text}");
+            let back = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{} does not read back: {e}\n{text}", spec.name));
+            assert_eq!(back.rules.len(), 1, "{text}");
+            assert_eq!(back.rules[0].spec, spec, "{text}");
         }
     }
 
-    #[test]
-    fn default_rules_parse_and_are_enabled() {
-        let set = RuleSet::from_toml(DEFAULT_RULES).expect("defaults parse");
-        let names: Vec<&str> = set.rules.iter().map(|r| r.spec.name.as_str()).collect();
-        assert_eq!(names, ["disk-almost-full", "memory-exhausted", "host-offline", "failed-services"]);
-        assert!(set.rules.iter().all(|r| r.spec.enabled));
-        let disk = set.get("disk-almost-full").expect("disk rule");
-        assert_eq!(disk.spec.for_, Duration::from_secs(600));
-        assert_eq!(disk.line, Some(2));
-        assert!(matches!(&disk.spec.when, Condition::Metric { threshold, op: Comparison::Above, .. } if *threshold == 90.0));
-        assert_eq!(RuleSet::defaults(), set);
-    }
-
-    #[test]
-    fn every_kind_parses() {
-        let text = r#"
+    /// One rule of every condition kind, with labels, group_by and a runbook.
+    const EVERY_KIND: &str = r#"
 [[rule]]
 name = "offline-after"
 when = { kind = "host_offline", after = "15m" }
@@ -582,6 +583,34 @@ name = "agent-old"
 when = { kind = "agent_outdated", minimum = "0.2.0" }
 group_by = ["team"]
 "#;
+
+    fn one(when: &str) -> Result<RuleSet, RulesError> {
+        RuleSet::from_toml(&format!("[[rule]]\nname = \"r\"\nwhen = {when}\n"))
+    }
+
+    fn invalid_field(r: Result<RuleSet, RulesError>) -> String {
+        match r {
+            Err(RulesError::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_rules_parse_and_are_enabled() {
+        let set = RuleSet::from_toml(DEFAULT_RULES).expect("defaults parse");
+        let names: Vec<&str> = set.rules.iter().map(|r| r.spec.name.as_str()).collect();
+        assert_eq!(names, ["disk-almost-full", "memory-exhausted", "host-offline", "failed-services"]);
+        assert!(set.rules.iter().all(|r| r.spec.enabled));
+        let disk = set.get("disk-almost-full").expect("disk rule");
+        assert_eq!(disk.spec.for_, Duration::from_secs(600));
+        assert_eq!(disk.line, Some(2));
+        assert!(matches!(&disk.spec.when, Condition::Metric { threshold, op: Comparison::Above, .. } if *threshold == 90.0));
+        assert_eq!(RuleSet::defaults(), set);
+    }
+
+    #[test]
+    fn every_kind_parses() {
+        let text = EVERY_KIND;
         let set = RuleSet::from_toml(text).expect("parses");
         let kinds: Vec<&str> = set.rules.iter().map(|r| r.spec.when.kind()).collect();
         assert_eq!(

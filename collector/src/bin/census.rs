@@ -4,10 +4,9 @@
 use std::process::ExitCode;
 
 use census_collector::cli::{self, Cli, exit};
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { exit::OK };

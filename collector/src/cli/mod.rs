@@ -1,6 +1,9 @@
 //! The `census` admin CLI: argument types, connection to the admin API, and
-//! rendering. `bin/census.rs` only parses arguments and calls `run`.
+//! rendering (`render.rs` for inventory, `alerts.rs` for alerts, silences,
+//! rules and the outbox). `bin/census.rs` only parses arguments and calls
+//! `run`.
 
+pub mod alerts;
 pub mod connect;
 pub mod render;
 
@@ -25,10 +28,25 @@ pub mod exit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
+    /// Aligned columns for people.
     #[default]
     Table,
+    /// The admin API's messages with their proto field names.
     Json,
+    /// One header line, then one record per row (listings only).
+    Csv,
 }
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   done
+  1   the collector refused or failed the request (not found, not possible now, ...)
+  64  bad usage: wrong arguments, unreadable file, invalid request (EX_USAGE)
+  69  the collector could not be reached or is unavailable (EX_UNAVAILABLE)
+  77  authentication failed, or the token's role is too low (EX_NOPERM)
+
+Roles: viewer reads everything; operator also acknowledges, silences and
+retries notifications; admin also changes rules.";
 
 /// Census admin command line.
 #[derive(Debug, Parser)]
@@ -94,6 +112,145 @@ pub enum Command {
         #[arg(long)]
         resolution: Option<String>,
     },
+    /// List alerts: firing first, then pending, then recently resolved.
+    Alerts {
+        /// Only alerts in this state.
+        #[arg(long, value_parser = ["pending", "firing", "resolved"])]
+        state: Option<String>,
+    },
+    /// Show one alert: values, labels, acknowledgement, silences, tickets.
+    Alert {
+        /// Fingerprint, or a unique prefix of at least 6 characters (the ID column of `census alerts`).
+        id: String,
+    },
+    /// Acknowledge a pending or firing alert until it resolves (operator role; 77 otherwise).
+    Ack {
+        /// Fingerprint, or a unique prefix of at least 6 characters.
+        id: String,
+        /// Why, or who is on it; shown with the alert and sent to the sinks.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Silences: mute the notifications of matching alerts for a while.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
+    /// Alert rules: list those in force, test a rule file, add or delete API rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Notification outbox: what was sent to each sink, what waits, what failed.
+    Outbox {
+        #[command(subcommand)]
+        retry: Option<OutboxCommand>,
+        /// Only entries in this state.
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+        state: Option<String>,
+        /// Only entries of this sink (its `name` in the collector config).
+        #[arg(long)]
+        sink: Option<String>,
+        /// At most this many entries, newest first (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence the alerts all MATCHERs match, from now (operator role; 77 otherwise).
+    Add {
+        /// label=value, label!=value, label=~glob or label!~glob, e.g. alertname=disk-almost-full host=~web-*
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h, 30m, 1d.
+        #[arg(long, value_parser = humantime::parse_duration, required_unless_present = "until", conflicts_with = "until")]
+        duration: Option<std::time::Duration>,
+        /// Until this time, RFC 3339, e.g. 2026-05-01T18:00:00Z or 2026-05-01T20:00:00+02:00.
+        #[arg(long, value_parser = parse_rfc3339_ms)]
+        until: Option<i64>,
+        /// Why (shown in `census silence list`).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List silences: active, pending, and expired until they age out.
+    List,
+    /// End a silence now (operator role; 77 otherwise).
+    Expire {
+        /// The silence id (`census silence list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// The rules in force with their source (default, file, api), and the rule file's error if it was refused.
+    List,
+    /// Evaluate the rules of FILE against the fleet now and list the alerts they would raise; nothing is stored or notified.
+    Test {
+        /// A rule file: [[rule]] tables in TOML.
+        file: PathBuf,
+    },
+    /// Add or replace a rule kept by the collector (admin role; 77 otherwise).
+    Add {
+        /// TOML holding exactly one [[rule]] table.
+        file: PathBuf,
+    },
+    /// Delete a rule added with `census rules add` (admin role; 77 otherwise).
+    Delete {
+        /// The rule's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Make a pending or dead entry due now with a fresh attempt budget (operator role; 77 otherwise).
+    Retry {
+        /// The entry id (`census outbox`).
+        id: u64,
+    },
+}
+
+impl Cli {
+    /// The command line with the exit codes in the help of every command,
+    /// not only the top one.
+    pub fn command_with_exit_codes() -> clap::Command {
+        fn with_codes(cmd: clap::Command) -> clap::Command {
+            cmd.after_help(EXIT_CODES_HELP).mut_subcommands(with_codes)
+        }
+        with_codes(<Cli as clap::CommandFactory>::command())
+    }
+
+    /// Parses the process arguments (what `bin/census.rs` calls).
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        let matches = Cli::command_with_exit_codes().try_get_matches()?;
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+}
+
+/// `--until`: RFC 3339 with any offset, as Unix milliseconds.
+fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-05-01T18:00:00Z: {e}"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{text:?} is out of range"))
+}
+
+impl Command {
+    /// Whether the command prints a list (the only kind `--output csv` fits).
+    fn is_listing(&self) -> bool {
+        match self {
+            Command::Hosts | Command::Software { .. } | Command::Changes { .. } | Command::Metrics { .. } | Command::Alerts { .. } => true,
+            Command::Silence(SilenceCommand::List) | Command::Rules(RulesCommand::List | RulesCommand::Test { .. }) => true,
+            Command::Outbox { retry, .. } => retry.is_none(),
+            _ => false,
+        }
+    }
+
+    /// The rule file a command sends, if any.
+    fn rule_file(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Rules(RulesCommand::Test { file } | RulesCommand::Add { file }) => Some(file),
+            _ => None,
+        }
+    }
 }
 
 /// Settings from the CLI config file (all optional; flags and env win).
@@ -139,8 +296,30 @@ fn default_config_path() -> Option<PathBuf> {
     Some(base.join("census").join("cli.toml"))
 }
 
+/// Rule files are small; the collector refuses more than 512 KiB.
+const MAX_RULE_FILE_BYTES: u64 = 512 * 1024;
+
+fn read_rule_file(path: &std::path::Path) -> Result<String, String> {
+    let size = std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?.len();
+    if size > MAX_RULE_FILE_BYTES {
+        return Err(format!("{} is larger than {MAX_RULE_FILE_BYTES} bytes; a rule file is a few [[rule]] tables", path.display()));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
 /// Runs one CLI command; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    if cli.output == Output::Csv && !cli.command.is_listing() {
+        eprintln!("census: --output csv is for listings; use --output table or json here");
+        return exit::USAGE;
+    }
+    let rule_text = match cli.command.rule_file().map(|p| read_rule_file(p)).transpose() {
+        Ok(text) => text.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("census: {e}");
+            return exit::USAGE;
+        }
+    };
     let target = match cli.target() {
         Ok(t) => t,
         Err(e) => {
@@ -165,6 +344,23 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Metrics { host, metric, since, resolution } => {
             render::metrics(&mut client, host, metric, *since, resolution.as_deref(), cli.output).await
         }
+        Command::Alerts { state } => alerts::alerts(&mut client, state.as_deref(), cli.output).await,
+        Command::Alert { id } => alerts::alert(&mut client, id, cli.output).await,
+        Command::Ack { id, comment } => alerts::ack(&mut client, id, comment, cli.output).await,
+        Command::Silence(SilenceCommand::Add { matchers, duration, until, comment }) => {
+            let duration_ms = duration.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0);
+            alerts::silence_add(&mut client, matchers, duration_ms, until.unwrap_or(0), comment, cli.output).await
+        }
+        Command::Silence(SilenceCommand::List) => alerts::silences(&mut client, cli.output).await,
+        Command::Silence(SilenceCommand::Expire { id }) => alerts::silence_expire(&mut client, id, cli.output).await,
+        Command::Rules(RulesCommand::List) => alerts::rules(&mut client, cli.output).await,
+        Command::Rules(RulesCommand::Test { .. }) => alerts::rules_test(&mut client, rule_text, cli.output).await,
+        Command::Rules(RulesCommand::Add { .. }) => alerts::rule_add(&mut client, rule_text, cli.output).await,
+        Command::Rules(RulesCommand::Delete { name }) => alerts::rule_delete(&mut client, name, cli.output).await,
+        Command::Outbox { retry: Some(OutboxCommand::Retry { id }), .. } => alerts::outbox_retry(&mut client, *id, cli.output).await,
+        Command::Outbox { retry: None, state, sink, limit } => {
+            alerts::outbox(&mut client, state.as_deref(), sink.as_deref(), limit.unwrap_or(0), cli.output).await
+        }
     };
     match result {
         Ok(text) => {
@@ -175,5 +371,75 @@ pub async fn run(cli: Cli) -> u8 {
             eprintln!("census: {}", connect::describe(&status));
             connect::exit_code(&status)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("census").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let mut cli = Cli::command_with_exit_codes();
+        for path in [&["silence", "add"][..], &["ack"], &["hosts"]] {
+            let mut cmd = &mut cli;
+            for name in path {
+                cmd = cmd.find_subcommand_mut(name).expect("subcommand");
+            }
+            let help = cmd.render_help().to_string();
+            assert!(help.contains("77  authentication failed, or the token's role is too low"), "{path:?}: {help}");
+        }
+    }
+
+    #[test]
+    fn a_silence_needs_exactly_one_end() {
+        let cli = parse(&["silence", "add", "alertname=disk", "host=~web-*", "--duration", "2h", "--comment", "swap"]).expect("duration");
+        match cli.command {
+            Command::Silence(SilenceCommand::Add { matchers, duration, until, comment }) => {
+                assert_eq!(matchers, ["alertname=disk", "host=~web-*"]);
+                assert_eq!((duration, until, comment.as_str()), (Some(std::time::Duration::from_secs(7200)), None, "swap"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = parse(&["silence", "add", "alertname=disk", "--until", "1970-01-01T02:00:01+02:00"]).expect("until");
+        assert!(matches!(cli.command, Command::Silence(SilenceCommand::Add { until: Some(1_000), .. })), "{:?}", cli.command);
+        assert!(parse(&["silence", "add", "alertname=disk"]).is_err(), "an end is required");
+        assert!(parse(&["silence", "add", "alertname=disk", "--duration", "1h", "--until", "2030-01-01T00:00:00Z"]).is_err(), "not both");
+        assert!(parse(&["silence", "add", "--duration", "1h"]).is_err(), "a matcher is required");
+        let bad = parse(&["silence", "add", "a=b", "--until", "tomorrow"]).expect_err("not RFC 3339").to_string();
+        assert!(bad.contains("is not an RFC 3339 time"), "{bad}");
+    }
+
+    #[test]
+    fn outbox_lists_or_retries() {
+        let cli = parse(&["outbox", "--state", "dead", "--sink", "rt", "--limit", "5", "-o", "csv"]).expect("list");
+        assert!(cli.command.is_listing());
+        assert!(matches!(&cli.command, Command::Outbox { retry: None, state: Some(s), limit: Some(5), .. } if s == "dead"));
+        let cli = parse(&["outbox", "retry", "42"]).expect("retry");
+        assert!(matches!(cli.command, Command::Outbox { retry: Some(OutboxCommand::Retry { id: 42 }), .. }));
+        assert!(!cli.command.is_listing(), "csv does not fit a retry");
+        assert!(parse(&["outbox", "--state", "lost"]).is_err());
+    }
+
+    #[test]
+    fn listings_take_csv_and_details_do_not() {
+        for args in
+            [&["alerts", "--state", "firing"][..], &["silence", "list"], &["rules", "list"], &["rules", "test", "r.toml"], &["hosts"]]
+        {
+            assert!(parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
+        for args in
+            [&["alert", "abcdef"][..], &["ack", "abcdef"], &["silence", "expire", "s1"], &["rules", "add", "r.toml"], &["host", "web"]]
+        {
+            assert!(!parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
+        assert!(parse(&["alerts", "--state", "burning"]).is_err());
     }
 }

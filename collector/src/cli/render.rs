@@ -1,5 +1,6 @@
-//! What the CLI prints: tables for people, JSON (the proto field names) for
-//! scripts. Pure formatting over the admin API's messages.
+//! What the CLI prints: tables for people, JSON (the proto field names) and
+//! CSV (listings only; times in RFC 3339 UTC) for scripts. Pure formatting
+//! over the admin API's messages.
 
 use std::time::SystemTime;
 
@@ -30,6 +31,7 @@ pub async fn hosts(client: &mut AdminClient, output: Output) -> Result<String, S
     Ok(match output {
         Output::Json => json(&hosts),
         Output::Table => hosts_table(&hosts, unix_ms(SystemTime::now())),
+        Output::Csv => hosts_csv(&hosts),
     })
 }
 
@@ -37,7 +39,8 @@ pub async fn host(client: &mut AdminClient, id_or_hostname: &str, output: Output
     let host = client.get_host(pb::GetHostRequest { id_or_hostname: id_or_hostname.to_string() }).await?.into_inner();
     Ok(match output {
         Output::Json => json(&host),
-        Output::Table => host_detail(&host, unix_ms(SystemTime::now())),
+        // `run` refuses csv for a detail view.
+        Output::Table | Output::Csv => host_detail(&host, unix_ms(SystemTime::now())),
     })
 }
 
@@ -55,6 +58,7 @@ pub async fn software(
     Ok(match output {
         Output::Json => json(&reply),
         Output::Table => software_table(&reply, with_hosts),
+        Output::Csv => software_csv(&reply, with_hosts),
     })
 }
 
@@ -92,6 +96,20 @@ pub async fn changes(client: &mut AdminClient, host: Option<&str>, since: std::t
     Ok(match output {
         Output::Json => json(&reply.changes),
         Output::Table => changes_table(&reply.changes, now),
+        Output::Csv => csv(
+            &["at", "agent_id", "hostname", "kind", "subject", "old", "new"],
+            reply.changes.iter().map(|c| {
+                vec![
+                    time(c.at_unix_ms),
+                    c.agent_id.clone(),
+                    c.hostname.clone(),
+                    c.kind.clone(),
+                    c.subject.clone(),
+                    c.old.clone(),
+                    c.new.clone(),
+                ]
+            }),
+        ),
     })
 }
 
@@ -132,6 +150,13 @@ pub async fn metrics(
     Ok(match output {
         Output::Json => json(&reply),
         Output::Table => metrics_table(&reply, now),
+        Output::Csv => csv(
+            &["at", "value", "min", "max", "count"],
+            reply
+                .points
+                .iter()
+                .map(|p| vec![time(p.at_unix_ms), p.value.to_string(), p.min.to_string(), p.max.to_string(), p.count.to_string()]),
+        ),
     })
 }
 
@@ -186,13 +211,101 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
         .collect()
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
 }
 
-fn table(header: &[&str]) -> Table {
+/// RFC 4180 CSV: a header line, then one record per row.
+pub fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail, and every record has the header's width.
+    let records = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).chain(rows);
+    for record in records {
+        if let Err(e) = w.write_record(&record) {
+            return format!("# csv error: {e}\n");
+        }
+    }
+    match w.into_inner() {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("# csv error: {e}\n"),
+    }
+}
+
+/// RFC 3339 UTC for csv; empty for "never".
+pub(super) fn time(unix_ms: i64) -> String {
+    if unix_ms <= 0 { String::new() } else { crate::clock::rfc3339(unix_ms) }
+}
+
+pub(super) fn opt_time(unix_ms: Option<i64>) -> String {
+    unix_ms.map(time).unwrap_or_default()
+}
+
+fn host_status(h: &pb::HostSummary) -> &'static str {
+    if h.revoked {
+        "revoked"
+    } else if h.online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
+pub fn hosts_csv(hosts: &[pb::HostSummary]) -> String {
+    csv(
+        &[
+            "agent_id",
+            "hostname",
+            "host_uuid",
+            "status",
+            "os",
+            "kernel",
+            "arch",
+            "cpus",
+            "memory_bytes",
+            "agent_version",
+            "enrolled_at",
+            "last_seen",
+            "last_seq",
+        ],
+        hosts.iter().map(|h| {
+            vec![
+                h.agent_id.clone(),
+                h.hostname.clone(),
+                h.host_uuid.clone(),
+                host_status(h).to_string(),
+                h.os.clone(),
+                h.kernel.clone(),
+                h.arch.clone(),
+                h.cpu_logical_cores.to_string(),
+                h.memory_total_bytes.to_string(),
+                h.agent_version.clone(),
+                time(h.enrolled_at_unix_ms),
+                time(h.last_seen_unix_ms),
+                h.last_seq.to_string(),
+            ]
+        }),
+    )
+}
+
+pub fn software_csv(reply: &pb::ListSoftwareResponse, with_hosts: bool) -> String {
+    if with_hosts {
+        let rows = reply.versions.iter().flat_map(|v| {
+            v.hosts.iter().map(move |h| {
+                vec![v.version.clone(), v.source.clone(), h.hostname.clone(), h.agent_id.clone(), h.arch.clone().unwrap_or_default()]
+            })
+        });
+        csv(&["version", "source", "hostname", "agent_id", "arch"], rows)
+    } else {
+        csv(
+            &["version", "source", "hosts"],
+            reply.versions.iter().map(|v| vec![v.version.clone(), v.source.clone(), v.host_count.to_string()]),
+        )
+    }
+}
+
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
     t.set_header(header.iter().map(|h| h.to_string()));
@@ -205,14 +318,7 @@ pub fn hosts_table(hosts: &[pb::HostSummary], now_ms: i64) -> String {
         t.add_row(vec![
             h.hostname.clone(),
             h.agent_id.chars().take(12).collect(),
-            if h.revoked {
-                "revoked"
-            } else if h.online {
-                "online"
-            } else {
-                "offline"
-            }
-            .to_string(),
+            host_status(h).to_string(),
             h.os.clone(),
             h.kernel.clone(),
             h.cpu_logical_cores.to_string(),
@@ -501,7 +607,7 @@ pub fn expiry(not_after_ms: i64, now_ms: i64) -> String {
     if not_after_ms <= now_ms { format!("{date} (EXPIRED)") } else { format!("{date} (in {days}d)") }
 }
 
-fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
+pub(super) fn section(out: &mut String, title: &str, rows: &[(&str, String)]) {
     let mut t = table(&["", ""]);
     t.set_header(Vec::<String>::new());
     for (k, v) in rows {
