@@ -536,7 +536,7 @@ fn silence_end(duration_ms: i64, ends_at_unix_ms: i64, now_unix_ms: i64) -> Resu
         (d, 0) if d > 0 => Ok(now_unix_ms.saturating_add(d)),
         (0, end) if end > now_unix_ms => Ok(end),
         (0, end) if end > 0 => {
-            Err(Status::invalid_argument(format!("the silence would end at {}, which is in the past", crate::clock::rfc3339(end))))
+            Err(Status::invalid_argument(format!("the silence would end at {}, which is in the past", crate::clock::rfc3339_seconds(end))))
         }
         _ => Err(Status::invalid_argument("give exactly one of a positive duration_ms and ends_at_unix_ms")),
     }

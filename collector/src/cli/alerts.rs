@@ -39,7 +39,7 @@ pub fn relative(then_ms: i64, now_ms: i64) -> String {
 /// "2026-05-01T10:00:00Z (5m ago)"; "-" when unset.
 fn stamp(unix_ms: Option<i64>, now_ms: i64) -> String {
     match unix_ms {
-        Some(ms) if ms > 0 => format!("{} ({})", crate::clock::rfc3339(ms), relative(ms, now_ms)),
+        Some(ms) if ms > 0 => format!("{} ({})", crate::clock::rfc3339_seconds(ms), relative(ms, now_ms)),
         _ => "-".into(),
     }
 }

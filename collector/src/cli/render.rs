@@ -235,7 +235,7 @@ pub fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Stri
 
 /// RFC 3339 UTC for csv; empty for "never".
 pub(super) fn time(unix_ms: i64) -> String {
-    if unix_ms <= 0 { String::new() } else { crate::clock::rfc3339(unix_ms) }
+    if unix_ms <= 0 { String::new() } else { crate::clock::rfc3339_seconds(unix_ms) }
 }
 
 pub(super) fn opt_time(unix_ms: Option<i64>) -> String {
