@@ -75,7 +75,7 @@ pub fn resolved_note(n: &Notification, still_firing: usize) -> TicketNote {
     let mut text = String::new();
     for a in &n.alerts {
         let ended = a.ends_at_unix_ms.map(rfc3339).unwrap_or_default();
-        let _ = writeln!(text, "Resolved at {ended}: {} ({}, last value {})", a.summary, a.hostname, a.value);
+        let _ = writeln!(text, "Resolved at {ended}: {} ({}; last value while firing: {})", a.summary, a.hostname, a.value);
     }
     if still_firing == 0 {
         let _ = writeln!(text, "\nEvery alert of this ticket has cleared; Census resolves it.");
