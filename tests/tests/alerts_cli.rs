@@ -225,3 +225,39 @@ fn rules_are_listed_tested_added_and_deleted_and_the_outbox_is_readable() {
     refused(c.census_with_token(Some(&fleet.operator.0), &["outbox", "retry", "1"]), EXIT_FAILURE, "no outbox entry 1");
     refused(c.census(&["outbox", "retry", "1", "--output", "csv"]), EXIT_USAGE, "--output csv is for listings");
 }
+
+#[test]
+fn the_rule_file_is_reloaded_on_change_and_a_bad_edit_is_refused_with_file_line_and_rule() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fleet = fleet_of_one(dir.path());
+    let c = &fleet.collector;
+    let rules = dir.path().join("rules.toml");
+    let listed = || json(c.census(&["rules", "list", "--output", "json"]));
+    let names = |listed: &Value| -> Vec<String> {
+        listed["rules"].as_array().expect("rules").iter().filter_map(|r| r["name"].as_str().map(str::to_string)).collect()
+    };
+
+    // A good edit: the new rule is in force without a restart.
+    let good = format!(
+        "[[rule]]\nname = \"{RULE}\"\nwhen = {{ kind = \"software_missing\", package = \"census-e2e-absent-package\" }}\n\
+         [[rule]]\nname = \"e2e-reloaded\"\nwhen = {{ kind = \"software_forbidden\", package = \"census-e2e-absent-package\" }}\n"
+    );
+    std::fs::write(&rules, &good).expect("good edit");
+    eventually("the reloaded rule to be in force", || names(&listed()).contains(&"e2e-reloaded".to_string()).then_some(()));
+
+    // A bad edit: refused whole, the error names the file, the line and the
+    // rule, and the rules in force stay.
+    std::fs::write(
+        &rules,
+        format!("{good}[[rule]]\nname = \"e2e-broken\"\nseverity = \"loud\"\nwhen = {{ kind = \"software_missing\", package = \"x\" }}\n"),
+    )
+    .expect("bad edit");
+    let error = eventually("the rule file error to be shown", || listed()["rule_file_error"].as_str().map(str::to_string));
+    for needle in [rules.display().to_string().as_str(), "line 9", "rule \"e2e-broken\"", "loud"] {
+        assert!(error.contains(needle), "the error lacks {needle:?}: {error}");
+    }
+    let in_force = names(&listed());
+    assert!(in_force.contains(&"e2e-reloaded".to_string()) && !in_force.contains(&"e2e-broken".to_string()), "{in_force:?}");
+    let shown = ok(c.census(&["rules", "list"]));
+    assert!(shown.contains("line 9"), "the table shows the rule file error too:\n{shown}");
+}

@@ -328,8 +328,8 @@ pub struct RuleSet {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
-    #[error("line {line}: {message}")]
-    Syntax { line: usize, message: String },
+    #[error("line {line}{}: {message}", rule.as_ref().map(|r| format!(", rule {r:?}")).unwrap_or_default())]
+    Syntax { line: usize, rule: Option<String>, message: String },
     #[error("{}rule {rule:?}, field `{field}`: {reason}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
     Invalid { line: Option<usize>, rule: String, field: String, reason: String },
 }
@@ -344,9 +344,9 @@ struct RuleFile {
 impl RuleSet {
     /// Parses and validates a rule file's text.
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
-        let file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Syntax {
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-            message: e.message().to_string(),
+        let file: RuleFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            RulesError::Syntax { line, rule: rule_around(text, line), message: e.message().to_string() }
         })?;
         let specs = file.rule.into_iter().map(|s| (Some(line_of(text, s.span().start)), s.into_inner())).collect();
         RuleSet::validate(specs)
@@ -483,6 +483,21 @@ fn check_spec(spec: &RuleSpec) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// The name of the `[[rule]]` table holding line `line` (1-based), read
+/// from the raw text: an error that stops parsing still names its rule.
+fn rule_around(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().take(line).rposition(|l| l.trim() == "[[rule]]")?;
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| l.trim() != "[[rule]]")
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string())
+        })
+        .filter(|name| !name.is_empty())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -636,9 +651,10 @@ group_by = ["team"]
         let text =
             "[[rule]]\nname = \"a\"\nwhen = { kind = \"metric\", metric = \"cpu\", op = \">\", threshold = 90 }\nsevertiy = \"critical\"\n";
         match RuleSet::from_toml(text) {
-            Err(RulesError::Syntax { line, message }) => {
-                assert_eq!(line, 4, "{message}");
-                assert!(message.contains("severtiy"), "{message}");
+            Err(e @ RulesError::Syntax { line, .. }) => {
+                assert_eq!(line, 4, "{e}");
+                assert!(e.to_string().contains("severtiy"), "{e}");
+                assert!(e.to_string().starts_with("line 4, rule \"a\": "), "the error names the rule: {e}");
             }
             other => panic!("expected a syntax error, got {other:?}"),
         }
@@ -646,7 +662,7 @@ group_by = ["team"]
         let e = one(r#"{ kind = "metric", metric = "cpu", op = ">", threshold = 9, treshold = 1 }"#).unwrap_err();
         assert!(matches!(e, RulesError::Syntax { line: 3, .. }), "{e}");
         let e = one(r#"{ kind = "metrik" }"#).unwrap_err();
-        assert!(e.to_string().starts_with("line 3:"), "{e}");
+        assert!(e.to_string().starts_with("line 3, rule"), "{e}");
         let e = one(r#"{ kind = "metric", metric = "cpu", op = "=>", threshold = 9 }"#).unwrap_err();
         assert!(matches!(e, RulesError::Syntax { .. }), "{e}");
         let e = one(r#"{ kind = "os_end_of_life", os_id = "debian", version_id = "10", eol = "2024-02-30" }"#).unwrap_err();
