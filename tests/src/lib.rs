@@ -113,7 +113,10 @@ fn capture(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<Stri
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("RUST_LOG", "info");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if !cmd.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            cmd.env("RUST_LOG", "info");
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -151,6 +154,10 @@ impl Proc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn dump(&self) -> String {
@@ -238,8 +245,13 @@ impl Collector {
 
     /// (Re)starts `serve` and waits for `ready`.
     pub fn serve(&mut self) {
+        self.serve_logging("info");
+    }
+
+    /// `serve` with `RUST_LOG` set to `filter`.
+    pub fn serve_logging(&mut self, filter: &str) {
         let mut cmd = Command::new(binary("census-collector"));
-        cmd.arg("serve").arg("--config").arg(&self.config);
+        cmd.arg("serve").arg("--config").arg(&self.config).env("RUST_LOG", filter);
         let mut p = Proc::spawn("census-collector", cmd);
         let agent = p.wait_stdout("agent api listening on ");
         assert_eq!(agent, self.agent_addr.to_string());
@@ -303,8 +315,13 @@ impl Agent {
 
     /// Starts `census-agent run` with short intervals for tests.
     pub fn run(&mut self, extra: &[&str]) {
+        self.run_logging(extra, "info");
+    }
+
+    /// `run` with `RUST_LOG` set to `filter`.
+    pub fn run_logging(&mut self, extra: &[&str], filter: &str) {
         let mut cmd = Command::new(binary("census-agent"));
-        cmd.arg("--state-dir").arg(&self.state_dir).args(["run", "--backoff-max", "2s"]).args(extra);
+        cmd.arg("--state-dir").arg(&self.state_dir).args(["run", "--backoff-max", "2s"]).args(extra).env("RUST_LOG", filter);
         self.proc = Some(Proc::spawn("census-agent", cmd));
     }
 
