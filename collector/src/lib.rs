@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod fsutil;
 pub mod init;
 pub mod inventory_delta;

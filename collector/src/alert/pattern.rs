@@ -21,29 +21,34 @@ impl Glob {
         self.pattern.iter().collect()
     }
 
-    /// Whether the whole of `text` matches.
+    /// Whether the whole of `text` matches. Allocates nothing: the host
+    /// filter matches globs over every host of the fleet.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
         let p = &self.pattern;
         // Classic two-pointer wildcard match with backtracking to the last
-        // star only: O(|p| · |t|) in the worst case, no recursion.
-        let (mut pi, mut ti) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while ti < text.len() {
+        // star only: O(|p| · |t|) in the worst case, no recursion. The text
+        // position is a `Chars` iterator, cloned to remember a position.
+        let mut pi = 0usize;
+        let mut rest = text.chars();
+        let mut star: Option<(usize, std::str::Chars<'_>)> = None;
+        loop {
+            let mut after = rest.clone();
+            let Some(c) = after.next() else { break };
             match p.get(pi) {
                 Some('*') => {
-                    star = Some((pi, ti));
+                    star = Some((pi, rest.clone()));
                     pi += 1;
                 }
-                Some(c) if *c == '?' || *c == text[ti] => {
+                Some(q) if *q == '?' || *q == c => {
                     pi += 1;
-                    ti += 1;
+                    rest = after;
                 }
-                _ => match star {
-                    Some((sp, st)) => {
-                        pi = sp + 1;
-                        ti = st + 1;
-                        star = Some((sp, st + 1));
+                _ => match &mut star {
+                    Some((sp, from)) => {
+                        // The star swallows one more character.
+                        from.next();
+                        pi = *sp + 1;
+                        rest = from.clone();
                     }
                     None => return false,
                 },
@@ -105,6 +110,25 @@ mod tests {
         ];
         for (p, t, want) in cases {
             assert_eq!(Glob::new(p).matches(t), want, "{p:?} on {t:?}");
+        }
+    }
+
+    /// The definition, recursively: what `matches` must agree with.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some((c, rest)) => t.split_first().is_some_and(|(tc, tr)| (*c == '?' || c == tc) && reference(rest, tr)),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn agrees_with_the_definition(pattern in "[ab*?é]{0,7}", text in "[abé]{0,9}") {
+            let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+            proptest::prop_assert_eq!(Glob::new(&pattern).matches(&text), reference(&p, &t), "{:?} on {:?}", pattern, text);
         }
     }
 
