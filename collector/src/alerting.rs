@@ -542,9 +542,10 @@ pub fn build_fleet(store: &dyn Store, heartbeat_interval: Duration, change_lookb
             continue;
         }
         let mut host = host_state(&view);
-        let from = now_unix_ms.saturating_sub(ms(METRIC_LOOKBACK));
-        if let Some(latest) = store.health_samples(&view.agent.agent_id, from, now_unix_ms.saturating_add(60_000))?.last() {
-            host.metrics = crate::metrics::values_of(latest)
+        // Allow a minute of clock skew between agent and collector.
+        let latest = store.latest_health_sample(&view.agent.agent_id, now_unix_ms.saturating_add(60_000))?;
+        if let Some(latest) = latest.filter(|s| s.taken_at_unix_ms >= now_unix_ms.saturating_sub(ms(METRIC_LOOKBACK))) {
+            host.metrics = crate::metrics::values_of(&latest)
                 .into_iter()
                 .map(|(name, value)| (name, MetricPoint { value, at_unix_ms: latest.taken_at_unix_ms }))
                 .collect();

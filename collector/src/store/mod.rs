@@ -137,6 +137,10 @@ pub trait Store: Send + Sync + 'static {
     /// Raw health samples of an agent with `from <= taken_at < to`, oldest first.
     fn health_samples(&self, agent_id: &str, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<pb::HealthSample>>;
 
+    /// The newest raw health sample of an agent taken at or before the
+    /// given time (what alert rules compare with thresholds).
+    fn latest_health_sample(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>>;
+
     /// Rollup buckets of one metric, `from <= start < to`, oldest first.
     fn rollups(&self, agent_id: &str, metric: &str, resolution: Resolution, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<Bucket>>;
 

@@ -436,6 +436,16 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn latest_health_sample(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>> {
+        // Keys are agent id + time, so the last key of the range is the
+        // newest sample: one seek, however many samples are kept.
+        let mut range = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, at_or_before_unix_ms));
+        match range.next_back().transpose()? {
+            Some((_, value)) => Ok(Some(decode(&value, "health sample")?)),
+            None => Ok(None),
+        }
+    }
+
     fn rollups(&self, agent_id: &str, metric: &str, resolution: Resolution, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<Bucket>> {
         let tree = match resolution {
             Resolution::FiveMinutes => &self.metrics_5m,
@@ -884,6 +894,7 @@ mod tests {
     }
 
     const AGENT: &str = "0123456789abcdef0123456789abcdef";
+    const OTHER: &str = "0123456789abcdef0123456789abcdee";
 
     fn delta(seq: u64, base_seq: u64, added: &[(&str, &str)], removed: &[(&str, &str)]) -> pb::Report {
         let pkgs = |list: &[(&str, &str)]| -> Vec<pb::Package> {
@@ -1041,5 +1052,25 @@ mod tests {
         assert_eq!(store.ticket_members("rt", "42").expect("members"), ["fpb"]);
         assert_eq!(store.ticket_of("rt", "fpa").expect("get"), None);
         assert_eq!(store.ticket_of("other", "fpa").expect("get").as_deref(), Some("42"), "sinks are separate");
+    }
+
+    #[test]
+    fn latest_health_sample_is_the_newest_at_or_before_the_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent(AGENT, "host-a", 1)).expect("enroll");
+        store.enroll_agent(new_agent(OTHER, "host-b", 2)).expect("enroll");
+        let sample = |t: i64, cpu: f64| pb::HealthSample { taken_at_unix_ms: t, cpu_percent: Some(cpu), ..Default::default() };
+        let batch = |seq: u64, samples: Vec<pb::HealthSample>| pb::Report {
+            seq,
+            created_at_unix_ms: 0,
+            body: Some(pb::report::Body::Health(pb::HealthBatch { samples, ..Default::default() })),
+        };
+        store.put_reports(AGENT, &[batch(1, vec![sample(1_000, 1.0), sample(3_000, 3.0), sample(2_000, 2.0)])], 1).expect("put");
+        store.put_reports(OTHER, &[batch(1, vec![sample(9_000, 9.0)])], 1).expect("put");
+        let cpu = |at: i64| store.latest_health_sample(AGENT, at).expect("read").and_then(|s| s.cpu_percent);
+        assert_eq!(cpu(10_000), Some(3.0), "the newest, not another agent's");
+        assert_eq!(cpu(2_500), Some(2.0));
+        assert_eq!(cpu(999), None);
     }
 }
