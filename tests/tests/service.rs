@@ -26,7 +26,12 @@ fn verify(unit: &Path) {
     let Some(sa) = systemd_analyze() else { return };
     let out = run(Command::new(sa).args(["verify", "--man=no"]).arg(unit));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify {}:\n{said}", unit.display());
+    // verify loads the machine's own units too and reports their problems
+    // (Debian's request-tracker5.service, installed for the sink tests,
+    // names databases that are not there): those lines are not about ours.
+    let ours = unit.display().to_string();
+    let about_ours: Vec<&str> = said.lines().filter(|l| !(l.starts_with('/') && !l.starts_with(&ours))).collect();
+    assert!(out.status.success() && about_ours.is_empty(), "systemd-analyze verify {}:\n{said}", unit.display());
 }
 
 /// The overall exposure level of `systemd-analyze security --offline=true`.
