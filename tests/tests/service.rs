@@ -21,17 +21,26 @@ fn systemd_analyze() -> Option<PathBuf> {
     found.then(|| PathBuf::from("systemd-analyze"))
 }
 
-/// `systemd-analyze verify`: no output and success, or the test fails with it.
+/// `systemd-analyze verify`: success and nothing said about this unit, or
+/// the test fails with it. Verify also loads units of the machine that
+/// ours pulls in through the targets; what it says about their files
+/// (Debian's request-tracker5.service, which CI installs, warns on every
+/// load, and only on some runs) is not ours to fix, and is only printed.
 fn verify(unit: &Path) {
     let Some(sa) = systemd_analyze() else { return };
     let out = run(Command::new(sa).args(["verify", "--man=no"]).arg(unit));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    // verify loads the machine's own units too and reports their problems
-    // (Debian's request-tracker5.service, installed for the sink tests,
-    // names databases that are not there): those lines are not about ours.
-    let ours = unit.display().to_string();
-    let about_ours: Vec<&str> = said.lines().filter(|l| !(l.starts_with('/') && !l.starts_with(&ours))).collect();
-    assert!(out.status.success() && about_ours.is_empty(), "systemd-analyze verify {}:\n{said}", unit.display());
+    let (others, ours): (Vec<&str>, Vec<&str>) =
+        said.lines().filter(|l| !l.trim().is_empty()).partition(|l| about_another_unit_file(l, unit));
+    if !others.is_empty() {
+        eprintln!("systemd-analyze verify {}: about other units, ignored:\n{}", unit.display(), others.join("\n"));
+    }
+    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify {}:\n{said}", unit.display());
+}
+
+/// A diagnostic that names another unit file: "/lib/systemd/system/x.service:8: ...".
+fn about_another_unit_file(line: &str, unit: &Path) -> bool {
+    line.split_once(':').is_some_and(|(file, _)| file.starts_with('/') && Path::new(file) != unit)
 }
 
 /// The overall exposure level of `systemd-analyze security --offline=true`.

@@ -16,7 +16,7 @@ pub const UNIT_NAME: &str = "census-agent.service";
 /// Where units written by the administrator live.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
-const TEMPLATE_EXEC: &str = "ExecStart=/usr/bin/census-agent run";
+const TEMPLATE_EXEC: &str = "ExecStart=/usr/bin/census-agent --config /etc/census/agent.toml run";
 const TEMPLATE_STATE_ENV: &str = "Environment=CENSUS_STATE_DIR=/var/lib/census-agent";
 const TEMPLATE_STATE_DIR: &str = "StateDirectory=census-agent";
 
