@@ -16,6 +16,7 @@ use crate::alert::rules::RuleSet;
 use crate::alerting::Alerting;
 use crate::config::AgentPolicy;
 use crate::error::Error;
+use crate::filter::{Context as FilterContext, FieldRef, Filter};
 use crate::metrics::{self, Resolution};
 use crate::notify::outbox::DeliveryState;
 use crate::secrets::{Role, Secret};
@@ -80,9 +81,12 @@ impl AdminApi {
 
     /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.
     fn online(&self, host: &HostView, now_ms: i64) -> bool {
+        host.agent.last_seen_unix_ms > 0 && now_ms.saturating_sub(host.agent.last_seen_unix_ms) <= self.offline_after_ms()
+    }
+
+    fn offline_after_ms(&self) -> i64 {
         let window = self.policy.heartbeat_interval.saturating_mul(self.policy.offline_after_missed_heartbeats);
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        host.agent.last_seen_unix_ms > 0 && now_ms.saturating_sub(host.agent.last_seen_unix_ms) <= window_ms
+        i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
     }
 
     fn summary(&self, host: &HostView, now_ms: i64) -> pb::HostSummary {
@@ -120,6 +124,52 @@ async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
         .map_err(Status::from)
 }
 
+/// Most `columns` one host listing may ask for.
+const MAX_COLUMNS: usize = 32;
+
+/// A host listing's filter, sort field and columns, parsed once per call.
+struct HostQuery {
+    filter: Option<Filter>,
+    sort: Option<FieldRef>,
+    columns: Vec<(String, FieldRef)>,
+    ctx: FilterContext,
+}
+
+impl HostQuery {
+    fn parse(req: &pb::ListHostsRequest, offline_after_ms: i64, now_unix_ms: i64) -> Result<HostQuery, Status> {
+        // The caret rendering points at the column that is wrong.
+        let invalid =
+            |what: &str, input: &str, e: crate::filter::ParseError| Status::invalid_argument(format!("{what}:\n{}", e.render(input)));
+        let filter = match req.filter.trim() {
+            "" => None,
+            text => Some(Filter::parse(&req.filter).map_err(|e| invalid("filter", text, e))?),
+        };
+        let sort = match req.sort.trim() {
+            "" => None,
+            text => Some(FieldRef::parse(text).map_err(|e| invalid("sort", text, e))?),
+        };
+        if req.columns.len() > MAX_COLUMNS {
+            return Err(Status::invalid_argument(format!("at most {MAX_COLUMNS} columns")));
+        }
+        let columns = req
+            .columns
+            .iter()
+            .map(|c| FieldRef::parse(c.trim()).map(|f| (c.trim().to_string(), f)).map_err(|e| invalid("column", c.trim(), e)))
+            .collect::<Result<_, _>>()?;
+        Ok(HostQuery { filter, sort, columns, ctx: FilterContext { now_unix_ms, offline_after_ms } })
+    }
+
+    fn columns(&self, host: &HostView) -> std::collections::HashMap<String, String> {
+        self.columns
+            .iter()
+            .filter_map(|(name, field)| {
+                let values: Vec<String> = field.values(host, &self.ctx).iter().map(ToString::to_string).collect();
+                (!values.is_empty()).then(|| (name.clone(), values.join(", ")))
+            })
+            .collect()
+    }
+}
+
 const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
 const DEFAULT_OUTBOX_LIMIT: usize = 100;
@@ -143,13 +193,31 @@ impl AdminService for AdminApi {
         } else {
             req.page_token.parse().map_err(|_| Status::invalid_argument("page_token is not one this server issued"))?
         };
+        let query = HostQuery::parse(&req, self.offline_after_ms(), now_ms())?;
         let mut hosts = self.with_store(|s| s.hosts()).await?;
+        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
         hosts.sort_by(|a, b| {
-            a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
+            let by_name = || {
+                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
+            };
+            let order = match &query.sort {
+                Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
+                None => by_name(),
+            };
+            if req.descending { order.reverse() } else { order }
         });
         let total = hosts.len();
-        let now = now_ms();
-        let page: Vec<pb::HostSummary> = hosts.iter().skip(offset).take(page_size).map(|h| self.summary(h, now)).collect();
+        let now = query.ctx.now_unix_ms;
+        let page: Vec<pb::HostSummary> = hosts
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|h| {
+                let mut summary = self.summary(h, now);
+                summary.columns = query.columns(h);
+                summary
+            })
+            .collect();
         let next = offset + page.len();
         let next_page_token = if next < total { next.to_string() } else { String::new() };
         Ok(Response::new(pb::ListHostsResponse { hosts: page, next_page_token }))

@@ -35,6 +35,7 @@ pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
         health_dropped_samples: host.agent.health_dropped_samples,
         health_samples_stored: host.agent.health_samples_stored,
         reports_stored: host.agent.reports_stored,
+        columns: Default::default(),
     }
 }
 

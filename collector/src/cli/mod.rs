@@ -73,8 +73,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List hosts.
-    Hosts,
+    /// List hosts: all, or those a filter matches (docs/filters.md), sorted
+    /// by any field, with extra columns.
+    ///
+    /// Example: census hosts --filter 'os.id = "debian" and memory.total < 8GiB'
+    /// --sort 'fs("/").used_percent' --desc --columns 'fs("/").used_percent,software("openssl")'
+    Hosts {
+        /// Only hosts matching this filter; a mistake is shown with a caret
+        /// under the column that is wrong (exit code 64).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Sort by this field (hosts without a value last); default hostname.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Sort in descending order.
+        #[arg(long)]
+        desc: bool,
+        /// Extra columns: field names, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+    },
     /// Show one host with its full inventory.
     Host {
         /// Agent id or hostname.
@@ -237,7 +255,11 @@ impl Command {
     /// Whether the command prints a list (the only kind `--output csv` fits).
     fn is_listing(&self) -> bool {
         match self {
-            Command::Hosts | Command::Software { .. } | Command::Changes { .. } | Command::Metrics { .. } | Command::Alerts { .. } => true,
+            Command::Hosts { .. }
+            | Command::Software { .. }
+            | Command::Changes { .. }
+            | Command::Metrics { .. }
+            | Command::Alerts { .. } => true,
             Command::Silence(SilenceCommand::List) | Command::Rules(RulesCommand::List | RulesCommand::Test { .. }) => true,
             Command::Outbox { retry, .. } => retry.is_none(),
             _ => false,
@@ -335,7 +357,16 @@ pub async fn run(cli: Cli) -> u8 {
         }
     };
     let result = match &cli.command {
-        Command::Hosts => render::hosts(&mut client, cli.output).await,
+        Command::Hosts { filter, sort, desc, columns } => {
+            let query = census_proto::v1::ListHostsRequest {
+                filter: filter.clone().unwrap_or_default(),
+                sort: sort.clone().unwrap_or_default(),
+                descending: *desc,
+                columns: columns.clone(),
+                ..Default::default()
+            };
+            render::hosts(&mut client, query, cli.output).await
+        }
         Command::Host { id_or_hostname } => render::host(&mut client, id_or_hostname, cli.output).await,
         Command::Software { name, hosts, version } => {
             render::software(&mut client, name, version.as_deref(), *hosts || version.is_some(), cli.output).await

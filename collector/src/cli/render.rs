@@ -13,11 +13,12 @@ use super::connect::AdminClient;
 use crate::clock::unix_ms;
 
 /// Fetches every page of the host list.
-pub async fn all_hosts(client: &mut AdminClient) -> Result<Vec<pb::HostSummary>, Status> {
+/// Every host the query selects, page after page.
+pub async fn all_hosts(client: &mut AdminClient, query: pb::ListHostsRequest) -> Result<Vec<pb::HostSummary>, Status> {
     let mut hosts = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = client.list_hosts(pb::ListHostsRequest { page_size: 0, page_token }).await?.into_inner();
+        let page = client.list_hosts(pb::ListHostsRequest { page_size: 0, page_token, ..query.clone() }).await?.into_inner();
         hosts.extend(page.hosts);
         if page.next_page_token.is_empty() {
             return Ok(hosts);
@@ -26,13 +27,43 @@ pub async fn all_hosts(client: &mut AdminClient) -> Result<Vec<pb::HostSummary>,
     }
 }
 
-pub async fn hosts(client: &mut AdminClient, output: Output) -> Result<String, Status> {
-    let hosts = all_hosts(client).await?;
+pub async fn hosts(client: &mut AdminClient, query: pb::ListHostsRequest, output: Output) -> Result<String, Status> {
+    let columns = query.columns.clone();
+    let hosts = all_hosts(client, query).await?;
     Ok(match output {
         Output::Json => json(&hosts),
-        Output::Table => hosts_table(&hosts, unix_ms(SystemTime::now())),
-        Output::Csv => hosts_csv(&hosts),
+        Output::Table if columns.is_empty() => hosts_table(&hosts, unix_ms(SystemTime::now())),
+        Output::Table => hosts_columns_table(&hosts, &columns),
+        Output::Csv if columns.is_empty() => hosts_csv(&hosts),
+        Output::Csv => hosts_columns_csv(&hosts, &columns),
     })
+}
+
+/// Hostname, status and the requested columns.
+pub fn hosts_columns_table(hosts: &[pb::HostSummary], columns: &[String]) -> String {
+    let mut header = vec!["HOSTNAME".to_string(), "STATUS".to_string()];
+    header.extend(columns.iter().cloned());
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = table(&header);
+    for h in hosts {
+        let mut row = vec![h.hostname.clone(), host_status(h).to_string()];
+        row.extend(columns.iter().map(|c| h.columns.get(c).cloned().unwrap_or_else(|| "-".into())));
+        t.add_row(row);
+    }
+    format!("{t}\n{} host(s)\n", hosts.len())
+}
+
+pub fn hosts_columns_csv(hosts: &[pb::HostSummary], columns: &[String]) -> String {
+    let mut header = vec!["agent_id", "hostname", "status"];
+    header.extend(columns.iter().map(String::as_str));
+    csv(
+        &header,
+        hosts.iter().map(|h| {
+            let mut row = vec![h.agent_id.clone(), h.hostname.clone(), host_status(h).to_string()];
+            row.extend(columns.iter().map(|c| h.columns.get(c).cloned().unwrap_or_default()));
+            row
+        }),
+    )
 }
 
 pub async fn host(client: &mut AdminClient, id_or_hostname: &str, output: Output) -> Result<String, Status> {
