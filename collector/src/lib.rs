@@ -3,6 +3,7 @@
 //! CLI) are thin wrappers around this library; see ARCHITECTURE.md.
 
 pub mod admin_api;
+pub mod admin_calls;
 pub mod agent_api;
 pub mod alert;
 pub mod alerting;
