@@ -433,3 +433,15 @@ fn metrics_count_reports_and_show_the_fleet() {
     let before = received(&text);
     eventually("more reports counted", || (received(&scrape()) > before).then_some(()));
 }
+
+#[test]
+fn metrics_can_be_opened_to_scrapers_without_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let collector = Collector::start(dir.path(), "[http_api]\nmetrics_require_token = false\n");
+    let http = Http::new(collector.http_url(), &collector.init.ca);
+    let open = http.call("GET", "/metrics", None, None);
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(open.body.lines().any(|l| l == "census_hosts 0"), "{}", open.body);
+    let api = http.call("GET", "/api/v1/hosts", None, None);
+    assert_eq!(api.status, 401, "the API itself still needs a token: {}", api.body);
+}

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::HttpState;
 use super::error::ApiError;
-use crate::admin_calls::{Caller, caller_for_authorization};
+use crate::admin_calls::caller_for_authorization;
 use crate::secrets::Role;
 
 /// Largest request body, bytes (a rule file fits; anything bigger is a mistake).
@@ -160,24 +160,18 @@ async fn handle(
     // Authenticate before reading anything else, so a caller without a
     // valid token learns nothing but that.
     let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    let caller = match endpoint {
-        Endpoint::Metrics if !state.metrics_require_token => None,
-        _ => Some(caller_for_authorization(state.calls.store.as_ref(), authorization)?),
-    };
+    if endpoint == Endpoint::Metrics {
+        if state.metrics_require_token {
+            caller_for_authorization(state.calls.store.as_ref(), authorization)?.require(Role::Viewer)?;
+        }
+        Query::parse(request.uri().query(), endpoint)?;
+        return metrics_response(state).await;
+    }
+    let caller = caller_for_authorization(state.calls.store.as_ref(), authorization)?;
     let path = PathParams::from(params.map_err(|e| ApiError::bad_request(format!("path: {e}")))?);
     let query = Query::parse(request.uri().query(), endpoint)?;
     let body = read_body(request).await?;
-    let calls = &state.calls;
-    let caller = match (endpoint, caller) {
-        (Endpoint::Metrics, None) => return metrics_response(state).await,
-        (Endpoint::Metrics, Some(caller)) => {
-            caller.require(Role::Viewer)?;
-            return metrics_response(state).await;
-        }
-        (_, Some(caller)) => caller,
-        (_, None) => unreachable!("only /metrics may go without a token"),
-    };
-    let c: &Caller = &caller;
+    let (calls, c) = (&state.calls, &caller);
     match endpoint {
         Endpoint::ListHosts => {
             let req = pb::ListHostsRequest { page_size: query.u32("page_size")?, page_token: query.string("page_token") };
