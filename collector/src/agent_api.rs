@@ -20,6 +20,7 @@ use crate::config::{AgentPolicy, Limits};
 use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
 use crate::secrets::Secret;
+use crate::self_metrics::{Refusal, ReportKind, SelfMetrics};
 use crate::store::{AgentRecord, NewAgent, Store};
 use crate::validate::{self, Violation};
 
@@ -28,11 +29,18 @@ pub struct AgentApi {
     pki: Arc<Pki>,
     limits: Limits,
     policy: AgentPolicy,
+    self_metrics: Arc<SelfMetrics>,
 }
 
 impl AgentApi {
     pub fn new(store: Arc<dyn Store>, pki: Arc<Pki>, limits: Limits, policy: AgentPolicy) -> AgentApi {
-        AgentApi { store, pki, limits, policy }
+        AgentApi { store, pki, limits, policy, self_metrics: Arc::default() }
+    }
+
+    /// Counts reports and ingest latency into `metrics` (served on /metrics).
+    pub fn with_self_metrics(mut self, metrics: Arc<SelfMetrics>) -> AgentApi {
+        self.self_metrics = metrics;
+        self
     }
 
     fn settings(&self) -> pb::AgentSettings {
@@ -139,16 +147,35 @@ impl AgentService for AgentApi {
 
     #[tracing::instrument(skip_all, fields(agent_id, seq_first, seq_last))]
     async fn report(&self, request: Request<pb::ReportRequest>) -> Result<Response<pb::ReportResponse>, Status> {
-        let agent = self.caller(&request).await?;
+        let started = std::time::Instant::now();
+        let reports = request.get_ref().reports.len();
+        for r in &request.get_ref().reports {
+            self.self_metrics.report_received(ReportKind::of(r));
+        }
+        let refused = |why: Refusal, status: Status| {
+            self.self_metrics.reports_refused(why, reports);
+            status
+        };
+        let agent = self.caller(&request).await.map_err(|s| {
+            let why = match s.code() {
+                tonic::Code::Unauthenticated => Refusal::Unauthenticated,
+                tonic::Code::PermissionDenied => Refusal::Revoked,
+                _ => Refusal::Unavailable,
+            };
+            refused(why, s)
+        })?;
         let span = tracing::Span::current();
         span.record("agent_id", agent.agent_id.as_str());
         let req = request.into_inner();
         if req.agent_id != agent.agent_id {
             warn!(claimed = %req.agent_id, "report for another agent refused");
-            return Err(Status::permission_denied(format!(
-                "this certificate belongs to agent {}; it cannot report as agent {}",
-                agent.agent_id, req.agent_id
-            )));
+            return Err(refused(
+                Refusal::WrongAgent,
+                Status::permission_denied(format!(
+                    "this certificate belongs to agent {}; it cannot report as agent {}",
+                    agent.agent_id, req.agent_id
+                )),
+            ));
         }
         if let (Some(first), Some(last)) = (req.reports.first(), req.reports.last()) {
             span.record("seq_first", first.seq);
@@ -156,12 +183,18 @@ impl AgentService for AgentApi {
         }
         if let Err(v) = validate::report_request(&req, &self.limits) {
             warn!(reason = %v, "report refused");
-            return Err(refuse(v));
+            let why = match v {
+                Violation::TooLarge(_) => Refusal::TooLarge,
+                Violation::Invalid(_) => Refusal::Invalid,
+            };
+            return Err(refused(why, refuse(v)));
         }
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();
-        let ingested = blocking(move || store.put_reports(&agent_id, &req.reports, received)).await?;
+        let ingested =
+            blocking(move || store.put_reports(&agent_id, &req.reports, received)).await.map_err(|s| refused(Refusal::Unavailable, s))?;
+        self.self_metrics.ingested(started.elapsed());
         Ok(Response::new(pb::ReportResponse {
             acked_through: ingested.acked_through,
             settings: Some(self.settings()),

@@ -20,6 +20,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub agent_api: AgentApi,
     pub admin_api: AdminApi,
+    pub http_api: HttpApi,
     pub agents: AgentPolicy,
     pub limits: Limits,
     pub metrics: Metrics,
@@ -156,6 +157,24 @@ pub struct AdminApi {
     pub listen: SocketAddr,
 }
 
+/// The HTTP JSON API, its OpenAPI document and `/metrics` (TLS with the
+/// server certificate; bearer tokens of the admin API). docs/http-api.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpApi {
+    /// Address of the HTTP listener. Port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+    /// Whether `/metrics` asks for a bearer token (any role). Off: anyone
+    /// who reaches the listener can scrape the fleet gauges.
+    pub metrics_require_token: bool,
+}
+
+impl Default for HttpApi {
+    fn default() -> Self {
+        HttpApi { listen: SocketAddr::from(([127, 0, 0, 1], 7445)), metrics_require_token: true }
+    }
+}
+
 /// What the collector tells agents, and how it treats them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -201,6 +220,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             agent_api: AgentApi::default(),
             admin_api: AdminApi::default(),
+            http_api: HttpApi::default(),
             agents: AgentPolicy::default(),
             limits: Limits::default(),
             metrics: Metrics::default(),
@@ -340,8 +360,15 @@ impl Config {
                 return Err(format!("route #{}: no [[sink]] is named {unknown:?}", i + 1));
             }
         }
-        if self.agent_api.listen == self.admin_api.listen && self.agent_api.listen.port() != 0 {
-            return Err("agent_api.listen and admin_api.listen must differ".into());
+        let listeners = [
+            ("agent_api.listen", self.agent_api.listen),
+            ("admin_api.listen", self.admin_api.listen),
+            ("http_api.listen", self.http_api.listen),
+        ];
+        for (i, (a, addr_a)) in listeners.iter().enumerate() {
+            if let Some((b, _)) = listeners[i + 1..].iter().find(|(_, addr_b)| addr_b == addr_a && addr_a.port() != 0) {
+                return Err(format!("{a} and {b} must differ"));
+            }
         }
         Ok(())
     }
@@ -408,6 +435,16 @@ mod tests {
         assert!(err.to_string().contains("inventory_interval"), "{err}");
         let err = Config::from_toml("[limits]\nmax_report_bytes = 0\n", "t").unwrap_err();
         assert!(err.to_string().contains("limits.max_report_bytes must be greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn each_listener_needs_its_own_address() {
+        let err =
+            Config::from_toml("[admin_api]\nlisten = \"127.0.0.1:9000\"\n[http_api]\nlisten = \"127.0.0.1:9000\"\n", "t").unwrap_err();
+        assert!(err.to_string().contains("admin_api.listen and http_api.listen must differ"), "{err}");
+        let ephemeral =
+            "[agent_api]\nlisten = \"127.0.0.1:0\"\n[admin_api]\nlisten = \"127.0.0.1:0\"\n[http_api]\nlisten = \"127.0.0.1:0\"\n";
+        Config::from_toml(ephemeral, "t").expect("port 0 picks distinct ports");
     }
 
     #[test]

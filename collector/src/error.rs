@@ -54,6 +54,10 @@ pub enum Error {
 
     #[error("{0}")]
     ResourceExhausted(String),
+
+    /// A bug or a crashed task, not the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -3,6 +3,7 @@
 //! CLI) are thin wrappers around this library; see ARCHITECTURE.md.
 
 pub mod admin_api;
+pub mod admin_calls;
 pub mod agent_api;
 pub mod alert;
 pub mod alerting;
@@ -13,12 +14,14 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod fsutil;
+pub mod http_api;
 pub mod init;
 pub mod inventory_delta;
 pub mod metrics;
 pub mod notify;
 pub mod pki;
 pub mod secrets;
+pub mod self_metrics;
 pub mod server;
 pub mod software;
 pub mod store;

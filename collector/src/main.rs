@@ -35,7 +35,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve the agent and admin APIs.
+    /// Serve the agent API, the admin API and the HTTP API.
     Serve(ServeArgs),
     /// Admin tokens for the `census` CLI.
     #[command(subcommand)]
@@ -75,6 +75,9 @@ struct ServeArgs {
     /// Overrides `admin_api.listen`.
     #[arg(long, env = "CENSUS_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Overrides `http_api.listen`.
+    #[arg(long, env = "CENSUS_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Overrides `log_format` ("text" or "json").
     #[arg(long, env = "CENSUS_LOG_FORMAT", value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -103,6 +106,9 @@ impl ServeArgs {
         }
         if let Some(a) = self.admin_listen {
             config.admin_api.listen = a;
+        }
+        if let Some(a) = self.http_listen {
+            config.http_api.listen = a;
         }
         if let Some(f) = self.log_format {
             config.log_format = f;

@@ -3,7 +3,8 @@
 //! in-flight requests finish (their acks only go out after durable writes).
 //!
 //! Contract lines on stdout, read by the e2e harness and the demo:
-//! `agent api listening on <addr>`, `admin api listening on <addr>`, `ready`.
+//! `agent api listening on <addr>`, `admin api listening on <addr>`,
+//! `http api listening on <addr>`, `ready`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,12 +18,15 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::info;
 
 use crate::admin_api::{self, AdminApi};
+use crate::admin_calls::AdminCalls;
 use crate::agent_api::AgentApi;
 use crate::alerting::{Alerting, AlertingConfig};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http_api::{self, HttpState};
 use crate::notify::{self, dispatch, dispatch::Wakeup};
 use crate::pki::Pki;
+use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
 use crate::store::sled::SledStore;
 
@@ -35,8 +39,10 @@ pub struct Collector {
     pki: Arc<Pki>,
     agent_incoming: TcpIncoming,
     admin_incoming: TcpIncoming,
+    http_listener: std::net::TcpListener,
     agent_addr: SocketAddr,
     admin_addr: SocketAddr,
+    http_addr: SocketAddr,
 }
 
 impl Collector {
@@ -65,7 +71,23 @@ impl Collector {
         };
         let (agent_incoming, agent_addr) = bind(config.agent_api.listen, "agent api")?;
         let (admin_incoming, admin_addr) = bind(config.admin_api.listen, "admin api")?;
-        Ok(Collector { config, store, alerting, sinks, pki, agent_incoming, admin_incoming, agent_addr, admin_addr })
+        let http_listener = std::net::TcpListener::bind(config.http_api.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Error::Config(format!("cannot listen on {} for the http api: {e}", config.http_api.listen)))?;
+        let http_addr = http_listener.local_addr().map_err(|e| Error::io("reading local address of", "http api", e))?;
+        Ok(Collector {
+            config,
+            store,
+            alerting,
+            sinks,
+            pki,
+            agent_incoming,
+            admin_incoming,
+            http_listener,
+            agent_addr,
+            admin_addr,
+            http_addr,
+        })
     }
 
     pub fn agent_addr(&self) -> SocketAddr {
@@ -76,9 +98,25 @@ impl Collector {
         self.admin_addr
     }
 
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
     /// Serves both APIs until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Collector { config, store, alerting, sinks, pki, agent_incoming, admin_incoming, agent_addr, admin_addr } = self;
+        let Collector {
+            config,
+            store,
+            alerting,
+            sinks,
+            pki,
+            agent_incoming,
+            admin_incoming,
+            http_listener,
+            agent_addr,
+            admin_addr,
+            http_addr,
+        } = self;
         let identity = Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
         let ca = Certificate::from_pem(&pki.ca_cert_pem);
 
@@ -90,19 +128,24 @@ impl Collector {
         let admin_tls = ServerTlsConfig::new().identity(identity);
 
         let limits = config.limits.clone();
-        let agent_service =
-            AgentServiceServer::new(AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone()))
-                .max_decoding_message_size(limits.max_message_bytes);
+        let self_metrics = Arc::new(SelfMetrics::default());
+        let agent_api = AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone())
+            .with_self_metrics(Arc::clone(&self_metrics));
+        let agent_service = AgentServiceServer::new(agent_api).max_decoding_message_size(limits.max_message_bytes);
+        // One set of admin calls behind both the gRPC and the HTTP API.
+        let calls = Arc::new(AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting)));
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::new(
-                Arc::clone(&store),
-                config.agents.clone(),
-                config.metrics.clone(),
-                Arc::clone(&alerting),
-            ))
-            .max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls))).max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
+        let http_tls = http_api::tls_acceptor(&pki)?;
+        let http_listener =
+            tokio::net::TcpListener::from_std(http_listener).map_err(|e| Error::io("serving the http api on", http_addr.to_string(), e))?;
+        let http_state = Arc::new(HttpState {
+            calls,
+            self_metrics: Arc::clone(&self_metrics),
+            metrics_require_token: config.http_api.metrics_require_token,
+        });
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -119,19 +162,24 @@ impl Collector {
             .tls_config(admin_tls)
             .map_err(tls_err)?
             .add_service(admin_service)
-            .serve_with_incoming_shutdown(admin_incoming, signal(stop_rx));
+            .serve_with_incoming_shutdown(admin_incoming, signal(stop_rx.clone()));
+        let http_server = http_api::serve(http_listener, http_tls, http_state, stop_rx);
 
         println!("agent api listening on {agent_addr}");
         println!("admin api listening on {admin_addr}");
-        info!(%agent_addr, %admin_addr, data_dir = %config.data_dir.display(), "collector ready");
+        println!("http api listening on {http_addr}");
+        info!(%agent_addr, %admin_addr, %http_addr, data_dir = %config.data_dir.display(), "collector ready");
         println!("ready");
 
         let agent_task = tokio::spawn(agent_server);
         let admin_task = tokio::spawn(admin_server);
+        let http_task = tokio::spawn(http_server);
         let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone()));
         let wakeup = Arc::new(Wakeup::default());
-        let evaluator = tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone()));
-        let mut background = dispatch::spawn(Arc::clone(&store), sinks, config.notify.retry_policy(), Arc::clone(&wakeup));
+        let evaluator =
+            tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone(), Arc::clone(&self_metrics)));
+        let mut background =
+            dispatch::spawn(Arc::clone(&store), sinks, config.notify.retry_policy(), Arc::clone(&wakeup), Arc::clone(&self_metrics));
         for sink in &config.sinks {
             if let notify::SinkKind::Alertmanager(am) = &sink.kind {
                 let client =
@@ -155,6 +203,7 @@ impl Collector {
                 .map_err(|e| Error::Store(format!("server task failed: {e}")))?
                 .map_err(|e| Error::Store(format!("server stopped with an error: {e}")))?;
         }
+        http_task.await.map_err(|e| Error::Store(format!("http api task failed: {e}")))?;
         Ok(())
     }
 }
@@ -192,7 +241,7 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
 /// operator acknowledged or silenced something), reloads the rule file
 /// when it changes, and wakes the sink tasks when entries were enqueued.
 /// Evaluation reads the store, so it runs on a blocking thread.
-async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: crate::config::Alerts) {
+async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: crate::config::Alerts, metrics: Arc<SelfMetrics>) {
     let mut evaluate = tokio::time::interval(alerts.evaluation_interval);
     evaluate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload = tokio::time::interval(alerts.reload_interval);
@@ -209,10 +258,12 @@ async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: 
             _ = evaluate.tick() => {}
             _ = alerting.evaluation_requested() => {}
         }
+        let started = std::time::Instant::now();
         let round = {
             let alerting = Arc::clone(&alerting);
             tokio::task::spawn_blocking(move || alerting.evaluate_once(crate::clock::unix_ms(std::time::SystemTime::now()))).await
         };
+        metrics.evaluated(started.elapsed(), matches!(round, Ok(Ok(_))));
         match round {
             Ok(Ok(summary)) => {
                 if summary.enqueued > 0 {

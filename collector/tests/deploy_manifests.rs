@@ -63,13 +63,17 @@ fn kubernetes_manifests_agree_with_the_collector_config() {
     let ports = &container["ports"];
     assert_eq!(named(ports, "agent-api")["containerPort"].as_i64(), Some(i64::from(config.agent_api.listen.port())));
     assert_eq!(named(ports, "admin-api")["containerPort"].as_i64(), Some(i64::from(config.admin_api.listen.port())));
+    assert_eq!(named(ports, "http-api")["containerPort"].as_i64(), Some(i64::from(config.http_api.listen.port())));
     assert!(
-        config.agent_api.listen.ip().is_unspecified() && config.admin_api.listen.ip().is_unspecified(),
+        config.agent_api.listen.ip().is_unspecified()
+            && config.admin_api.listen.ip().is_unspecified()
+            && config.http_api.listen.ip().is_unspecified(),
         "a pod must listen beyond loopback"
     );
     let svc_ports = &m["Service"]["spec"]["ports"];
     assert_eq!(named(svc_ports, "agent-api")["port"].as_i64(), Some(i64::from(config.agent_api.listen.port())));
     assert_eq!(named(svc_ports, "admin-api")["port"].as_i64(), Some(i64::from(config.admin_api.listen.port())));
+    assert_eq!(named(svc_ports, "http-api")["port"].as_i64(), Some(i64::from(config.http_api.listen.port())));
     let selector = &m["Service"]["spec"]["selector"];
     assert_eq!(selector, &sts["spec"]["template"]["metadata"]["labels"]);
 
@@ -102,7 +106,12 @@ fn container_image_matches_the_defaults() {
     let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
     let defaults = Config::default();
     assert!(has(&format!("VOLUME [\"{}\"]", defaults.data_dir.display())), "the data directory is a volume");
-    assert!(has(&format!("EXPOSE {} {}", defaults.agent_api.listen.port(), defaults.admin_api.listen.port())));
+    assert!(has(&format!(
+        "EXPOSE {} {} {}",
+        defaults.agent_api.listen.port(),
+        defaults.admin_api.listen.port(),
+        defaults.http_api.listen.port()
+    )));
     assert!(has("USER 65532"), "non-root");
     assert!(has("ENTRYPOINT [\"/usr/local/bin/census-collector\"]"));
     assert!(has("CMD [\"serve\""));

@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = CollectorConfig { data_dir: data_dir.clone(), ..CollectorConfig::default() };
     config.agent_api.listen = "127.0.0.1:0".parse()?;
     config.admin_api.listen = "127.0.0.1:0".parse()?;
+    config.http_api.listen = "127.0.0.1:0".parse()?;
     config.agents.heartbeat_interval = Duration::from_secs(10);
     config.agents.inventory_interval = Duration::from_secs(300);
     let collector = Collector::bind(config).context("starting the collector")?;

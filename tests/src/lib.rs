@@ -190,6 +190,7 @@ pub struct Collector {
     pub config: PathBuf,
     pub agent_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub proc: Option<Proc>,
 }
 
@@ -219,16 +220,24 @@ impl Collector {
         };
         let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.join("collector.toml");
+        // A TOML table is opened once: the listen address joins a test's
+        // own [http_api] table when it has one.
+        let http_listen = format!("[http_api]\nlisten = \"{http_addr}\"\n");
+        let (extra_config, http_table) = match extra_config.contains("[http_api]\n") {
+            true => (extra_config.replacen("[http_api]\n", &http_listen, 1), String::new()),
+            false => (extra_config.to_string(), http_listen),
+        };
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\n{extra_config}\n[agent_api]\nlisten = \"{agent_addr}\"\n[admin_api]\nlisten = \"{admin_addr}\"\n",
+                "data_dir = {:?}\n{extra_config}\n[agent_api]\nlisten = \"{agent_addr}\"\n[admin_api]\nlisten = \"{admin_addr}\"\n{http_table}",
                 data_dir.display().to_string()
             ),
         )
         .unwrap();
-        Collector { init, config, agent_addr, admin_addr, proc: None }
+        Collector { init, config, agent_addr, admin_addr, http_addr, proc: None }
     }
 
     /// `census-collector token create --role ROLE` (offline: call it
@@ -255,6 +264,8 @@ impl Collector {
         let mut p = Proc::spawn("census-collector", cmd);
         let agent = p.wait_stdout("agent api listening on ");
         assert_eq!(agent, self.agent_addr.to_string());
+        let http = p.wait_stdout("http api listening on ");
+        assert_eq!(http, self.http_addr.to_string());
         p.wait_stdout("ready");
         self.proc = Some(p);
     }
@@ -265,6 +276,11 @@ impl Collector {
 
     pub fn admin_url(&self) -> String {
         format!("https://{}", self.admin_addr)
+    }
+
+    /// Base URL of the HTTP API and /metrics (TLS with the collector's CA).
+    pub fn http_url(&self) -> String {
+        format!("https://{}", self.http_addr)
     }
 
     /// Runs the `census` CLI against this collector with its admin token.

@@ -28,6 +28,7 @@ use super::outbox::{DeliveryState, OutboxEntry, RetryPolicy};
 use super::{Client, SinkError, TicketClient, render};
 use crate::alert::engine::{Notification, Transition};
 use crate::clock;
+use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
 
 /// How long an idle sink task waits before looking at the store again
@@ -51,23 +52,34 @@ impl Wakeup {
     }
 }
 
-/// Runs one delivery task per sink until the returned handles are aborted.
+/// Runs one delivery task per sink until the returned handles are aborted;
+/// each attempt's outcome is counted in `metrics`.
 pub fn spawn(
     store: Arc<dyn Store>,
     clients: BTreeMap<String, Client>,
     policy: RetryPolicy,
     wakeup: Arc<Wakeup>,
+    metrics: Arc<SelfMetrics>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     clients
         .into_iter()
         .map(|(sink, client)| {
+            metrics.sink_configured(&sink);
             let span = info_span!("sink", sink = %sink);
-            tokio::spawn(run_sink(Arc::clone(&store), sink, client, policy, Arc::clone(&wakeup)).instrument(span))
+            let task = run_sink(Arc::clone(&store), sink, client, policy, Arc::clone(&wakeup), Arc::clone(&metrics));
+            tokio::spawn(task.instrument(span))
         })
         .collect()
 }
 
-async fn run_sink(store: Arc<dyn Store>, sink: String, client: Client, policy: RetryPolicy, wakeup: Arc<Wakeup>) {
+async fn run_sink(
+    store: Arc<dyn Store>,
+    sink: String,
+    client: Client,
+    policy: RetryPolicy,
+    wakeup: Arc<Wakeup>,
+    metrics: Arc<SelfMetrics>,
+) {
     loop {
         let head = {
             let (store, sink) = (Arc::clone(&store), sink.clone());
@@ -104,10 +116,12 @@ async fn run_sink(store: Arc<dyn Store>, sink: String, client: Client, policy: R
         let now = clock::unix_ms(std::time::SystemTime::now());
         match &outcome {
             Ok(()) => {
+                metrics.delivered(&sink);
                 entry.record_success(now);
                 info!(entry = entry.id, transition = entry.notification.transition.as_str(), rule = %entry.notification.rule, "delivered");
             }
             Err(e) => {
+                metrics.delivery_failed(&sink);
                 entry.record_failure(e, now, &policy, rand::random::<f64>());
                 if entry.state == DeliveryState::Dead {
                     warn!(entry = entry.id, attempts = entry.attempts, error = %e.message, "delivery failed for good; entry moved to the dead letters");

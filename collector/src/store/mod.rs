@@ -155,6 +155,13 @@ pub trait Store: Send + Sync + 'static {
     /// One host by agent id.
     fn host(&self, agent_id: &str) -> Result<Option<HostView>>;
 
+    /// Every enrolled agent without its inventory (cheap: the fleet gauges
+    /// of /metrics read it at every scrape), in no particular order.
+    fn agents(&self) -> Result<Vec<AgentRecord>>;
+
+    /// Bytes the store takes on disk.
+    fn size_on_disk(&self) -> Result<u64>;
+
     /// Every (version, source, arch, agent id) of the package `name`, from
     /// the software index kept in step with stored inventories.
     fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>>;

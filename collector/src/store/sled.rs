@@ -536,6 +536,14 @@ impl Store for SledStore {
         Ok(Some(HostView { agent, inventory }))
     }
 
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.agents.iter().values().map(|value| decode(&value?, "agent")).collect()
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>> {
         let mut prefix = name.as_bytes().to_vec();
         prefix.push(0);

@@ -1,0 +1,638 @@
+//! The admin calls without their transport: what `census` (gRPC,
+//! `admin_api.rs`) and the HTTP JSON API (`http_api/`) both ask.
+//!
+//! Each call takes the authenticated `Caller` and a `census.v1` request
+//! message, states the role it needs with `Caller::require` as its first
+//! line, and returns the response message or an `Error` that each
+//! transport maps to its own status (`error.rs`). A bearer token becomes a
+//! `Caller` in one place, `caller_for_authorization`, for both transports.
+//!
+//! Store and alert-service work runs on blocking threads: sled flushes and
+//! the alert service's lock (held by an evaluation while it commits) never
+//! stall the async threads.
+
+use std::sync::Arc;
+
+use census_proto::v1 as pb;
+
+use crate::alert::AlertState;
+use crate::alert::book::{Alert, Matcher, Silence};
+use crate::alert::rules::RuleSet;
+use crate::alerting::Alerting;
+use crate::config::AgentPolicy;
+use crate::error::{Error, Result};
+use crate::filter::{Context as FilterContext, FieldRef, Filter};
+use crate::metrics::{self, Resolution};
+use crate::notify::outbox::DeliveryState;
+use crate::secrets::{Role, Secret};
+use crate::store::{AgentRecord, HostView, Store};
+use crate::wire;
+
+/// Who is calling: the token's public id and its role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses the call unless the caller's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<()> {
+        if self.role < needed {
+            return Err(Error::PermissionDenied(format!(
+                "this call needs the {} role; token {} has {}",
+                needed.as_str(),
+                self.token_id,
+                self.role.as_str()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Resolves the value of an `authorization` header (gRPC metadata or HTTP
+/// header, `None` when absent) to a `Caller`: `Bearer <token>` naming a
+/// token that exists and is not revoked. A quick keyed read, fine on an
+/// async thread (as tonic interceptors are).
+pub fn caller_for_authorization(store: &dyn Store, header: Option<&[u8]>) -> Result<Caller> {
+    let header = header.ok_or_else(|| {
+        Error::Unauthenticated("missing admin token: send `authorization: Bearer <token>` (census: --token or CENSUS_TOKEN)".into())
+    })?;
+    let value = std::str::from_utf8(header).map_err(|_| Error::Unauthenticated("authorization header is not valid UTF-8".into()))?;
+    let token =
+        value.strip_prefix("Bearer ").ok_or_else(|| Error::Unauthenticated("authorization header must be `Bearer <token>`".into()))?;
+    let token = Secret::new(token.trim());
+    let record = store
+        .admin_token(&token.hash())?
+        .filter(|r| !r.revoked)
+        .ok_or_else(|| Error::Unauthenticated("invalid or revoked admin token".into()))?;
+    let role =
+        Role::parse(&record.role).ok_or_else(|| Error::Internal(format!("token {} has an unknown role {:?}", record.id, record.role)))?;
+    Ok(Caller { token_id: record.id, role })
+}
+
+/// The admin calls, shared by the gRPC and HTTP transports.
+pub struct AdminCalls {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) policy: AgentPolicy,
+    pub(crate) metrics: crate::config::Metrics,
+    pub(crate) alerting: Arc<Alerting>,
+}
+
+/// Most `columns` one host listing may ask for.
+const MAX_COLUMNS: usize = 32;
+
+/// A host listing's filter, sort field and columns, parsed once per call.
+struct HostQuery {
+    filter: Option<Filter>,
+    sort: Option<FieldRef>,
+    columns: Vec<(String, FieldRef)>,
+    ctx: FilterContext,
+}
+
+impl HostQuery {
+    fn parse(req: &pb::ListHostsRequest, offline_after_ms: i64, now_unix_ms: i64) -> Result<HostQuery> {
+        // The caret rendering points at the column that is wrong.
+        let invalid =
+            |what: &str, input: &str, e: crate::filter::ParseError| Error::InvalidArgument(format!("{what}:\n{}", e.render(input)));
+        let filter = match req.filter.trim() {
+            "" => None,
+            text => Some(Filter::parse(&req.filter).map_err(|e| invalid("filter", text, e))?),
+        };
+        let sort = match req.sort.trim() {
+            "" => None,
+            text => Some(FieldRef::parse(text).map_err(|e| invalid("sort", text, e))?),
+        };
+        if req.columns.len() > MAX_COLUMNS {
+            return Err(Error::InvalidArgument(format!("at most {MAX_COLUMNS} columns")));
+        }
+        let columns = req
+            .columns
+            .iter()
+            .map(|c| FieldRef::parse(c.trim()).map(|f| (c.trim().to_string(), f)).map_err(|e| invalid("column", c.trim(), e)))
+            .collect::<Result<_>>()?;
+        Ok(HostQuery { filter, sort, columns, ctx: FilterContext { now_unix_ms, offline_after_ms } })
+    }
+
+    fn columns(&self, host: &HostView) -> std::collections::HashMap<String, String> {
+        self.columns
+            .iter()
+            .filter_map(|(name, field)| {
+                let values: Vec<String> = field.values(host, &self.ctx).iter().map(ToString::to_string).collect();
+                (!values.is_empty()).then(|| (name.clone(), values.join(", ")))
+            })
+            .collect()
+    }
+}
+
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+const DEFAULT_OUTBOX_LIMIT: usize = 100;
+/// Comments end up in tickets and logs: a paragraph, not a document.
+const MAX_COMMENT_BYTES: usize = 1024;
+/// A rule file is small; the admin API's decoding limit is 1 MiB anyway.
+const MAX_RULE_TEXT_BYTES: usize = 512 * 1024;
+const MAX_SILENCE_MATCHERS: usize = 32;
+
+impl AdminCalls {
+    pub fn new(store: Arc<dyn Store>, policy: AgentPolicy, metrics: crate::config::Metrics, alerting: Arc<Alerting>) -> AdminCalls {
+        AdminCalls { store, policy, metrics, alerting }
+    }
+
+    /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.
+    pub fn online(&self, agent: &AgentRecord, now_ms: i64) -> bool {
+        agent.last_seen_unix_ms > 0 && now_ms.saturating_sub(agent.last_seen_unix_ms) <= self.offline_after_ms()
+    }
+
+    fn offline_after_ms(&self) -> i64 {
+        let window = self.policy.heartbeat_interval.saturating_mul(self.policy.offline_after_missed_heartbeats);
+        i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn summary(&self, host: &HostView, now_ms: i64) -> pb::HostSummary {
+        wire::host_summary(host, self.online(&host.agent, now_ms))
+    }
+
+    pub(crate) async fn with_store<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static) -> Result<T> {
+        blocking("store", &self.store, f).await
+    }
+
+    /// The alert service takes a lock that an evaluation holds while it
+    /// commits (a sled flush), and its changes are durable before they
+    /// return: never on the async threads either.
+    pub(crate) async fn with_alerting<T: Send + 'static>(&self, f: impl FnOnce(&Alerting) -> Result<T> + Send + 'static) -> Result<T> {
+        blocking("alert service", &self.alerting, f).await
+    }
+
+    pub async fn list_hosts(&self, caller: &Caller, req: pb::ListHostsRequest) -> Result<pb::ListHostsResponse> {
+        caller.require(Role::Viewer)?;
+        let page_size = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
+        };
+        let query = HostQuery::parse(&req, self.offline_after_ms(), now_ms())?;
+        let mut hosts = self.with_store(|s| s.hosts()).await?;
+        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
+        hosts.sort_by(|a, b| {
+            let by_name = || {
+                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
+            };
+            let order = match &query.sort {
+                Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
+                None => by_name(),
+            };
+            if req.descending { order.reverse() } else { order }
+        });
+        let total = hosts.len();
+        let now = query.ctx.now_unix_ms;
+        let page: Vec<pb::HostSummary> = hosts
+            .iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|h| {
+                let mut summary = self.summary(h, now);
+                summary.columns = query.columns(h);
+                summary
+            })
+            .collect();
+        let next = offset + page.len();
+        let next_page_token = if next < total { next.to_string() } else { String::new() };
+        Ok(pb::ListHostsResponse { hosts: page, next_page_token })
+    }
+
+    pub async fn get_host(&self, caller: &Caller, req: pb::GetHostRequest) -> Result<pb::GetHostResponse> {
+        caller.require(Role::Viewer)?;
+        let key = req.id_or_hostname;
+        if key.is_empty() || key.len() > 255 {
+            return Err(Error::InvalidArgument("id_or_hostname must be 1 to 255 bytes".into()));
+        }
+        let host: HostView = self.with_store(move |s| resolve_host(s, &key)).await?;
+        Ok(pb::GetHostResponse { summary: Some(self.summary(&host, now_ms())), inventory: host.inventory.and_then(|r| r.inventory) })
+    }
+
+    pub async fn list_software(&self, caller: &Caller, req: pb::ListSoftwareRequest) -> Result<pb::ListSoftwareResponse> {
+        caller.require(Role::Viewer)?;
+        if req.name.is_empty() || req.name.len() > 255 || req.name.contains('\0') {
+            return Err(Error::InvalidArgument("name must be 1 to 255 bytes without NUL".into()));
+        }
+        let name = req.name.clone();
+        let (installs, hostnames) = self
+            .with_store(move |s| {
+                let installs = s.software_installs(&name)?;
+                let mut hostnames = std::collections::HashMap::new();
+                for i in &installs {
+                    if !hostnames.contains_key(&i.agent_id) {
+                        let hostname = s.host(&i.agent_id)?.map(|h| h.agent.hostname).unwrap_or_default();
+                        hostnames.insert(i.agent_id.clone(), hostname);
+                    }
+                }
+                Ok((installs, hostnames))
+            })
+            .await?;
+        let versions = crate::software::versions_newest_first(installs)
+            .into_iter()
+            .filter(|g| req.version.is_empty() || g.version == req.version)
+            .map(|g| wire::software_version(g, &hostnames))
+            .collect();
+        Ok(pb::ListSoftwareResponse { name: req.name, versions })
+    }
+
+    pub async fn list_changes(&self, caller: &Caller, req: pb::ListChangesRequest) -> Result<pb::ListChangesResponse> {
+        caller.require(Role::Viewer)?;
+        if req.host.len() > 255 {
+            return Err(Error::InvalidArgument("host must be at most 255 bytes".into()));
+        }
+        let changes = self
+            .with_store(move |s| {
+                let agent = if req.host.is_empty() { None } else { Some(resolve_host(s, &req.host)?.agent.agent_id) };
+                let changes = s.changes(agent.as_deref(), req.since_unix_ms)?;
+                let mut hostnames = std::collections::HashMap::new();
+                let mut out = Vec::with_capacity(changes.len());
+                for (agent_id, c) in changes {
+                    if !hostnames.contains_key(&agent_id) {
+                        let name = s.host(&agent_id)?.map(|h| h.agent.hostname).unwrap_or_default();
+                        hostnames.insert(agent_id.clone(), name);
+                    }
+                    out.push(wire::host_change(&agent_id, &hostnames[&agent_id], c));
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(pb::ListChangesResponse { changes })
+    }
+
+    pub async fn get_metrics(&self, caller: &Caller, req: pb::GetMetricsRequest) -> Result<pb::GetMetricsResponse> {
+        caller.require(Role::Viewer)?;
+        if req.host.is_empty() || req.host.len() > 255 || req.metric.is_empty() || req.metric.len() > 1024 || req.metric.contains('\0') {
+            return Err(Error::InvalidArgument("host (1 to 255 bytes) and metric (1 to 1024 bytes, no NUL) are required".into()));
+        }
+        let now = now_ms();
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let resolution = match req.resolution.as_str() {
+            "" => Resolution::for_age(
+                now.saturating_sub(req.since_unix_ms),
+                ms(self.metrics.raw_retention),
+                ms(self.metrics.five_minute_retention),
+            ),
+            r => Resolution::parse(r).ok_or_else(|| Error::InvalidArgument(format!("resolution {r:?} is not one of raw, 5m, 1h")))?,
+        };
+        self.with_store(move |s| {
+            let host = resolve_host(s, &req.host)?;
+            let agent_id = host.agent.agent_id;
+            let points = match resolution {
+                Resolution::Raw => s
+                    .health_samples(&agent_id, req.since_unix_ms, i64::MAX)?
+                    .iter()
+                    .filter_map(|x| {
+                        let v = metrics::value_of(x, &req.metric)?;
+                        Some(pb::MetricPoint { at_unix_ms: x.taken_at_unix_ms, value: v, min: v, max: v, count: 1 })
+                    })
+                    .collect(),
+                r => s
+                    .rollups(&agent_id, &req.metric, r, metrics::bucket_start(req.since_unix_ms, r.width_ms()), i64::MAX)?
+                    .iter()
+                    .map(|b| pb::MetricPoint { at_unix_ms: b.start_unix_ms, value: b.mean(), min: b.min, max: b.max, count: b.count })
+                    .collect(),
+            };
+            let latest = s.health_samples(&agent_id, now.saturating_sub(24 * 3_600_000), i64::MAX)?;
+            let available = latest.last().map(|x| metrics::values_of(x).into_iter().map(|(n, _)| n).collect()).unwrap_or_default();
+            Ok(pb::GetMetricsResponse { agent_id, metric: req.metric, resolution: resolution.as_str().into(), points, available })
+        })
+        .await
+    }
+
+    pub async fn list_alerts(&self, caller: &Caller, req: pb::ListAlertsRequest) -> Result<pb::ListAlertsResponse> {
+        caller.require(Role::Viewer)?;
+        let state = match req.state.as_str() {
+            "" => None,
+            s => Some(
+                AlertState::parse(s)
+                    .ok_or_else(|| Error::InvalidArgument(format!("state {s:?} is not one of pending, firing, resolved")))?,
+            ),
+        };
+        let mut alerts = self.with_alerting(|a| Ok(a.alerts())).await?;
+        alerts.retain(|a| state.is_none_or(|s| a.state == s));
+        sort_alerts(&mut alerts);
+        Ok(pb::ListAlertsResponse { alerts: alerts.iter().map(wire::alert_info).collect() })
+    }
+
+    pub async fn get_alert(&self, caller: &Caller, req: pb::GetAlertRequest) -> Result<pb::GetAlertResponse> {
+        caller.require(Role::Viewer)?;
+        let id = alert_id(req.id)?;
+        let (alert, tickets) = self
+            .with_alerting(move |a| {
+                let alert = a.alert(&id)?;
+                let tickets = a.tickets_of(&alert.fingerprint)?;
+                Ok((alert, tickets))
+            })
+            .await?;
+        Ok(pb::GetAlertResponse {
+            alert: Some(wire::alert_info(&alert)),
+            tickets: tickets.into_iter().map(|(sink, ticket)| pb::AlertTicket { sink, ticket }).collect(),
+        })
+    }
+
+    pub async fn acknowledge_alert(&self, caller: &Caller, req: pb::AcknowledgeAlertRequest) -> Result<pb::AcknowledgeAlertResponse> {
+        caller.require(Role::Operator)?;
+        let id = alert_id(req.id)?;
+        let comment = free_text("comment", req.comment)?;
+        let by = caller.token_id.clone();
+        let alert = self.with_alerting(move |a| a.acknowledge(&id, &by, &comment, now_ms())).await?;
+        tracing::info!(alert = %alert.fingerprint, rule = %alert.rule, host = %alert.hostname, by = %caller.token_id, "alert acknowledged");
+        Ok(pb::AcknowledgeAlertResponse { alert: Some(wire::alert_info(&alert)) })
+    }
+
+    pub async fn list_silences(&self, caller: &Caller, _req: pb::ListSilencesRequest) -> Result<pb::ListSilencesResponse> {
+        caller.require(Role::Viewer)?;
+        let mut silences = self.with_alerting(|a| Ok(a.silences())).await?;
+        let now = now_ms();
+        sort_silences(&mut silences, now);
+        Ok(pb::ListSilencesResponse { silences: silences.iter().map(|s| wire::silence_info(s, now)).collect() })
+    }
+
+    pub async fn add_silence(&self, caller: &Caller, req: pb::AddSilenceRequest) -> Result<pb::AddSilenceResponse> {
+        caller.require(Role::Operator)?;
+        let now = now_ms();
+        let matchers = silence_matchers(&req.matchers)?;
+        let ends_at = silence_end(req.duration_ms, req.ends_at_unix_ms, now)?;
+        let comment = free_text("comment", req.comment)?;
+        let by = caller.token_id.clone();
+        let silence = self.with_alerting(move |a| a.add_silence(matchers, now, ends_at, &by, &comment)).await?;
+        let matchers: Vec<String> = silence.matchers.iter().map(ToString::to_string).collect();
+        tracing::info!(silence = %silence.id, matchers = %matchers.join(" "), by = %silence.created_by, "silence added");
+        Ok(pb::AddSilenceResponse { silence: Some(wire::silence_info(&silence, now)) })
+    }
+
+    pub async fn expire_silence(&self, caller: &Caller, req: pb::ExpireSilenceRequest) -> Result<pb::ExpireSilenceResponse> {
+        caller.require(Role::Operator)?;
+        let id = req.id;
+        if id.is_empty() || id.len() > 64 {
+            return Err(Error::InvalidArgument("silence id must be 1 to 64 bytes (`census silence list` shows them)".into()));
+        }
+        let now = now_ms();
+        let silence = self.with_alerting(move |a| a.expire_silence(&id, now)).await?;
+        tracing::info!(silence = %silence.id, by = %caller.token_id, "silence expired");
+        Ok(pb::ExpireSilenceResponse { silence: Some(wire::silence_info(&silence, now)) })
+    }
+
+    pub async fn list_rules(&self, caller: &Caller, _req: pb::ListRulesRequest) -> Result<pb::ListRulesResponse> {
+        caller.require(Role::Viewer)?;
+        let (rules, rule_file_error) = self.with_alerting(|a| Ok(a.rules())).await?;
+        Ok(pb::ListRulesResponse { rules: rules.iter().map(wire::rule_info).collect(), rule_file_error })
+    }
+
+    pub async fn put_rule(&self, caller: &Caller, req: pb::PutRuleRequest) -> Result<pb::PutRuleResponse> {
+        caller.require(Role::Admin)?;
+        let text = rule_text(req.toml)?;
+        let mut set = RuleSet::from_toml(&text)?;
+        let spec = match set.rules.len() {
+            1 => set.rules.remove(0).spec,
+            n => {
+                return Err(Error::InvalidArgument(format!(
+                    "the text holds {n} [[rule]] tables; put exactly one rule per call (a rule file belongs in alerts.rules_file)"
+                )));
+            }
+        };
+        let name = spec.name.clone();
+        let rule = self
+            .with_alerting(move |a| {
+                a.put_rule(spec)?;
+                a.rules()
+                    .0
+                    .into_iter()
+                    .find(|r| r.rule.spec.name == name)
+                    .ok_or_else(|| Error::NotFound(format!("rule {name:?} vanished after it was put")))
+            })
+            .await?;
+        tracing::info!(rule = %rule.rule.spec.name, by = %caller.token_id, "rule put through the admin API");
+        Ok(pb::PutRuleResponse { rule: Some(wire::rule_info(&rule)) })
+    }
+
+    pub async fn delete_rule(&self, caller: &Caller, req: pb::DeleteRuleRequest) -> Result<pb::DeleteRuleResponse> {
+        caller.require(Role::Admin)?;
+        let name = req.name;
+        if name.is_empty() || name.len() > 128 {
+            return Err(Error::InvalidArgument("rule name must be 1 to 128 bytes".into()));
+        }
+        let deleted = name.clone();
+        self.with_alerting(move |a| a.delete_rule(&name)).await?;
+        tracing::info!(rule = %deleted, by = %caller.token_id, "rule deleted through the admin API");
+        Ok(pb::DeleteRuleResponse {})
+    }
+
+    pub async fn test_rules(&self, caller: &Caller, req: pb::TestRulesRequest) -> Result<pb::TestRulesResponse> {
+        caller.require(Role::Viewer)?;
+        let text = rule_text(req.toml)?;
+        let mut alerts = self.with_alerting(move |a| a.test_rules(&text, now_ms())).await?;
+        sort_alerts(&mut alerts);
+        Ok(pb::TestRulesResponse { alerts: alerts.iter().map(wire::alert_info).collect() })
+    }
+
+    pub async fn list_outbox(&self, caller: &Caller, req: pb::ListOutboxRequest) -> Result<pb::ListOutboxResponse> {
+        caller.require(Role::Viewer)?;
+        let state = match req.state.as_str() {
+            "" => None,
+            s => Some(
+                DeliveryState::parse(s)
+                    .ok_or_else(|| Error::InvalidArgument(format!("state {s:?} is not one of pending, delivered, dead")))?,
+            ),
+        };
+        if req.sink.len() > 255 || req.sink.contains('\0') {
+            return Err(Error::InvalidArgument("sink must be at most 255 bytes without NUL".into()));
+        }
+        let limit = match req.limit as usize {
+            0 => DEFAULT_OUTBOX_LIMIT,
+            n => n.min(MAX_PAGE),
+        };
+        let sink = (!req.sink.is_empty()).then_some(req.sink);
+        let entries = self.with_store(move |s| s.outbox_entries(state, sink.as_deref(), limit)).await?;
+        Ok(pb::ListOutboxResponse { entries: entries.iter().map(wire::outbox_entry_info).collect() })
+    }
+
+    pub async fn retry_outbox(&self, caller: &Caller, req: pb::RetryOutboxRequest) -> Result<pb::RetryOutboxResponse> {
+        caller.require(Role::Operator)?;
+        let id = req.id;
+        let entry = self
+            .with_store(move |s| {
+                let mut entry =
+                    s.outbox_entry(id)?.ok_or_else(|| Error::NotFound(format!("no outbox entry {id} (`census outbox` lists them)")))?;
+                entry.retry_now(now_ms()).map_err(Error::FailedPrecondition)?;
+                s.update_outbox_entry(&entry)?;
+                Ok(entry)
+            })
+            .await?;
+        tracing::info!(outbox = entry.id, sink = %entry.sink, by = %caller.token_id, "outbox entry retried");
+        Ok(pb::RetryOutboxResponse { entry: Some(wire::outbox_entry_info(&entry)) })
+    }
+}
+
+/// Runs `f` on `target` on a blocking thread.
+pub(crate) async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
+    what: &'static str,
+    target: &Arc<S>,
+    f: impl FnOnce(&S) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let target = Arc::clone(target);
+    tokio::task::spawn_blocking(move || f(target.as_ref())).await.map_err(|e| Error::Internal(format!("{what} task failed: {e}")))?
+}
+
+fn now_ms() -> i64 {
+    crate::clock::unix_ms(std::time::SystemTime::now())
+}
+
+/// A host by agent id, or by hostname when that names exactly one host.
+fn resolve_host(s: &dyn Store, key: &str) -> Result<HostView> {
+    if let Some(host) = s.host(key)? {
+        return Ok(host);
+    }
+    let named = s.agents_named(key)?;
+    match named.as_slice() {
+        [] => Err(Error::NotFound(format!("no host with agent id or hostname {key:?}"))),
+        [one] => s.host(&one.agent_id)?.ok_or_else(|| Error::NotFound(format!("host {key:?} vanished while reading"))),
+        many => Err(Error::FailedPrecondition(format!(
+            "{} hosts are named {key:?}; ask for one of these agent ids: {}",
+            many.len(),
+            many.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Firing first, then pending, then resolved; most severe, then oldest
+/// first; then by host.
+fn sort_alerts(alerts: &mut [Alert]) {
+    let rank = |s: AlertState| match s {
+        AlertState::Firing => 0,
+        AlertState::Pending => 1,
+        AlertState::Resolved => 2,
+    };
+    alerts.sort_by(|a, b| {
+        rank(a.state)
+            .cmp(&rank(b.state))
+            .then_with(|| b.severity.cmp(&a.severity))
+            .then_with(|| a.active_since_unix_ms.cmp(&b.active_since_unix_ms))
+            .then_with(|| a.hostname.cmp(&b.hostname))
+            .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+    });
+}
+
+/// Active first, then pending, then expired; soonest end first.
+fn sort_silences(silences: &mut [Silence], now_unix_ms: i64) {
+    let rank = |s: &Silence| match wire::silence_state(s, now_unix_ms) {
+        "active" => 0,
+        "pending" => 1,
+        _ => 2,
+    };
+    silences.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.ends_at_unix_ms.cmp(&b.ends_at_unix_ms)).then_with(|| a.id.cmp(&b.id)));
+}
+
+/// An alert id as typed: a fingerprint or a prefix of one (the alert
+/// service checks the length and uniqueness).
+fn alert_id(id: String) -> Result<String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Error::InvalidArgument("alert id must be 6 to 64 characters of its fingerprint (`census alerts` shows 12)".into()));
+    }
+    Ok(id)
+}
+
+fn free_text(field: &str, text: String) -> Result<String> {
+    if text.len() > MAX_COMMENT_BYTES || text.contains('\0') {
+        return Err(Error::InvalidArgument(format!("{field} must be at most {MAX_COMMENT_BYTES} bytes without NUL")));
+    }
+    Ok(text)
+}
+
+fn rule_text(text: String) -> Result<String> {
+    if text.trim().is_empty() {
+        return Err(Error::InvalidArgument("the rule text is empty; give [[rule]] tables in TOML".into()));
+    }
+    if text.len() > MAX_RULE_TEXT_BYTES {
+        return Err(Error::InvalidArgument(format!("the rule text is larger than {MAX_RULE_TEXT_BYTES} bytes")));
+    }
+    Ok(text)
+}
+
+/// Parses `label=value`, `label!=value`, `label=~glob`, `label!~glob`.
+fn silence_matchers(texts: &[String]) -> Result<Vec<Matcher>> {
+    if texts.is_empty() || texts.len() > MAX_SILENCE_MATCHERS {
+        return Err(Error::InvalidArgument(format!(
+            "a silence needs 1 to {MAX_SILENCE_MATCHERS} matchers such as alertname=disk-almost-full or host=~web-*"
+        )));
+    }
+    texts
+        .iter()
+        .map(|t| {
+            if t.len() > 1024 {
+                return Err(Error::InvalidArgument("a matcher must be at most 1024 bytes".into()));
+            }
+            Matcher::parse(t).map_err(|e| Error::InvalidArgument(format!("matcher {e}")))
+        })
+        .collect()
+}
+
+/// When a silence added at `now` ends: after `duration_ms`, or at
+/// `ends_at_unix_ms`; exactly one of the two is given.
+fn silence_end(duration_ms: i64, ends_at_unix_ms: i64, now_unix_ms: i64) -> Result<i64> {
+    match (duration_ms, ends_at_unix_ms) {
+        (d, 0) if d > 0 => Ok(now_unix_ms.saturating_add(d)),
+        (0, end) if end > now_unix_ms => Ok(end),
+        (0, end) if end > 0 => {
+            Err(Error::InvalidArgument(format!("the silence would end at {}, which is in the past", crate::clock::rfc3339_seconds(end))))
+        }
+        _ => Err(Error::InvalidArgument("give exactly one of a positive duration_ms and ends_at_unix_ms".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silence_ends_after_its_duration_or_at_its_end_never_both() {
+        assert_eq!(silence_end(60_000, 0, 1_000).expect("duration"), 61_000);
+        assert_eq!(silence_end(0, 5_000, 1_000).expect("end"), 5_000);
+        assert!(silence_end(0, 0, 1_000).is_err(), "neither");
+        assert!(silence_end(60_000, 5_000, 1_000).is_err(), "both");
+        assert!(silence_end(-5, 0, 1_000).is_err(), "negative");
+        let past = silence_end(0, 500, 1_000).expect_err("past");
+        assert!(past.to_string().contains("1970-01-01T00:00:00Z, which is in the past"), "{past}");
+        assert_eq!(silence_end(i64::MAX, 0, 1_000).expect("saturates"), i64::MAX);
+    }
+
+    #[test]
+    fn a_role_admits_itself_and_the_roles_below() {
+        let caller = |role| Caller { token_id: "tok".into(), role };
+        assert!(caller(Role::Operator).require(Role::Viewer).is_ok());
+        assert!(caller(Role::Operator).require(Role::Operator).is_ok());
+        let refused = caller(Role::Operator).require(Role::Admin).expect_err("too low");
+        assert!(matches!(refused, Error::PermissionDenied(_)), "{refused:?}");
+        assert_eq!(refused.to_string(), "this call needs the admin role; token tok has operator");
+    }
+
+    #[test]
+    fn alerts_sort_firing_first_then_severity_then_age() {
+        use crate::alert::rules::Severity;
+        let alert = |fp: &str, state, severity, since| Alert {
+            fingerprint: crate::alert::AlertFingerprint::of(fp, "h", &Default::default()),
+            rule: fp.into(),
+            state,
+            severity,
+            active_since_unix_ms: since,
+            ..wire::tests::sample_alert()
+        };
+        let mut alerts = vec![
+            alert("resolved", AlertState::Resolved, Severity::Critical, 1),
+            alert("pending", AlertState::Pending, Severity::Critical, 1),
+            alert("firing-warning", AlertState::Firing, Severity::Warning, 1),
+            alert("firing-critical-new", AlertState::Firing, Severity::Critical, 9),
+            alert("firing-critical-old", AlertState::Firing, Severity::Critical, 2),
+        ];
+        sort_alerts(&mut alerts);
+        let order: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(order, ["firing-critical-old", "firing-critical-new", "firing-warning", "pending", "resolved"]);
+    }
+}
