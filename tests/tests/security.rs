@@ -70,10 +70,10 @@ fn handshake(addr: &str, version_flag: &str) -> bool {
 }
 
 #[test]
-fn tls_below_1_2_is_refused_on_both_apis() {
+fn tls_below_1_2_is_refused_on_every_listener() {
     let dir = tempfile::tempdir().expect("temp dir");
     let collector = Collector::start(dir.path(), "");
-    for addr in [collector.agent_addr.to_string(), collector.admin_addr.to_string()] {
+    for addr in [collector.agent_addr.to_string(), collector.admin_addr.to_string(), collector.http_addr.to_string()] {
         assert!(handshake(&addr, "-tls1_2"), "TLS 1.2 works on {addr}");
         assert!(handshake(&addr, "-tls1_3"), "TLS 1.3 works on {addr}");
         assert!(!handshake(&addr, "-tls1_1"), "TLS 1.1 must be refused on {addr}");
@@ -96,7 +96,8 @@ fn the_collector_listens_only_where_its_config_says() {
     let dir = tempfile::tempdir().expect("temp dir");
     let collector = Collector::start(dir.path(), "");
     let pid = collector.proc.as_ref().expect("running").pid();
-    let expected: BTreeSet<String> = [collector.agent_addr.to_string(), collector.admin_addr.to_string()].into();
+    let expected: BTreeSet<String> =
+        [collector.agent_addr.to_string(), collector.admin_addr.to_string(), collector.http_addr.to_string()].into();
     let sockets = eventually("ss to list the collector's sockets", || Some(listening(pid)).filter(|s| !s.is_empty()));
     assert_eq!(sockets, expected, "every listening socket is one the config asked for, and each of those listens");
 }
