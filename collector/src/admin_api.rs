@@ -4,10 +4,13 @@
 //! Authentication happens once, in `authenticate` (a tonic interceptor);
 //! each method then states the role it needs with `require`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use census_proto::v1 as pb;
 use census_proto::v1::admin_service_server::AdminService;
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::alert::AlertState;
@@ -71,11 +74,22 @@ pub struct AdminApi {
     policy: AgentPolicy,
     metrics: crate::config::Metrics,
     alerting: Arc<Alerting>,
+    /// The data directory, for `Backup`: its `pki/` goes into backups, and
+    /// `backups/` holds the one being sent. Unset: no backups served.
+    data_dir: Option<PathBuf>,
+    /// One backup at a time: each pauses writes while it is taken.
+    backup_slot: Arc<Semaphore>,
 }
 
 impl AdminApi {
     pub fn new(store: Arc<dyn Store>, policy: AgentPolicy, metrics: crate::config::Metrics, alerting: Arc<Alerting>) -> AdminApi {
-        AdminApi { store, policy, metrics, alerting }
+        AdminApi { store, policy, metrics, alerting, data_dir: None, backup_slot: Arc::new(Semaphore::new(1)) }
+    }
+
+    /// Serves `Backup` from this data directory.
+    pub fn with_data_dir(mut self, data_dir: PathBuf) -> AdminApi {
+        self.data_dir = Some(data_dir);
+        self
     }
 
     /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.
@@ -120,6 +134,9 @@ async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
         .map_err(Status::from)
 }
 
+/// Pieces of a backup on the wire: well under the 4 MiB default message limit.
+const BACKUP_CHUNK_BYTES: usize = 256 * 1024;
+
 const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
 const DEFAULT_OUTBOX_LIMIT: usize = 100;
@@ -131,6 +148,8 @@ const MAX_SILENCE_MATCHERS: usize = 32;
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    type BackupStream = ReceiverStream<Result<pb::BackupChunk, Status>>;
+
     async fn list_hosts(&self, request: Request<pb::ListHostsRequest>) -> Result<Response<pb::ListHostsResponse>, Status> {
         require(&request, Role::Viewer)?;
         let req = request.into_inner();
@@ -434,6 +453,121 @@ impl AdminService for AdminApi {
         tracing::info!(outbox = entry.id, sink = %entry.sink, by = %caller.token_id, "outbox entry retried");
         Ok(Response::new(pb::RetryOutboxResponse { entry: Some(wire::outbox_entry_info(&entry)) }))
     }
+
+    async fn revoke_agent(&self, request: Request<pb::RevokeAgentRequest>) -> Result<Response<pb::RevokeAgentResponse>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let agent_id = request.into_inner().agent_id.to_ascii_lowercase();
+        if agent_id.len() != 32 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument(
+                "agent_id must be the 32 hex characters of an agent id (`census hosts` shows them); a hostname is not accepted",
+            ));
+        }
+        let (host, already) = self
+            .with_store(move |s| {
+                let (_, already) = s.revoke_agent(&agent_id, now_ms())?;
+                let host = s.host(&agent_id)?.ok_or_else(|| Error::NotFound(format!("agent {agent_id} vanished while revoking it")))?;
+                Ok((host, already))
+            })
+            .await?;
+        if !already {
+            tracing::info!(agent_id = %host.agent.agent_id, host = %host.agent.hostname, by = %caller.token_id, "agent revoked");
+        }
+        Ok(Response::new(pb::RevokeAgentResponse { host: Some(self.summary(&host, now_ms())), already_revoked: already }))
+    }
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let data_dir = self.data_dir.clone().ok_or_else(|| Status::unimplemented("this collector does not serve backups"))?;
+        let permit = Arc::clone(&self.backup_slot)
+            .try_acquire_owned()
+            .map_err(|_| Status::failed_precondition("another backup is being taken; try again when it has finished"))?;
+        // Bounded: the file is read only as fast as the client takes it.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = Arc::clone(&self.store);
+        // The snapshot is taken after the response headers went out, so a
+        // large store does not run into the client's request deadline.
+        tokio::spawn(async move {
+            send_backup(store, data_dir, tx, caller.token_id).await;
+            drop(permit);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Takes a backup into `<data_dir>/backups/` (mode 0600; writes pause
+/// meanwhile), streams it to `tx`, then deletes it. Any failure reaches
+/// the client as the stream's last item.
+async fn send_backup(store: Arc<dyn Store>, data_dir: PathBuf, tx: tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>, by: String) {
+    let dir = data_dir.join("backups");
+    let path = dir.join(format!("sending.{}", crate::backup::EXTENSION));
+    let started = std::time::Instant::now();
+    let taken = {
+        let (dir, path) = (dir.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::init::create_data_dir(&dir)?;
+            // Only one backup runs at a time: a file left here is from a
+            // collector that stopped while sending it.
+            let _ = std::fs::remove_file(crate::backup::partial_path(&path));
+            crate::backup::write_file(store.as_ref(), &data_dir.join("pki"), &path, std::time::SystemTime::now())
+        })
+        .await
+    };
+    let summary = match taken {
+        Ok(Ok(summary)) => summary,
+        Ok(Err(e)) => {
+            let _ = tx.send(Err(backup_failed(e, &dir))).await;
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(Status::internal(format!("backup task failed: {e}")))).await;
+            return;
+        }
+    };
+    tracing::info!(
+        by = %by,
+        agents = summary.agents,
+        entries = summary.entries,
+        bytes = summary.bytes,
+        took_ms = started.elapsed().as_millis() as u64,
+        "backup taken; sending it"
+    );
+    if let Err(status) = stream_file(&path, &tx).await {
+        let _ = tx.send(Err(status)).await;
+    }
+    if let Err(e) = tokio::fs::remove_file(&path).await {
+        tracing::warn!(error = %e, path = %path.display(), "cannot delete the backup file just sent");
+    }
+}
+
+/// Sends a file in chunks; stops early when the client went away.
+async fn stream_file(path: &std::path::Path, tx: &tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>) -> Result<(), Status> {
+    use tokio::io::AsyncReadExt;
+    let unavailable = |e: std::io::Error| Status::unavailable(format!("reading the backup to send it: {e}"));
+    let mut file = tokio::fs::File::open(path).await.map_err(unavailable)?;
+    loop {
+        let mut data = Vec::with_capacity(BACKUP_CHUNK_BYTES);
+        let n = (&mut file).take(BACKUP_CHUNK_BYTES as u64).read_to_end(&mut data).await.map_err(unavailable)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if tx.send(Ok(pb::BackupChunk { data })).await.is_err() {
+            tracing::warn!("the backup client went away before the end; backup abandoned");
+            return Ok(());
+        }
+    }
+}
+
+fn backup_failed(e: Error, dir: &std::path::Path) -> Status {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Status::resource_exhausted(format!(
+            "no space left in {} for the backup: it needs about the size of the database there",
+            dir.display()
+        )),
+        _ => {
+            tracing::error!(error = %e, "backup failed");
+            Status::unavailable(format!("the backup could not be taken: {e}"))
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -660,6 +794,67 @@ mod tests {
         assert!(s.message().starts_with("matcher \"host web\""), "{}", s.message());
         let s = status(api.list_outbox(as_role(Role::Viewer, pb::ListOutboxRequest { state: "lost".into(), ..Default::default() })).await);
         assert!(s.message().contains("pending, delivered, dead"), "{}", s.message());
+    }
+
+    #[tokio::test]
+    async fn revoking_needs_an_admin_and_an_agent_id() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let api = api(dir.path());
+        let id = "0123456789abcdef0123456789abcdef";
+        api.store
+            .enroll_agent(crate::store::NewAgent {
+                agent_id: id.into(),
+                host_uuid: "u1".into(),
+                hostname: "web-07".into(),
+                agent_version: "0.1.0".into(),
+                cert_fingerprint: [1; 32],
+                cert_not_after_unix_ms: 0,
+                enrolled_at_unix_ms: 1,
+                secret_hash: [9; 32],
+            })
+            .expect("enroll");
+        let revoke = |agent_id: &str| pb::RevokeAgentRequest { agent_id: agent_id.into() };
+
+        let s = status(api.revoke_agent(as_role(Role::Operator, revoke(id))).await);
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        let s = status(api.revoke_agent(as_role(Role::Admin, revoke("web-07"))).await);
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("a hostname is not accepted"), "{}", s.message());
+        let s = status(api.revoke_agent(as_role(Role::Admin, revoke(&"f".repeat(32)))).await);
+        assert_eq!(s.code(), tonic::Code::NotFound);
+
+        let done = api.revoke_agent(as_role(Role::Admin, revoke(&id.to_uppercase()))).await.expect("revoke").into_inner();
+        let host = done.host.expect("host");
+        assert!(host.revoked && host.revoked_at_unix_ms > 0 && !done.already_revoked);
+        assert_eq!(host.certificate_sha256, "01".repeat(32));
+        let again = api.revoke_agent(as_role(Role::Admin, revoke(id))).await.expect("revoke again").into_inner();
+        assert!(again.already_revoked);
+        assert_eq!(again.host.expect("host").revoked_at_unix_ms, host.revoked_at_unix_ms, "nothing changed");
+    }
+
+    #[tokio::test]
+    async fn a_backup_streams_a_whole_file_to_an_admin_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("collector");
+        crate::init::init(&data_dir, &["localhost".into()]).expect("init");
+        let api = api(&crate::store::sled::SledStore::path_in(&data_dir));
+        let s = status(api.backup(as_role(Role::Admin, pb::BackupRequest {})).await);
+        assert_eq!(s.code(), tonic::Code::Unimplemented, "no data directory: no backups");
+
+        let api = api.with_data_dir(data_dir.clone());
+        let s = status(api.backup(as_role(Role::Operator, pb::BackupRequest {})).await);
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        let mut stream = api.backup(as_role(Role::Admin, pb::BackupRequest {})).await.expect("backup").into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = tokio_stream::StreamExt::next(&mut stream).await {
+            bytes.extend(chunk.expect("chunk").data);
+        }
+        let file = dir.path().join("received");
+        std::fs::write(&file, &bytes).expect("write");
+        let summary = crate::backup::verify(&file).expect("a complete backup");
+        assert_eq!(summary.bytes, bytes.len() as u64);
+        let left: Vec<_> = std::fs::read_dir(data_dir.join("backups")).expect("backups dir").collect();
+        assert!(left.is_empty(), "the sent file is deleted: {left:?}");
     }
 
     #[test]

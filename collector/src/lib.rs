@@ -6,6 +6,7 @@ pub mod admin_api;
 pub mod agent_api;
 pub mod alert;
 pub mod alerting;
+pub mod backup;
 pub mod changes;
 pub mod cli;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod software;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 pub mod wire;
 

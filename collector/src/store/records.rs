@@ -50,6 +50,18 @@ pub struct AgentRecord {
     /// inventory reports (a full snapshot replaces older queued ones).
     #[prost(uint64, tag = "15")]
     pub reports_stored: u64,
+    /// SHA-256 of the certificate this agent had before its last renewal,
+    /// while it still works: until the agent first connects with the
+    /// renewed one (`cert_fingerprint`), or until it expires. Empty when
+    /// there is none.
+    #[prost(bytes = "vec", tag = "16")]
+    pub previous_cert_fingerprint: Vec<u8>,
+    #[prost(int64, tag = "17")]
+    pub previous_cert_not_after_unix_ms: i64,
+    /// When an administrator revoked the agent; 0 if `revoked` is false
+    /// (or it was revoked by a collector that did not record the time).
+    #[prost(int64, tag = "18")]
+    pub revoked_at_unix_ms: i64,
 }
 
 /// One entry of a host's change history (`changes::Change`).
