@@ -12,6 +12,11 @@
 //!   first calls with the new one (or it expires): a lost response never
 //!   strands an agent, and at most two certificates of an agent work.
 //! - A revoked agent is refused every call with PERMISSION_DENIED.
+//! - A certificate of our CA that the store does not know is accepted only
+//!   when it is newer than every one the store knows for its agent (see
+//!   `Store::adopt_certificate`): a restore from an older backup does not
+//!   strand agents that renewed since, and a retired certificate stays
+//!   retired.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -58,11 +63,15 @@ impl AgentApi {
         let leaf = certs.first().ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
         let fingerprint = certificate_fingerprint(leaf.as_ref());
         let store = Arc::clone(&self.store);
-        let mut agent = blocking(move || store.agent_by_certificate(&fingerprint)).await?.ok_or_else(|| {
-            Status::unauthenticated(
-                "this client certificate is not (or no longer) registered with this collector: the agent was re-enrolled elsewhere; enroll it again",
-            )
-        })?;
+        let known = blocking(move || store.agent_by_certificate(&fingerprint)).await?;
+        let mut agent = match known {
+            Some(agent) => agent,
+            None => self.adopt(leaf.as_ref()).await?.ok_or_else(|| {
+                Status::unauthenticated(
+                    "this client certificate is not (or no longer) registered with this collector: the agent was re-enrolled elsewhere; enroll it again",
+                )
+            })?,
+        };
         if agent.revoked {
             let when = match agent.revoked_at_unix_ms {
                 0 => String::new(),
@@ -82,6 +91,26 @@ impl AgentApi {
             agent.previous_cert_not_after_unix_ms = 0;
         }
         Ok((agent, fingerprint))
+    }
+}
+
+impl AgentApi {
+    /// A certificate the store does not know, yet verified as issued by
+    /// our CA: adopted when it is newer than every one the store knows for
+    /// its agent (the store was restored from a backup taken before the
+    /// agent renewed), refused otherwise (`None`).
+    async fn adopt(&self, der: &[u8]) -> Result<Option<AgentRecord>, Status> {
+        let Some((agent_id, issued)) = crate::pki::agent_certificate(der) else { return Ok(None) };
+        let store = Arc::clone(&self.store);
+        let id = agent_id.clone();
+        let adopted = blocking(move || store.adopt_certificate(&id, &issued)).await?;
+        if adopted.as_ref().is_some_and(|a| !a.revoked) {
+            info!(
+                %agent_id,
+                "adopted a certificate this CA issued after the stored one (the store was restored from an older backup?)"
+            );
+        }
+        Ok(adopted)
     }
 }
 
@@ -210,10 +239,11 @@ impl AgentService for AgentApi {
         let now = SystemTime::now();
         let lifetime = self.policy.certificate_lifetime;
         let (cert_pem, cert_der) = self.pki.sign_agent_csr(&req.csr_pem, &agent.agent_id, lifetime, now).map_err(Status::from)?;
-        let not_after_unix_ms = crate::clock::unix_ms(now + lifetime);
+        let (_, renewed) = crate::pki::agent_certificate(&cert_der)
+            .ok_or_else(|| Status::internal("the certificate just issued does not parse; this is a bug"))?;
+        let not_after_unix_ms = renewed.not_after_unix_ms;
         let store = Arc::clone(&self.store);
-        let renewed = certificate_fingerprint(&cert_der);
-        blocking(move || store.renew_certificate(&agent.agent_id, &presented, &renewed, not_after_unix_ms)).await?;
+        blocking(move || store.renew_certificate(&agent.agent_id, &presented, &renewed)).await?;
         info!(not_after = %crate::clock::rfc3339_seconds(not_after_unix_ms), "agent certificate renewed");
         Ok(Response::new(pb::RenewCertificateResponse { certificate_pem: cert_pem, not_after_unix_ms }))
     }

@@ -54,6 +54,30 @@ pub fn certificate_fingerprint(der: &[u8]) -> [u8; 32] {
     Sha256::digest(der).into()
 }
 
+/// What the store keeps of an agent certificate this CA issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub fingerprint: [u8; 32],
+    pub not_before_unix_ms: i64,
+    pub not_after_unix_ms: i64,
+}
+
+/// The agent id (the common name) and validity of a client certificate,
+/// DER; `None` when it does not parse or names nobody.
+pub fn agent_certificate(der: &[u8]) -> Option<(String, IssuedCertificate)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let agent_id = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    let validity = cert.validity();
+    Some((
+        agent_id,
+        IssuedCertificate {
+            fingerprint: certificate_fingerprint(der),
+            not_before_unix_ms: validity.not_before.timestamp().saturating_mul(1000),
+            not_after_unix_ms: validity.not_after.timestamp().saturating_mul(1000),
+        },
+    ))
+}
+
 impl Pki {
     /// Creates a new CA and a server certificate valid for `sans` (DNS names
     /// or IP addresses) in `dir`. Refuses to overwrite an existing CA.
@@ -313,6 +337,21 @@ mod tests {
         };
         assert_eq!(validity(20), (1_800_000_000 - 5, 1_800_000_020));
         assert_eq!(validity(86_400), (1_800_000_000 - 300, 1_800_086_400));
+    }
+
+    #[test]
+    fn an_agent_certificate_names_its_agent_and_validity() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).expect("create");
+        let key = KeyPair::generate().expect("key");
+        let csr = CertificateParams::default().serialize_request(&key).expect("csr").pem().expect("pem");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (_, der) = pki.sign_agent_csr(&csr, "0123456789abcdef0123456789abcdef", Duration::from_secs(3600), now).expect("signed");
+        let (agent_id, issued) = agent_certificate(&der).expect("parses");
+        assert_eq!(agent_id, "0123456789abcdef0123456789abcdef");
+        assert_eq!(issued.fingerprint, certificate_fingerprint(&der));
+        assert_eq!((issued.not_before_unix_ms, issued.not_after_unix_ms), (1_799_999_700_000, 1_800_003_600_000));
+        assert_eq!(agent_certificate(b"not a certificate"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::alert::rules::RuleSpec;
 use crate::error::Result;
 use crate::metrics::{Bucket, Resolution};
 use crate::notify::outbox::{DeliveryState, OutboxEntry};
+pub use crate::pki::IssuedCertificate;
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
 pub type Digest = [u8; 32];
@@ -150,7 +151,16 @@ pub trait Store: Send + Sync + 'static {
     /// the unused current one is retired and the previous stays. Refused
     /// for a revoked agent (PermissionDenied) and for a certificate that is
     /// neither (Unauthenticated).
-    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &Digest, not_after_unix_ms: i64) -> Result<AgentRecord>;
+    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &IssuedCertificate) -> Result<AgentRecord>;
+
+    /// A certificate this CA issued for `agent_id` that the store does not
+    /// know: adopted as the agent's current one (its previous one retired)
+    /// when it starts later than every certificate the store knows for the
+    /// agent, which happens only when the store lost its issue: restored
+    /// from a backup taken before a renewal. A retired certificate is
+    /// always older, so it is not adopted (`None`). A revoked agent is
+    /// returned unchanged, for the caller to refuse as revoked.
+    fn adopt_certificate(&self, agent_id: &str, certificate: &IssuedCertificate) -> Result<Option<AgentRecord>>;
 
     /// The agent connected with its current certificate: its previous one
     /// stops working, durably. Nothing to do when there is none.

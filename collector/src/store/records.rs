@@ -62,6 +62,13 @@ pub struct AgentRecord {
     /// (or it was revoked by a collector that did not record the time).
     #[prost(int64, tag = "18")]
     pub revoked_at_unix_ms: i64,
+    /// Start of validity of the current certificate when it came from a
+    /// renewal (or was adopted); 0 for the certificate issued at
+    /// enrollment, which dates from `enrolled_at_unix_ms`. A certificate of
+    /// this CA for this agent that starts later is newer than every one
+    /// the store knows (see `Store::adopt_certificate`).
+    #[prost(int64, tag = "19")]
+    pub cert_not_before_unix_ms: i64,
 }
 
 /// One entry of a host's change history (`changes::Change`).

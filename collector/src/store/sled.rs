@@ -75,7 +75,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::records::RECORD_SCHEMA;
 use super::{
     AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView, Ingested,
-    InventoryRecord, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
+    InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
 use super::{AlertCommit, StoredAlerts};
 use crate::alert::book::{Alert, Silence};
@@ -366,6 +366,7 @@ impl Store for SledStore {
                         old.previous_cert_fingerprint.clear();
                         old.previous_cert_not_after_unix_ms = 0;
                         old.revoked_at_unix_ms = 0;
+                        old.cert_not_before_unix_ms = 0;
                         old.cert_fingerprint = new.cert_fingerprint.to_vec();
                         old.cert_not_after_unix_ms = new.cert_not_after_unix_ms;
                         old.hostname = new.hostname.clone();
@@ -395,6 +396,7 @@ impl Store for SledStore {
                         previous_cert_fingerprint: Vec::new(),
                         previous_cert_not_after_unix_ms: 0,
                         revoked_at_unix_ms: 0,
+                        cert_not_before_unix_ms: 0,
                     },
                 };
                 agents.insert(record.agent_id.as_bytes(), record.encode_to_vec())?;
@@ -422,7 +424,7 @@ impl Store for SledStore {
         self.agents.get(&id)?.map(|b| decode(&b, "agent")).transpose()
     }
 
-    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &Digest, not_after_unix_ms: i64) -> Result<AgentRecord> {
+    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &IssuedCertificate) -> Result<AgentRecord> {
         let _writing = self.writing();
         let record = (&self.agents, &self.agent_by_cert).transaction(|(agents, by_cert)| {
             let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
@@ -449,14 +451,53 @@ impl Store for SledStore {
                     "this client certificate is no longer registered for agent {agent_id}; enroll the agent again"
                 ))));
             }
-            agent.cert_fingerprint = renewed.to_vec();
-            agent.cert_not_after_unix_ms = not_after_unix_ms;
-            by_cert.insert(&renewed[..], agent_id.as_bytes())?;
+            agent.cert_fingerprint = renewed.fingerprint.to_vec();
+            agent.cert_not_before_unix_ms = renewed.not_before_unix_ms;
+            agent.cert_not_after_unix_ms = renewed.not_after_unix_ms;
+            by_cert.insert(&renewed.fingerprint[..], agent_id.as_bytes())?;
             agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             Ok(agent)
         })?;
         self.flush()?;
         Ok(record)
+    }
+
+    fn adopt_certificate(&self, agent_id: &str, certificate: &IssuedCertificate) -> Result<Option<AgentRecord>> {
+        let _writing = self.writing();
+        let adopted = (&self.agents, &self.agent_by_cert).transaction(|(agents, by_cert)| {
+            let Some(mut agent) = get_agent_tx(agents, agent_id)? else { return Ok(None) };
+            if agent.revoked {
+                return Ok(Some((agent, false)));
+            }
+            // The enrollment certificate dates from the enrollment; later
+            // ones record their own start.
+            let newest_known = agent.cert_not_before_unix_ms.max(agent.enrolled_at_unix_ms);
+            if certificate.not_before_unix_ms <= newest_known || by_cert.get(&certificate.fingerprint[..])?.is_some() {
+                return Ok(None);
+            }
+            for old in [&agent.cert_fingerprint, &agent.previous_cert_fingerprint] {
+                if !old.is_empty() {
+                    by_cert.remove(old.as_slice())?;
+                }
+            }
+            agent.previous_cert_fingerprint.clear();
+            agent.previous_cert_not_after_unix_ms = 0;
+            agent.cert_fingerprint = certificate.fingerprint.to_vec();
+            agent.cert_not_before_unix_ms = certificate.not_before_unix_ms;
+            agent.cert_not_after_unix_ms = certificate.not_after_unix_ms;
+            by_cert.insert(&certificate.fingerprint[..], agent_id.as_bytes())?;
+            agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
+            Ok(Some((agent, true)))
+        })?;
+        match adopted {
+            Some((agent, changed)) => {
+                if changed {
+                    self.flush()?;
+                }
+                Ok(Some(agent))
+            }
+            None => Ok(None),
+        }
     }
 
     fn retire_previous_certificate(&self, agent_id: &str) -> Result<()> {
@@ -1035,20 +1076,21 @@ mod tests {
         store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
         let works = |fp: u8| store.agent_by_certificate(&[fp; 32]).expect("lookup").is_some();
 
-        let renewed = store.renew_certificate("a1", &[1; 32], &[2; 32], 2_000).expect("renew");
+        let issued = |fp: u8, at: i64| IssuedCertificate { fingerprint: [fp; 32], not_before_unix_ms: at, not_after_unix_ms: at + 1_000 };
+        let renewed = store.renew_certificate("a1", &[1; 32], &issued(2, 1_000)).expect("renew");
         assert_eq!((renewed.cert_fingerprint, renewed.previous_cert_fingerprint), (vec![2; 32], vec![1; 32]));
-        assert_eq!(renewed.cert_not_after_unix_ms, 2_000);
+        assert_eq!((renewed.cert_not_before_unix_ms, renewed.cert_not_after_unix_ms), (1_000, 2_000));
         assert!(works(1) && works(2), "both work until the new one is used");
 
         // The answer was lost: the agent asks again with its old certificate.
-        store.renew_certificate("a1", &[1; 32], &[3; 32], 3_000).expect("renew again");
+        store.renew_certificate("a1", &[1; 32], &issued(3, 2_000)).expect("renew again");
         assert!(works(1) && !works(2) && works(3), "the unused certificate is replaced");
 
         store.retire_previous_certificate("a1").expect("first use of the new one");
         assert!(!works(1) && works(3));
         store.retire_previous_certificate("a1").expect("nothing left to retire");
 
-        let err = store.renew_certificate("a1", &[1; 32], &[4; 32], 4_000).expect_err("a retired certificate");
+        let err = store.renew_certificate("a1", &[1; 32], &issued(4, 3_000)).expect_err("a retired certificate");
         assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
 
         let (revoked, already) = store.revoke_agent("a1", 5_000).expect("revoke");
@@ -1059,7 +1101,7 @@ mod tests {
         assert_eq!(store.host("a1").expect("get").expect("host").agent.revoked_at_unix_ms, 5_000);
         let still_known = store.agent_by_certificate(&[3; 32]).expect("lookup").expect("known, so refused as revoked");
         assert!(still_known.revoked);
-        let err = store.renew_certificate("a1", &[3; 32], &[4; 32], 4_000).expect_err("revoked");
+        let err = store.renew_certificate("a1", &[3; 32], &issued(4, 3_000)).expect_err("revoked");
         assert!(matches!(err, Error::PermissionDenied(_)), "{err}");
         assert!(matches!(store.revoke_agent("nobody", 1), Err(Error::NotFound(_))));
 
@@ -1067,6 +1109,33 @@ mod tests {
         let again = store.enroll_agent(new_agent("a1", "u1", 5)).expect("re-enroll");
         assert!(!again.revoked && again.revoked_at_unix_ms == 0 && again.previous_cert_fingerprint.is_empty());
         assert!(!works(3) && works(5));
+    }
+
+    #[test]
+    fn only_a_certificate_newer_than_every_known_one_is_adopted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        // Enrolled at 1 (new_agent) with certificate 1.
+        let issued = |fp: u8, at: i64| IssuedCertificate { fingerprint: [fp; 32], not_before_unix_ms: at, not_after_unix_ms: at + 1_000 };
+        assert_eq!(store.adopt_certificate("nobody", &issued(7, 50)).expect("adopt"), None, "unknown agent");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        assert_eq!(store.adopt_certificate("a1", &issued(7, 0)).expect("adopt"), None, "older than the enrollment");
+        store.renew_certificate("a1", &[1; 32], &issued(2, 100)).expect("renew");
+        assert_eq!(store.adopt_certificate("a1", &issued(7, 50)).expect("adopt"), None, "older than the renewal");
+        assert_eq!(store.adopt_certificate("a1", &issued(2, 500)).expect("adopt"), None, "a known one is not adopted again");
+
+        // Issued after what the store knows (it was restored from a backup).
+        let adopted = store.adopt_certificate("a1", &issued(8, 200)).expect("adopt").expect("newer");
+        assert_eq!((adopted.cert_fingerprint, adopted.previous_cert_fingerprint), (vec![8; 32], Vec::new()));
+        assert!(store.agent_by_certificate(&[8; 32]).expect("lookup").is_some());
+        assert!(
+            store.agent_by_certificate(&[2; 32]).expect("lookup").is_none()
+                && store.agent_by_certificate(&[1; 32]).expect("lookup").is_none()
+        );
+
+        store.revoke_agent("a1", 300).expect("revoke");
+        let revoked = store.adopt_certificate("a1", &issued(9, 400)).expect("adopt").expect("returned to be refused");
+        assert!(revoked.revoked && revoked.cert_fingerprint == vec![8; 32], "a revoked agent adopts nothing");
     }
 
     #[test]
@@ -1117,24 +1186,32 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = std::sync::Arc::new(SledStore::open(dir.path()).expect("open"));
         store.enroll_agent(new_agent(AGENT, "u1", 1)).expect("enroll");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let written = std::sync::Arc::new(AtomicU64::new(0));
         let writer = {
-            let (store, stop) = (std::sync::Arc::clone(&store), std::sync::Arc::clone(&stop));
+            let (store, stop, written) = (std::sync::Arc::clone(&store), std::sync::Arc::clone(&stop), std::sync::Arc::clone(&written));
             std::thread::spawn(move || {
                 let mut seq = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     seq += 1;
                     let sample = pb::HealthSample { taken_at_unix_ms: seq as i64, ..Default::default() };
                     let batch = pb::HealthBatch { samples: vec![sample], ..Default::default() };
                     let report = pb::Report { seq, created_at_unix_ms: 0, body: Some(pb::report::Body::Health(batch)) };
                     store.put_reports(AGENT, &[report], 1).expect("put");
+                    written.store(seq, Ordering::Relaxed);
                 }
-                seq
             })
         };
         // Each report writes the agent record (its sample count) and one
         // raw sample, in different trees: a dump holds both or neither.
         for _ in 0..20 {
+            // Let the writer get in between two exports.
+            let seen = written.load(Ordering::Relaxed);
+            while written.load(Ordering::Relaxed) == seen {
+                assert!(!writer.is_finished(), "the writer stopped");
+                std::thread::yield_now();
+            }
             let (mut tree, mut stored, mut samples) = (Vec::new(), None, 0u64);
             store
                 .export(&mut |item| {
@@ -1152,8 +1229,8 @@ mod tests {
                 .expect("export");
             assert_eq!(stored, Some(samples), "the agent's count and its samples come from one point in time");
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert!(writer.join().expect("writer") > 0, "writes went on between the exports");
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer");
     }
 
     #[test]
