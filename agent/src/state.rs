@@ -305,18 +305,22 @@ impl LastAck {
 mod tests {
     use super::*;
 
-    #[test]
-    fn state_round_trips_and_key_is_private() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let s = Enrolled {
+    /// Enrolled state with this certificate and key text.
+    fn enrolled(cert: &str, key: &str) -> Enrolled {
+        Enrolled {
             agent_id: "abc".into(),
             server: "https://127.0.0.1:1".into(),
             enrolled_at_unix_ms: 5,
             ca_pem: "CA".into(),
-            cert_pem: "CERT".into(),
-            key_pem: PrivateKeyPem("KEY".into()),
-        };
-        s.save(dir.path()).expect("save");
+            cert_pem: cert.into(),
+            key_pem: PrivateKeyPem(key.into()),
+        }
+    }
+
+    #[test]
+    fn state_round_trips_and_key_is_private() {
+        let dir = tempfile::tempdir().expect("tmp");
+        enrolled("CERT", "KEY").save(dir.path()).expect("save");
         let l = Enrolled::load(dir.path()).expect("load");
         assert_eq!((l.agent_id.as_str(), l.key_pem.0.as_str()), ("abc", "KEY"));
         assert_eq!(format!("{:?}", l.key_pem), "***");
@@ -371,16 +375,7 @@ mod tests {
     #[test]
     fn a_renewal_is_all_or_nothing_across_crashes() {
         let dir = tempfile::tempdir().expect("tmp");
-        let old = Enrolled {
-            agent_id: "abc".into(),
-            server: "https://127.0.0.1:1".into(),
-            enrolled_at_unix_ms: 5,
-            ca_pem: "CA".into(),
-            cert_pem: "CERT1".into(),
-            key_pem: PrivateKeyPem("KEY1".into()),
-        };
-        old.save(dir.path()).expect("save");
-        let renewed = Enrolled { cert_pem: "CERT2".into(), key_pem: PrivateKeyPem("KEY2".into()), ..old.clone() };
+        enrolled("CERT1", "KEY1").save(dir.path()).expect("save");
         let pair = |d: &Path| {
             let e = Enrolled::open(d).expect("open");
             (e.cert_pem, e.key_pem.0)
@@ -399,8 +394,7 @@ mod tests {
         rename(&dir.path().join(NEXT_KEY_FILE), &dir.path().join(KEY_FILE)).expect("first rename");
         assert_eq!(pair(dir.path()), ("CERT2".to_string(), "KEY2".to_string()));
 
-        let third = Enrolled { cert_pem: "CERT3".into(), key_pem: PrivateKeyPem("KEY3".into()), ..renewed };
-        third.save_renewed(dir.path()).expect("renew");
+        enrolled("CERT3", "KEY3").save_renewed(dir.path()).expect("renew");
         assert_eq!(pair(dir.path()), ("CERT3".to_string(), "KEY3".to_string()));
         #[cfg(unix)]
         {

@@ -801,18 +801,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let api = api(dir.path());
         let id = "0123456789abcdef0123456789abcdef";
-        api.store
-            .enroll_agent(crate::store::NewAgent {
-                agent_id: id.into(),
-                host_uuid: "u1".into(),
-                hostname: "web-07".into(),
-                agent_version: "0.1.0".into(),
-                cert_fingerprint: [1; 32],
-                cert_not_after_unix_ms: 0,
-                enrolled_at_unix_ms: 1,
-                secret_hash: [9; 32],
-            })
-            .expect("enroll");
+        api.store.enroll_agent(crate::store::test_agent(id, "u1", 1)).expect("enroll");
         let revoke = |agent_id: &str| pb::RevokeAgentRequest { agent_id: agent_id.into() };
 
         let s = status(api.revoke_agent(as_role(Role::Operator, revoke(id))).await);

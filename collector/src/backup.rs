@@ -491,17 +491,7 @@ mod tests {
     fn collector(dir: &Path) -> SledStore {
         crate::init::init(dir, &["localhost".into()]).expect("init");
         let store = SledStore::open(&SledStore::path_in(dir)).expect("open");
-        let agent = crate::store::NewAgent {
-            agent_id: "0123456789abcdef0123456789abcdef".into(),
-            host_uuid: "u1".into(),
-            hostname: "web-07".into(),
-            agent_version: "0.1.0".into(),
-            cert_fingerprint: [1; 32],
-            cert_not_after_unix_ms: 0,
-            enrolled_at_unix_ms: 1,
-            secret_hash: [9; 32],
-        };
-        store.enroll_agent(agent).expect("enroll");
+        store.enroll_agent(crate::store::test_agent("0123456789abcdef0123456789abcdef", "u1", 1)).expect("enroll");
         let heartbeat = census_proto::v1::Report {
             seq: 1,
             created_at_unix_ms: 0,
@@ -511,13 +501,19 @@ mod tests {
         store
     }
 
+    /// A collector in `dir/source` and its backup in `dir/one.census-backup`.
+    fn backed_up(dir: &Path) -> (PathBuf, SledStore, PathBuf, Summary) {
+        let source = dir.join("source");
+        let store = collector(&source);
+        let file = dir.join("one.census-backup");
+        let written = write_file(&store, &source.join("pki"), &file, SystemTime::now()).expect("backup");
+        (source, store, file, written)
+    }
+
     #[test]
     fn a_backup_restores_store_and_pki_and_is_private() {
         let dir = tempfile::tempdir().expect("tmp");
-        let source = dir.path().join("source");
-        let store = collector(&source);
-        let file = dir.path().join("one.census-backup");
-        let written = write_file(&store, &source.join("pki"), &file, SystemTime::now()).expect("backup");
+        let (source, store, file, written) = backed_up(dir.path());
         assert!(written.trees > 5 && written.entries >= 3, "{written:?}");
         assert_eq!(written.agents, 1);
         assert_eq!(written.bytes, std::fs::metadata(&file).expect("meta").len());
@@ -563,10 +559,7 @@ mod tests {
     #[test]
     fn damaged_or_truncated_files_are_refused_and_nothing_is_left() {
         let dir = tempfile::tempdir().expect("tmp");
-        let source = dir.path().join("source");
-        let store = collector(&source);
-        let file = dir.path().join("b");
-        write_file(&store, &source.join("pki"), &file, SystemTime::now()).expect("backup");
+        let (_, _, file, _) = backed_up(dir.path());
         let good = std::fs::read(&file).expect("read");
 
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![

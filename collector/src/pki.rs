@@ -323,13 +323,18 @@ mod tests {
         }
     }
 
+    /// A new PKI in `dir`, an agent's CSR, and a fixed "now".
+    fn pki_and_csr(dir: &Path) -> (Pki, String, SystemTime) {
+        let pki = Pki::create(dir, &["localhost".into()], SystemTime::now()).expect("create");
+        let key = KeyPair::generate().expect("key");
+        let csr = CertificateParams::default().serialize_request(&key).expect("csr").pem().expect("pem");
+        (pki, csr, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+    }
+
     #[test]
     fn short_lifetimes_are_backdated_by_a_quarter_at_most() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pki = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).expect("create");
-        let key = KeyPair::generate().expect("key");
-        let csr = CertificateParams::default().serialize_request(&key).expect("csr").pem().expect("pem");
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (pki, csr, now) = pki_and_csr(dir.path());
         let validity = |lifetime: u64| {
             let (_, der) = pki.sign_agent_csr(&csr, "a", Duration::from_secs(lifetime), now).expect("signed");
             let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parse");
@@ -342,10 +347,7 @@ mod tests {
     #[test]
     fn an_agent_certificate_names_its_agent_and_validity() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pki = Pki::create(dir.path(), &["localhost".into()], SystemTime::now()).expect("create");
-        let key = KeyPair::generate().expect("key");
-        let csr = CertificateParams::default().serialize_request(&key).expect("csr").pem().expect("pem");
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (pki, csr, now) = pki_and_csr(dir.path());
         let (_, der) = pki.sign_agent_csr(&csr, "0123456789abcdef0123456789abcdef", Duration::from_secs(3600), now).expect("signed");
         let (agent_id, issued) = agent_certificate(&der).expect("parses");
         assert_eq!(agent_id, "0123456789abcdef0123456789abcdef");

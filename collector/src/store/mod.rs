@@ -38,6 +38,22 @@ pub struct NewAgent {
     pub secret_hash: Digest,
 }
 
+/// Test fixture: an enrollment of `id` for host `host_uuid` with the
+/// certificate whose fingerprint is `[cert; 32]`, enrolled at 1 ms.
+#[cfg(test)]
+pub(crate) fn test_agent(id: &str, host_uuid: &str, cert: u8) -> NewAgent {
+    NewAgent {
+        agent_id: id.into(),
+        host_uuid: host_uuid.into(),
+        hostname: "web-07".into(),
+        agent_version: "0.1.0".into(),
+        cert_fingerprint: [cert; 32],
+        cert_not_after_unix_ms: 0,
+        enrolled_at_unix_ms: 1,
+        secret_hash: [9; 32],
+    }
+}
+
 /// One package installed on one host, as the software index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoftwareInstall {

@@ -1018,18 +1018,7 @@ fn joined(parts: &[&str]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn new_agent(id: &str, host_uuid: &str, cert: u8) -> NewAgent {
-        NewAgent {
-            agent_id: id.into(),
-            host_uuid: host_uuid.into(),
-            hostname: "web-07".into(),
-            agent_version: "0.1.0".into(),
-            cert_fingerprint: [cert; 32],
-            cert_not_after_unix_ms: 0,
-            enrolled_at_unix_ms: 1,
-            secret_hash: [9; 32],
-        }
-    }
+    use crate::store::test_agent as new_agent;
 
     fn heartbeat(seq: u64) -> pb::Report {
         pb::Report {
