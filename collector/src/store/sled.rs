@@ -61,7 +61,8 @@
 //! holds it exclusively while it dumps every tree: writes wait (their
 //! callers' acknowledgements with them) for as long as the dump takes, and
 //! the dump is one point in time. A new writing method must take the gate
-//! (`let _writing = self.writing();`). `import` rebuilds a database from a
+//! (`let _writing = self.writing();`) and must not call another writing
+//! method while it holds it (a waiting export would deadlock the two). `import` rebuilds a database from a
 //! dump, including sled's id counter (outbox entry ids).
 
 use std::path::{Path, PathBuf};
