@@ -92,9 +92,7 @@ impl AgentApi {
         }
         Ok((agent, fingerprint))
     }
-}
 
-impl AgentApi {
     /// A certificate the store does not know, yet verified as issued by
     /// our CA: adopted when it is newer than every one the store knows for
     /// its agent (the store was restored from a backup taken before the

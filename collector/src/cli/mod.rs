@@ -1,7 +1,7 @@
 //! The `census` admin CLI: argument types, connection to the admin API, and
 //! rendering (`render.rs` for inventory, `alerts.rs` for alerts, silences,
-//! rules and the outbox, `lifecycle.rs` for agent revocation and backups). `bin/census.rs` only parses arguments and calls
-//! `run`.
+//! rules and the outbox, `lifecycle.rs` for agent revocation and backups).
+//! `bin/census.rs` only parses arguments and calls `run`.
 
 pub mod alerts;
 pub mod connect;
