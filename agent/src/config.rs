@@ -54,6 +54,46 @@ pub struct Config {
     /// Directory of `*.prom` files whose values every health sample carries
     /// as `custom.*` series (docs/custom-metrics.md). Empty: none.
     pub health_textfile_dir: PathBuf,
+    /// The client certificate is renewed once less than this share of its
+    /// lifetime is left, e.g. "33%".
+    pub renew_before: Share,
+}
+
+/// A share of a whole, written as a whole percentage ("33%") in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Share {
+    percent: u8,
+}
+
+impl Share {
+    /// 1 to 99 percent.
+    pub fn percent(percent: u8) -> Option<Share> {
+        (1..=99).contains(&percent).then_some(Share { percent })
+    }
+
+    /// This share of `whole`, rounded down.
+    pub fn of(self, whole: i64) -> i64 {
+        whole / 100 * i64::from(self.percent) + whole % 100 * i64::from(self.percent) / 100
+    }
+}
+
+impl TryFrom<String> for Share {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Share, String> {
+        text.trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u8>().ok())
+            .and_then(Share::percent)
+            .ok_or_else(|| format!("{text:?} is not a share such as \"33%\" (1% to 99%)"))
+    }
+}
+
+impl From<Share> for String {
+    fn from(s: Share) -> String {
+        format!("{}%", s.percent)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -82,6 +122,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             certificate_paths: Vec::new(),
             health_textfile_dir: PathBuf::new(),
+            renew_before: Share { percent: 33 },
         }
     }
 }
@@ -191,6 +232,13 @@ mod tests {
         assert_eq!(c.health_textfile_dir(), Some(Path::new("/var/lib/census-agent/textfile")));
         let err = Config::from_toml("health_textfile_dir = \"textfile\"", "agent.toml").unwrap_err().to_string();
         assert!(err.contains("agent.toml") && err.contains("health_textfile_dir: textfile must be an absolute path"), "{err}");
+        let c = Config::from_toml("renew_before = \"50%\"", "t").expect("valid");
+        assert_eq!(c.renew_before.of(90_000), 45_000);
+        for bad in ["\"0%\"", "\"100%\"", "\"1/3\"", "0.33"] {
+            let err = Config::from_toml(&format!("renew_before = {bad}"), "agent.toml").unwrap_err().to_string();
+            assert!(err.contains("agent.toml") && err.contains("renew_before"), "{bad}: {err}");
+        }
+        assert_eq!(Config::default().renew_before.of(7_776_000_000), 2_566_080_000, "33% of 90 days, no overflow");
     }
 
     #[test]

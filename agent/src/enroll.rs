@@ -23,6 +23,18 @@ impl std::fmt::Debug for EnrollmentSecret {
     }
 }
 
+/// A new key pair, generated here, and a CSR for it. The collector takes
+/// only the public key from the CSR; the common name is informative.
+pub(crate) fn key_and_csr(common_name: &str) -> Result<(KeyPair, String)> {
+    let key = KeyPair::generate().map_err(|e| Error::Certificate(format!("generating the agent key: {e}")))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).and_then(|c| c.pem()).map_err(|e| Error::Certificate(format!("building the CSR: {e}")))?;
+    Ok((key, csr))
+}
+
 /// Enrolls with the collector at `server` and saves the result in `state_dir`.
 pub async fn enroll(
     server: &str,
@@ -33,12 +45,7 @@ pub async fn enroll(
     timeout: Duration,
 ) -> Result<Enrolled> {
     let identity = crate::wire::identity(&crate::collect::identity::collect(root)?).map_err(Error::IdentityUnknown)?;
-    let key = KeyPair::generate().map_err(|e| Error::Certificate(format!("generating the agent key: {e}")))?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, identity.hostname.clone());
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).and_then(|c| c.pem()).map_err(|e| Error::Certificate(format!("building the CSR: {e}")))?;
+    let (key, csr) = key_and_csr(&identity.hostname)?;
 
     let channel = transport::enrollment_channel(server, ca_pem, timeout).await?;
     let mut client = AgentServiceClient::new(channel);

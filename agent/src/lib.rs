@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod inventory;
 pub mod render;
+pub mod renew;
 pub mod run;
 pub mod service;
 pub mod spool;
@@ -30,4 +31,10 @@ pub fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Unix milliseconds as RFC 3339 UTC with whole seconds, for people.
+pub fn rfc3339(unix_ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
 }

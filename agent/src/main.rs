@@ -255,7 +255,7 @@ fn execute(command: Command, config: Config, args_config: Option<PathBuf>) -> Re
                 Err(e) => println!("enrolled: unreadable: {e}"),
             }
             match LastAck::load(&config.state_dir) {
-                Some(a) => println!("last acknowledged report: seq {} at {}", a.seq, rfc3339(a.at_unix_ms)),
+                Some(a) => println!("last acknowledged report: seq {} at {}", a.seq, census_agent::rfc3339(a.at_unix_ms)),
                 None => println!("last acknowledged report: none yet"),
             }
             Ok(())
@@ -292,11 +292,6 @@ fn enroll(config: &Config, server: &str, ca: &std::path::Path, secret: Option<St
 /// A service starts elsewhere than here: its paths must not be relative.
 fn absolute(path: &std::path::Path) -> Result<PathBuf, Error> {
     std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))
-}
-
-fn rfc3339(unix_ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// One small runtime: the agent does little at a time, and every thread costs memory.

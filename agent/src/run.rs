@@ -17,6 +17,13 @@
 //! Health batches and deltas are sent only to a collector that advertised
 //! them (`AgentSettings.accepts_health_and_deltas`, proto rule 6); until
 //! then the agent sends full snapshots and keeps no health.
+//!
+//! A fifth timer renews the client certificate once less than
+//! `renew_before` of its lifetime is left (`renew.rs`), then switches the
+//! channel to the new one. When the collector refuses this agent's identity
+//! (revoked, or a certificate it does not know), retrying soon cannot help:
+//! the agent says so as an error, keeps its reports spooled and asks again
+//! only every `REFUSED_RETRY`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,9 +34,10 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tracing::{Instrument, debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Share};
 use crate::error::Result;
 use crate::health::{Sampler, TextfileDir};
+use crate::renew::RenewError;
 use crate::spool::Spool;
 use crate::state::{Enrolled, InventoryBase, LastAck, SequenceCounter};
 use crate::transport::{self, error_chain};
@@ -39,6 +47,9 @@ const MAX_BATCH: usize = 64;
 /// Bytes of reports in one request at most, well under the collector's
 /// default 4 MiB message limit.
 const MAX_BATCH_BYTES: u64 = 1024 * 1024;
+/// The next try after the collector refused this agent's identity, or
+/// does not renew certificates at all.
+const REFUSED_RETRY: Duration = Duration::from_secs(3600);
 
 /// Jittered exponential backoff: each delay is drawn from [d/2, d], d
 /// doubling up to `max`, so a fleet that lost its collector does not come
@@ -71,6 +82,9 @@ enum SendError {
     Transient(String),
     /// The collector will never accept these reports as they are.
     Refused(String),
+    /// The collector refuses this agent itself (revoked, unknown
+    /// certificate): the reports are fine, the sender is not.
+    Rejected(String),
 }
 
 fn classify(status: &tonic::Status) -> SendError {
@@ -95,7 +109,7 @@ fn classify(status: &tonic::Status) -> SendError {
     };
     match status.code() {
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => SendError::Refused(detail),
-        Code::Unauthenticated | Code::PermissionDenied => SendError::Transient(format!("collector refuses this agent: {detail}")),
+        Code::Unauthenticated | Code::PermissionDenied => SendError::Rejected(format!("collector refuses this agent: {detail}")),
         _ => SendError::Transient(detail),
     }
 }
@@ -276,7 +290,7 @@ impl HealthState {
 
 /// Runs until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-    let state = Enrolled::load(&config.state_dir)?;
+    let mut state = Enrolled::open(&config.state_dir)?;
     let server = if config.server.is_empty() { state.server.clone() } else { config.server.clone() };
     let channel = transport::report_channel(&state, &server, config.request_timeout)?;
     let span = tracing::info_span!("agent", agent_id = %state.agent_id);
@@ -319,10 +333,39 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
     let mut retry_at: Option<Instant> = None;
     let mut connected = false;
+    let mut next_renewal = renewal_due(&state, config.renew_before);
+    let mut renew_backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    let mut expiry_logged = false;
     tokio::pin!(shutdown);
 
     loop {
         let now = Instant::now();
+        if next_renewal.is_some_and(|t| now >= t) {
+            let outcome = tokio::select! {
+                outcome = crate::renew::renew(&mut reporter.client, &state, &config.state_dir) => outcome,
+                _ = &mut shutdown => break,
+            };
+            next_renewal = match outcome {
+                Ok(renewed) => {
+                    reporter.client = AgentServiceClient::new(transport::report_channel(&renewed, &server, config.request_timeout)?);
+                    state = renewed;
+                    renew_backoff.reset();
+                    expiry_logged = false;
+                    let until = state.certificate_validity().map(|(_, after)| crate::rfc3339(after)).unwrap_or_default();
+                    info!(valid_until = %until, "client certificate renewed; reports go with the new one from now on");
+                    renewal_due(&state, config.renew_before)
+                }
+                Err(e @ (RenewError::Refused(_) | RenewError::Unsupported)) => {
+                    warn!(reason = %e, retry_in = ?REFUSED_RETRY, "cannot renew the client certificate");
+                    Some(now + REFUSED_RETRY)
+                }
+                Err(e @ RenewError::Failed(_)) => {
+                    let delay = renew_backoff.next_delay(rand::random::<f64>());
+                    warn!(reason = %e, retry_in = ?delay, "cannot renew the client certificate; will retry");
+                    Some(Instant::now() + delay)
+                }
+            };
+        }
         if now >= next_inventory {
             let (root, certificate_paths) = (root.clone(), config.certificate_paths.clone());
             let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root, &certificate_paths))
@@ -398,9 +441,28 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                     continue;
                 }
                 Err(SendError::Refused(_)) => continue,
+                Err(SendError::Rejected(reason)) => {
+                    error!(
+                        %reason,
+                        retry_in = ?REFUSED_RETRY,
+                        spooled = reporter.spool.len(),
+                        "the collector refuses this agent; reports stay spooled. If it was revoked or enrolled elsewhere, enroll it again (census-agent enroll)"
+                    );
+                    connected = false;
+                    retry_at = Some(Instant::now() + REFUSED_RETRY);
+                    next_renewal = next_renewal.map(|t| t.max(Instant::now() + REFUSED_RETRY));
+                }
                 Err(SendError::Transient(reason)) => {
                     let delay = backoff.next_delay(rand::random::<f64>());
                     warn!(%reason, retry_in = ?delay, spooled = reporter.spool.len(), "cannot deliver reports; will retry");
+                    let not_after = state.certificate_validity().map(|(_, after)| after).unwrap_or(i64::MAX);
+                    if !expiry_logged && not_after < crate::now_unix_ms() {
+                        error!(
+                            expired = %crate::rfc3339(not_after),
+                            "this agent's client certificate has expired, so the collector refuses it; enroll the agent again (census-agent enroll)"
+                        );
+                        expiry_logged = true;
+                    }
                     connected = false;
                     retry_at = Some(Instant::now() + delay);
                 }
@@ -409,6 +471,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
         let mut wake = next_heartbeat.min(next_inventory).min(next_sample).min(next_batch);
         if let Some(t) = retry_at {
+            wake = wake.min(t.max(Instant::now()));
+        }
+        if let Some(t) = next_renewal {
             wake = wake.min(t.max(Instant::now()));
         }
         tokio::select! {
@@ -424,6 +489,21 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     info!(spooled = reporter.spool.len(), "agent stopping");
     Ok(())
+}
+
+/// When the client certificate is due for renewal; `None` when its
+/// validity cannot be read (logged: it will not be renewed).
+fn renewal_due(state: &Enrolled, share: Share) -> Option<Instant> {
+    match state.certificate_validity() {
+        Ok(validity) => {
+            let wait_ms = crate::renew::renew_at(validity, share).saturating_sub(crate::now_unix_ms()).max(0);
+            Some(Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the client certificate's validity; it will not be renewed");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -447,8 +527,9 @@ mod tests {
         assert!(matches!(classify(&tonic::Status::invalid_argument("too large")), SendError::Refused(_)));
         assert!(matches!(classify(&tonic::Status::unavailable("down")), SendError::Transient(_)));
         assert!(
-            matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Transient(m) if m.contains("refuses this agent"))
+            matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Rejected(m) if m.contains("refuses this agent"))
         );
+        assert!(matches!(classify(&tonic::Status::unauthenticated("unknown certificate")), SendError::Rejected(_)));
         assert!(
             matches!(classify(&tonic::Status::unknown("stream closed because of a broken pipe")), SendError::Transient(m) if m.contains("TLS handshake failed"))
         );

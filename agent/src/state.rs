@@ -6,6 +6,11 @@
 //! mode 0600, never leaves the host), `seq` (last sequence number used),
 //! `last_ack` (the last acknowledged seq and when, for `census-agent status`).
 //! Every file is replaced atomically, so a crash never leaves half a key.
+//! A certificate renewal replaces two files, key and certificate: both are
+//! first written whole beside them (`agent.key.next`, then `agent.pem.next`,
+//! whose presence says both are complete), then renamed into place;
+//! `Enrolled::open` finishes a renewal a crash interrupted, so the key and
+//! the certificate in use always belong together.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,8 @@ const SEQ_FILE: &str = "seq";
 const BASE_FILE: &str = "inventory.base";
 const CAPS_FILE: &str = "collector.features";
 const LAST_ACK_FILE: &str = "last_ack";
+const NEXT_KEY_FILE: &str = "agent.key.next";
+const NEXT_CERT_FILE: &str = "agent.pem.next";
 
 /// A private key in memory; Debug prints `***`.
 #[derive(Clone)]
@@ -74,6 +81,29 @@ impl Enrolled {
         })
     }
 
+    /// `load` for the process that owns the state (`run`): first completes
+    /// a certificate renewal that a crash interrupted, or drops one whose
+    /// certificate never arrived (the current pair then stays, and the
+    /// collector still accepts it).
+    pub fn open(dir: &Path) -> Result<Enrolled> {
+        finish_renewal(dir)?;
+        Enrolled::load(dir)
+    }
+
+    /// When the client certificate becomes valid and when it expires, Unix ms.
+    pub fn certificate_validity(&self) -> Result<(i64, i64)> {
+        certificate_validity(&self.cert_pem)
+    }
+
+    /// Puts a renewed key and certificate in place of the current ones
+    /// (see the module documentation for the order that makes it safe).
+    pub fn save_renewed(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(NEXT_KEY_FILE), self.key_pem.0.as_bytes(), 0o600)?;
+        write_atomic(&dir.join(NEXT_CERT_FILE), self.cert_pem.as_bytes(), 0o644)?;
+        sync_dir(dir)?;
+        finish_renewal(dir)
+    }
+
     /// Writes the state; the identity file goes last, so a crash midway
     /// leaves the agent "not enrolled" rather than half-enrolled.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -82,6 +112,13 @@ impl Enrolled {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("restricting", dir, e))?;
+        }
+        // A renewal of an older identity must never land on this one.
+        for stale in [NEXT_CERT_FILE, NEXT_KEY_FILE] {
+            match std::fs::remove_file(dir.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("removing", dir.join(stale), e)),
+                _ => {}
+            }
         }
         write_atomic(&dir.join(KEY_FILE), self.key_pem.0.as_bytes(), 0o600)?;
         write_atomic(&dir.join(CERT_FILE), self.cert_pem.as_bytes(), 0o644)?;
@@ -96,6 +133,43 @@ impl Enrolled {
         let _ = std::fs::remove_dir_all(dir.join("spool"));
         write_atomic(&dir.join(SEQ_FILE), b"0\n", 0o644)
     }
+}
+
+/// Renames a complete renewal into place, or removes an incomplete one.
+fn finish_renewal(dir: &Path) -> Result<()> {
+    let (next_key, next_cert) = (dir.join(NEXT_KEY_FILE), dir.join(NEXT_CERT_FILE));
+    if next_cert.exists() {
+        if next_key.exists() {
+            rename(&next_key, &dir.join(KEY_FILE))?;
+        }
+        rename(&next_cert, &dir.join(CERT_FILE))?;
+        sync_dir(dir)?;
+    } else if next_key.exists() {
+        std::fs::remove_file(&next_key).map_err(|e| Error::io("removing the unfinished renewal", &next_key, e))?;
+    }
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io("renaming into", to, e))
+}
+
+/// Makes renames in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing", dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// (not before, not after) of the first certificate in `pem`, Unix ms.
+pub fn certificate_validity(pem: &str) -> Result<(i64, i64)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| Error::Certificate(format!("agent.pem is not a PEM certificate: {e}")))?;
+    let cert = pem.parse_x509().map_err(|e| Error::Certificate(format!("agent.pem does not parse: {e}")))?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp().saturating_mul(1000), v.not_after.timestamp().saturating_mul(1000)))
 }
 
 /// The per-agent report sequence, persisted so a restart never reuses a
@@ -231,18 +305,22 @@ impl LastAck {
 mod tests {
     use super::*;
 
-    #[test]
-    fn state_round_trips_and_key_is_private() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let s = Enrolled {
+    /// Enrolled state with this certificate and key text.
+    fn enrolled(cert: &str, key: &str) -> Enrolled {
+        Enrolled {
             agent_id: "abc".into(),
             server: "https://127.0.0.1:1".into(),
             enrolled_at_unix_ms: 5,
             ca_pem: "CA".into(),
-            cert_pem: "CERT".into(),
-            key_pem: PrivateKeyPem("KEY".into()),
-        };
-        s.save(dir.path()).expect("save");
+            cert_pem: cert.into(),
+            key_pem: PrivateKeyPem(key.into()),
+        }
+    }
+
+    #[test]
+    fn state_round_trips_and_key_is_private() {
+        let dir = tempfile::tempdir().expect("tmp");
+        enrolled("CERT", "KEY").save(dir.path()).expect("save");
         let l = Enrolled::load(dir.path()).expect("load");
         assert_eq!((l.agent_id.as_str(), l.key_pem.0.as_str()), ("abc", "KEY"));
         assert_eq!(format!("{:?}", l.key_pem), "***");
@@ -292,6 +370,39 @@ mod tests {
         let a = LastAck { seq: 42, at_unix_ms: 1_700_000_000_000 };
         a.save(dir.path()).expect("save");
         assert_eq!(LastAck::load(dir.path()), Some(a));
+    }
+
+    #[test]
+    fn a_renewal_is_all_or_nothing_across_crashes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        enrolled("CERT1", "KEY1").save(dir.path()).expect("save");
+        let pair = |d: &Path| {
+            let e = Enrolled::open(d).expect("open");
+            (e.cert_pem, e.key_pem.0)
+        };
+
+        // Crashed after the new key was written, before its certificate:
+        // the old pair stays whole.
+        write_atomic(&dir.path().join(NEXT_KEY_FILE), b"KEY2", 0o600).expect("key.next");
+        assert_eq!(pair(dir.path()), ("CERT1".to_string(), "KEY1".to_string()));
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists(), "the unfinished renewal is dropped");
+
+        // Crashed after both were written, between the two renames: the
+        // renewal is completed.
+        write_atomic(&dir.path().join(NEXT_KEY_FILE), b"KEY2", 0o600).expect("key.next");
+        write_atomic(&dir.path().join(NEXT_CERT_FILE), b"CERT2", 0o644).expect("pem.next");
+        rename(&dir.path().join(NEXT_KEY_FILE), &dir.path().join(KEY_FILE)).expect("first rename");
+        assert_eq!(pair(dir.path()), ("CERT2".to_string(), "KEY2".to_string()));
+
+        enrolled("CERT3", "KEY3").save_renewed(dir.path()).expect("renew");
+        assert_eq!(pair(dir.path()), ("CERT3".to_string(), "KEY3".to_string()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "a renewed key is private too");
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(SEQ_FILE)).expect("seq"), "0\n", "a renewal keeps the sequence");
     }
 
     #[test]

@@ -6,18 +6,23 @@
 //! too); each method hands the `Caller` and its request to the same call of
 //! `AdminCalls`, which states the role it needs.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use census_proto::v1 as pb;
 use census_proto::v1::admin_service_server::AdminService;
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::admin_calls::AdminCalls;
 pub use crate::admin_calls::Caller;
 use crate::alerting::Alerting;
 use crate::config::AgentPolicy;
+use crate::error::Error;
 use crate::secrets::Role;
-use crate::store::Store;
+use crate::store::{HostView, Store};
+use crate::wire;
 
 /// Interceptor: resolves `authorization: Bearer <token>` to a `Caller`.
 pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
@@ -45,6 +50,11 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 /// The gRPC face of `AdminCalls`.
 pub struct AdminApi {
     calls: Arc<AdminCalls>,
+    /// The data directory, for `Backup`: its `pki/` goes into backups, and
+    /// `backups/` holds the one being sent. Unset: no backups served.
+    data_dir: Option<PathBuf>,
+    /// One backup at a time: each pauses writes while it is taken.
+    backup_slot: Arc<Semaphore>,
 }
 
 impl AdminApi {
@@ -54,7 +64,24 @@ impl AdminApi {
 
     /// Serves the given calls (shared with the HTTP API).
     pub fn over(calls: Arc<AdminCalls>) -> AdminApi {
-        AdminApi { calls }
+        AdminApi { calls, data_dir: None, backup_slot: Arc::new(Semaphore::new(1)) }
+    }
+
+    /// Serves `Backup` from this data directory.
+    pub fn with_data_dir(mut self, data_dir: PathBuf) -> AdminApi {
+        self.data_dir = Some(data_dir);
+        self
+    }
+
+    fn summary(&self, host: &HostView, now_ms: i64) -> pb::HostSummary {
+        wire::host_summary(host, self.calls.online(&host.agent, now_ms))
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> crate::error::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        Ok(self.calls.with_store(f).await?)
     }
 }
 
@@ -68,6 +95,8 @@ macro_rules! call {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    type BackupStream = ReceiverStream<Result<pb::BackupChunk, Status>>;
+
     async fn list_hosts(&self, request: Request<pb::ListHostsRequest>) -> Result<Response<pb::ListHostsResponse>, Status> {
         call!(self, request, list_hosts)
     }
@@ -138,6 +167,128 @@ impl AdminService for AdminApi {
     async fn retry_outbox(&self, request: Request<pb::RetryOutboxRequest>) -> Result<Response<pb::RetryOutboxResponse>, Status> {
         call!(self, request, retry_outbox)
     }
+
+    async fn revoke_agent(&self, request: Request<pb::RevokeAgentRequest>) -> Result<Response<pb::RevokeAgentResponse>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let agent_id = request.into_inner().agent_id.to_ascii_lowercase();
+        if agent_id.len() != 32 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument(
+                "agent_id must be the 32 hex characters of an agent id (`census hosts` shows them); a hostname is not accepted",
+            ));
+        }
+        let (host, already) = self
+            .with_store(move |s| {
+                let (_, already) = s.revoke_agent(&agent_id, now_ms())?;
+                let host = s.host(&agent_id)?.ok_or_else(|| Error::NotFound(format!("agent {agent_id} vanished while revoking it")))?;
+                Ok((host, already))
+            })
+            .await?;
+        if !already {
+            tracing::info!(agent_id = %host.agent.agent_id, host = %host.agent.hostname, by = %caller.token_id, "agent revoked");
+        }
+        Ok(Response::new(pb::RevokeAgentResponse { host: Some(self.summary(&host, now_ms())), already_revoked: already }))
+    }
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let caller = require(&request, Role::Admin)?;
+        let data_dir = self.data_dir.clone().ok_or_else(|| Status::unimplemented("this collector does not serve backups"))?;
+        let permit = Arc::clone(&self.backup_slot)
+            .try_acquire_owned()
+            .map_err(|_| Status::failed_precondition("another backup is being taken; try again when it has finished"))?;
+        // Bounded: the file is read only as fast as the client takes it.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = Arc::clone(&self.calls.store);
+        // The snapshot is taken after the response headers went out, so a
+        // large store does not run into the client's request deadline.
+        tokio::spawn(async move {
+            send_backup(store, data_dir, tx, caller.token_id).await;
+            drop(permit);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Pieces of a backup on the wire: well under the 4 MiB default message limit.
+const BACKUP_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Takes a backup into `<data_dir>/backups/` (mode 0600; writes pause
+/// meanwhile), streams it to `tx`, then deletes it. Any failure reaches
+/// the client as the stream's last item.
+async fn send_backup(store: Arc<dyn Store>, data_dir: PathBuf, tx: tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>, by: String) {
+    let dir = data_dir.join("backups");
+    let path = dir.join(format!("sending.{}", crate::backup::EXTENSION));
+    let started = std::time::Instant::now();
+    let taken = {
+        let (dir, path) = (dir.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::init::create_data_dir(&dir)?;
+            // Only one backup runs at a time: a file left here is from a
+            // collector that stopped while sending it.
+            let _ = std::fs::remove_file(crate::backup::partial_path(&path));
+            crate::backup::write_file(store.as_ref(), &data_dir.join("pki"), &path, std::time::SystemTime::now())
+        })
+        .await
+    };
+    let summary = match taken {
+        Ok(Ok(summary)) => summary,
+        Ok(Err(e)) => {
+            let _ = tx.send(Err(backup_failed(e, &dir))).await;
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(Status::internal(format!("backup task failed: {e}")))).await;
+            return;
+        }
+    };
+    tracing::info!(
+        by = %by,
+        agents = summary.agents,
+        entries = summary.entries,
+        bytes = summary.bytes,
+        took_ms = started.elapsed().as_millis() as u64,
+        "backup taken; sending it"
+    );
+    if let Err(status) = stream_file(&path, &tx).await {
+        let _ = tx.send(Err(status)).await;
+    }
+    if let Err(e) = tokio::fs::remove_file(&path).await {
+        tracing::warn!(error = %e, path = %path.display(), "cannot delete the backup file just sent");
+    }
+}
+
+/// Sends a file in chunks; stops early when the client went away.
+async fn stream_file(path: &std::path::Path, tx: &tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>) -> Result<(), Status> {
+    use tokio::io::AsyncReadExt;
+    let unavailable = |e: std::io::Error| Status::unavailable(format!("reading the backup to send it: {e}"));
+    let mut file = tokio::fs::File::open(path).await.map_err(unavailable)?;
+    loop {
+        let mut data = Vec::with_capacity(BACKUP_CHUNK_BYTES);
+        let n = (&mut file).take(BACKUP_CHUNK_BYTES as u64).read_to_end(&mut data).await.map_err(unavailable)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if tx.send(Ok(pb::BackupChunk { data })).await.is_err() {
+            tracing::warn!("the backup client went away before the end; backup abandoned");
+            return Ok(());
+        }
+    }
+}
+
+fn backup_failed(e: Error, dir: &std::path::Path) -> Status {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Status::resource_exhausted(format!(
+            "no space left in {} for the backup: it needs about the size of the database there",
+            dir.display()
+        )),
+        _ => {
+            tracing::error!(error = %e, "backup failed");
+            Status::unavailable(format!("the backup could not be taken: {e}"))
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::clock::unix_ms(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

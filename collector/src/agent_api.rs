@@ -7,6 +7,16 @@
 //!   lookup), so an agent can only ever write its own host; the `agent_id`
 //!   field must agree with the certificate.
 //! - A request outside `Limits` is refused whole; nothing of it is stored.
+//! - A renewed certificate is durable before it is returned, and the
+//!   certificate the renewal was asked with keeps working until the agent
+//!   first calls with the new one (or it expires): a lost response never
+//!   strands an agent, and at most two certificates of an agent work.
+//! - A revoked agent is refused every call with PERMISSION_DENIED.
+//! - A certificate of our CA that the store does not know is accepted only
+//!   when it is newer than every one the store knows for its agent (see
+//!   `Store::adopt_certificate`): a restore from an older backup does not
+//!   strand agents that renewed since, and a retired certificate stays
+//!   retired.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +31,7 @@ use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
 use crate::secrets::Secret;
 use crate::self_metrics::{Refusal, ReportKind, SelfMetrics};
-use crate::store::{AgentRecord, NewAgent, Store};
+use crate::store::{AgentRecord, Digest, NewAgent, Store};
 use crate::validate::{self, Violation};
 
 pub struct AgentApi {
@@ -51,24 +61,75 @@ impl AgentApi {
         }
     }
 
-    /// The enrolled agent behind the client certificate of this request.
-    async fn caller<T>(&self, request: &Request<T>) -> Result<AgentRecord, Status> {
+    /// The enrolled agent behind the client certificate of this request,
+    /// and that certificate's fingerprint. The first call made with a
+    /// renewed certificate retires the agent's previous one.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<(AgentRecord, Digest), Status> {
         let certs = request.peer_certs().ok_or_else(|| {
             Status::unauthenticated("a client certificate is required for this call: enroll this agent first (census-agent enroll)")
         })?;
         let leaf = certs.first().ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
         let fingerprint = certificate_fingerprint(leaf.as_ref());
         let store = Arc::clone(&self.store);
-        let agent = blocking(move || store.agent_by_certificate(&fingerprint)).await?.ok_or_else(|| {
-            Status::unauthenticated(
-                "this client certificate is not (or no longer) registered with this collector: the agent was re-enrolled elsewhere; enroll it again",
-            )
-        })?;
+        let known = blocking(move || store.agent_by_certificate(&fingerprint)).await?;
+        let mut agent = match known {
+            Some(agent) => agent,
+            None => self.adopt(leaf.as_ref()).await?.ok_or_else(|| {
+                Status::unauthenticated(
+                    "this client certificate is not (or no longer) registered with this collector: the agent was re-enrolled elsewhere; enroll it again",
+                )
+            })?,
+        };
         if agent.revoked {
-            return Err(Status::permission_denied(format!("agent {} has been revoked by an administrator", agent.agent_id)));
+            let when = match agent.revoked_at_unix_ms {
+                0 => String::new(),
+                t => format!(" at {}", crate::clock::rfc3339_seconds(t)),
+            };
+            return Err(Status::permission_denied(format!(
+                "agent {} has been revoked by an administrator{when}; it cannot report again unless it is enrolled again (census-agent enroll)",
+                agent.agent_id
+            )));
         }
-        Ok(agent)
+        if agent.cert_fingerprint == fingerprint[..] && !agent.previous_cert_fingerprint.is_empty() {
+            let store = Arc::clone(&self.store);
+            let agent_id = agent.agent_id.clone();
+            blocking(move || store.retire_previous_certificate(&agent_id)).await?;
+            info!(agent_id = %agent.agent_id, "agent connected with its renewed certificate; the previous one no longer works");
+            agent.previous_cert_fingerprint.clear();
+            agent.previous_cert_not_after_unix_ms = 0;
+        }
+        Ok((agent, fingerprint))
     }
+
+    /// A certificate the store does not know, yet verified as issued by
+    /// our CA: adopted when it is newer than every one the store knows for
+    /// its agent (the store was restored from a backup taken before the
+    /// agent renewed), refused otherwise (`None`).
+    async fn adopt(&self, der: &[u8]) -> Result<Option<AgentRecord>, Status> {
+        let Some((agent_id, issued)) = crate::pki::agent_certificate(der) else { return Ok(None) };
+        let store = Arc::clone(&self.store);
+        let id = agent_id.clone();
+        let adopted = blocking(move || store.adopt_certificate(&id, &issued)).await?;
+        if adopted.as_ref().is_some_and(|a| !a.revoked) {
+            info!(
+                %agent_id,
+                "adopted a certificate this CA issued after the stored one (the store was restored from an older backup?)"
+            );
+        }
+        Ok(adopted)
+    }
+}
+
+/// Refuses a request whose `agent_id` is not the certificate's.
+fn same_agent(agent: &AgentRecord, claimed: &str) -> Result<(), Status> {
+    if claimed != agent.agent_id {
+        warn!(%claimed, "request for another agent refused");
+        return Err(Status::permission_denied(format!(
+            "this certificate belongs to agent {}; it cannot act as agent {claimed}",
+            agent.agent_id
+        )));
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -156,7 +217,7 @@ impl AgentService for AgentApi {
             self.self_metrics.reports_refused(why, reports);
             status
         };
-        let agent = self.caller(&request).await.map_err(|s| {
+        let (agent, _) = self.caller(&request).await.map_err(|s| {
             let why = match s.code() {
                 tonic::Code::Unauthenticated => Refusal::Unauthenticated,
                 tonic::Code::PermissionDenied => Refusal::Revoked,
@@ -167,16 +228,7 @@ impl AgentService for AgentApi {
         let span = tracing::Span::current();
         span.record("agent_id", agent.agent_id.as_str());
         let req = request.into_inner();
-        if req.agent_id != agent.agent_id {
-            warn!(claimed = %req.agent_id, "report for another agent refused");
-            return Err(refused(
-                Refusal::WrongAgent,
-                Status::permission_denied(format!(
-                    "this certificate belongs to agent {}; it cannot report as agent {}",
-                    agent.agent_id, req.agent_id
-                )),
-            ));
-        }
+        same_agent(&agent, &req.agent_id).map_err(|s| refused(Refusal::WrongAgent, s))?;
         if let (Some(first), Some(last)) = (req.reports.first(), req.reports.last()) {
             span.record("seq_first", first.seq);
             span.record("seq_last", last.seq);
@@ -200,6 +252,28 @@ impl AgentService for AgentApi {
             settings: Some(self.settings()),
             full_inventory_requested: ingested.full_inventory_requested,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id))]
+    async fn renew_certificate(
+        &self,
+        request: Request<pb::RenewCertificateRequest>,
+    ) -> Result<Response<pb::RenewCertificateResponse>, Status> {
+        let (agent, presented) = self.caller(&request).await?;
+        tracing::Span::current().record("agent_id", agent.agent_id.as_str());
+        let req = request.into_inner();
+        same_agent(&agent, &req.agent_id)?;
+        validate::renew_request(&req, &self.limits).map_err(refuse)?;
+        let now = SystemTime::now();
+        let lifetime = self.policy.certificate_lifetime;
+        let (cert_pem, cert_der) = self.pki.sign_agent_csr(&req.csr_pem, &agent.agent_id, lifetime, now).map_err(Status::from)?;
+        let (_, renewed) = crate::pki::agent_certificate(&cert_der)
+            .ok_or_else(|| Status::internal("the certificate just issued does not parse; this is a bug"))?;
+        let not_after_unix_ms = renewed.not_after_unix_ms;
+        let store = Arc::clone(&self.store);
+        blocking(move || store.renew_certificate(&agent.agent_id, &presented, &renewed)).await?;
+        info!(not_after = %crate::clock::rfc3339_seconds(not_after_unix_ms), "agent certificate renewed");
+        Ok(Response::new(pb::RenewCertificateResponse { certificate_pem: cert_pem, not_after_unix_ms }))
     }
 }
 

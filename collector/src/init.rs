@@ -27,13 +27,7 @@ pub fn init(data_dir: &Path, sans: &[String]) -> Result<Initialised> {
     if sans.is_empty() {
         return Err(Error::Config("at least one --san is needed (the name or address agents use to reach the collector)".into()));
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating", data_dir, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io("restricting permissions of", data_dir, e))?;
-    }
+    create_data_dir(data_dir)?;
     let pki_dir = data_dir.join("pki");
     let now = SystemTime::now();
     Pki::create(&pki_dir, sans, now)?;
@@ -43,22 +37,41 @@ pub fn init(data_dir: &Path, sans: &[String]) -> Result<Initialised> {
     Ok(Initialised { ca_path: Pki::ca_path(&pki_dir), admin_token, enrollment_secret })
 }
 
+/// Creates a data directory (if needed) readable by its owner only.
+pub fn create_data_dir(data_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating", data_dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("restricting permissions of", data_dir, e))?;
+    }
+    Ok(())
+}
+
+/// Opens the store of an initialised data directory for an offline
+/// command. sled admits one process: while the collector runs, this fails
+/// with what to do instead (`while_running`).
+pub fn open_offline(data_dir: &Path, while_running: &str) -> Result<SledStore> {
+    if !Pki::ca_path(&data_dir.join("pki")).exists() {
+        return Err(Error::NotInitialised(data_dir.to_path_buf()));
+    }
+    SledStore::open(&SledStore::path_in(data_dir)).map_err(|e| match e {
+        Error::Store(m) if m.contains("lock") => {
+            Error::FailedPrecondition(format!("{m}\nthe collector is probably running on this data directory; {while_running}"))
+        }
+        other => other,
+    })
+}
+
 /// `census-collector token create`: a new admin token with `role` in an
 /// initialised data directory. Offline: sled admits one process, so the
 /// collector must be stopped (the admin API will grow token calls).
 pub fn create_token_offline(data_dir: &Path, name: &str, role: Role) -> Result<Secret> {
-    if !Pki::ca_path(&data_dir.join("pki")).exists() {
-        return Err(Error::NotInitialised(data_dir.to_path_buf()));
-    }
     if name.trim().is_empty() || name.len() > 128 {
         return Err(Error::Config("--name must be 1 to 128 bytes: who or what the token is for".into()));
     }
-    let store = SledStore::open(&SledStore::path_in(data_dir)).map_err(|e| match e {
-        Error::Store(m) if m.contains("lock") => Error::FailedPrecondition(format!(
-            "{m}\nthe collector is probably running on this data directory; stop it, create the token, start it again"
-        )),
-        other => other,
-    })?;
+    let store = open_offline(data_dir, "stop it, create the token, start it again")?;
     create_admin_token(&store, name, role, SystemTime::now())
 }
 

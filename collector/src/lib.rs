@@ -7,6 +7,7 @@ pub mod admin_calls;
 pub mod agent_api;
 pub mod alert;
 pub mod alerting;
+pub mod backup;
 pub mod changes;
 pub mod cli;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod server;
 pub mod software;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 pub mod wire;
 

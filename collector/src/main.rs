@@ -40,6 +40,49 @@ enum Command {
     /// Admin tokens for the `census` CLI.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The server certificate.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Back up a stopped collector (key material included: the file is 0600). While it runs, use `census backup`.
+    Backup {
+        /// Data directory of the collector.
+        #[arg(long, env = "CENSUS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file, or a directory to write census-<time>.census-backup into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the result as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a new (absent or empty) data directory; then start the collector on it.
+    Restore {
+        /// Data directory to create.
+        #[arg(long, env = "CENSUS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file (`census backup` or `census-collector backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Print the result as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Issue a new server key and certificate from the same CA; a running collector picks them up within seconds.
+    Rotate {
+        /// Data directory of the collector (only its pki/ is touched, so the collector may be running).
+        #[arg(long, env = "CENSUS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// DNS name or IP address agents use to reach this collector (repeatable); default: those of the current certificate.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Print the result as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +194,59 @@ fn main() -> ExitCode {
                 Err(e) => failed(&e),
             }
         }
+        Command::Cert(CertCommand::Rotate { data_dir, sans, json }) => {
+            let pki_dir = data_dir.join("pki");
+            if !census_collector::pki::Pki::ca_path(&pki_dir).exists() {
+                return failed(&Error::NotInitialised(data_dir));
+            }
+            match census_collector::pki::rotate_server_certificate(&pki_dir, &sans, std::time::SystemTime::now()) {
+                Ok(done) => {
+                    let expires = census_collector::clock::rfc3339_seconds(done.not_after_unix_ms);
+                    if json {
+                        println!("{}", serde_json::json!({ "sans": done.sans, "not_after": expires, "sha256": done.sha256 }));
+                    } else {
+                        println!("New server certificate for {} (sha256 {}), valid until {expires}.", done.sans.join(", "), done.sha256);
+                        println!(
+                            "A running collector serves it to new connections within {}s; agents keep trusting the same CA.",
+                            census_collector::tls::RELOAD_EVERY.as_secs()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        Command::Backup { data_dir, out, json } => {
+            match census_collector::backup::backup_offline(&data_dir, &out, std::time::SystemTime::now()) {
+                Ok((path, summary)) => {
+                    print_backup(&path, &summary, json);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        Command::Restore { data_dir, from, json } => match census_collector::backup::restore(&from, &data_dir) {
+            Ok(summary) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "data_dir": data_dir, "agents": summary.agents, "entries": summary.entries, "taken_at": census_collector::clock::rfc3339_seconds(summary.created_at_unix_ms) })
+                    );
+                } else {
+                    println!(
+                        "Restored {} into {}: {} host(s), {} record(s), as of {}.",
+                        from.display(),
+                        data_dir.display(),
+                        summary.agents,
+                        summary.entries,
+                        census_collector::clock::rfc3339_seconds(summary.created_at_unix_ms)
+                    );
+                    println!("Start the collector on it (census-collector serve); agents reconnect by themselves.");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(&e),
+        },
         Command::Serve(serve) => {
             let config = match serve.resolve() {
                 Ok(c) => c,
@@ -172,11 +268,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reports a failed `init` or `token create`: 64 when calling differently
-/// fixes it (bad arguments, wrong or already used data directory), else 1.
+/// Reports a failed offline command: 64 when calling differently fixes it
+/// (bad arguments, wrong or already used data directory, not a usable
+/// backup), else 1.
 fn failed(e: &Error) -> ExitCode {
     eprintln!("census-collector: {e}");
-    let usage = matches!(e, Error::Config(_) | Error::AlreadyInitialised(_) | Error::NotInitialised(_));
+    let usage = matches!(e, Error::Config(_) | Error::AlreadyInitialised(_) | Error::NotInitialised(_) | Error::InvalidArgument(_));
     ExitCode::from(if usage { EXIT_USAGE } else { 1 })
 }
 
@@ -228,4 +325,23 @@ fn print_init(data_dir: &std::path::Path, done: &init::Initialised, json: bool) 
     println!("  admin token        {}", done.admin_token.expose());
     println!("  enrollment secret  {}", done.enrollment_secret.expose());
     println!("The token and the secret are shown only now; the collector keeps only their hashes.");
+}
+
+fn print_backup(path: &std::path::Path, summary: &census_collector::backup::Summary, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "file": path, "agents": summary.agents, "entries": summary.entries, "bytes": summary.bytes, "sha256": summary.sha256 })
+        );
+        return;
+    }
+    println!(
+        "Backup written to {}: {} host(s), {} record(s), {} bytes, sha256 {}.",
+        path.display(),
+        summary.agents,
+        summary.entries,
+        summary.bytes,
+        summary.sha256
+    );
+    println!("It holds the CA's private key: keep it as secret as the data directory (mode 0600).");
 }

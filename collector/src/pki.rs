@@ -15,6 +15,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
     KeyPair, KeyUsagePurpose, SerialNumber,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -22,8 +24,11 @@ use crate::fsutil::write_private;
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
-const SERVER_CERT: &str = "server.pem";
-const SERVER_KEY: &str = "server.key";
+pub(crate) const SERVER_CERT: &str = "server.pem";
+pub(crate) const SERVER_KEY: &str = "server.key";
+
+/// Every file of the PKI directory with its mode: what a backup carries.
+pub const PKI_FILES: [(&str, u32); 4] = [(CA_CERT, 0o644), (CA_KEY, 0o600), (SERVER_CERT, 0o644), (SERVER_KEY, 0o600)];
 
 /// CA lifetime: long, because rotating a CA means touching every agent.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -47,6 +52,30 @@ impl std::fmt::Debug for Pki {
 /// SHA-256 of a DER certificate: how the store recognises an agent's certificate.
 pub fn certificate_fingerprint(der: &[u8]) -> [u8; 32] {
     Sha256::digest(der).into()
+}
+
+/// What the store keeps of an agent certificate this CA issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub fingerprint: [u8; 32],
+    pub not_before_unix_ms: i64,
+    pub not_after_unix_ms: i64,
+}
+
+/// The agent id (the common name) and validity of a client certificate,
+/// DER; `None` when it does not parse or names nobody.
+pub fn agent_certificate(der: &[u8]) -> Option<(String, IssuedCertificate)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let agent_id = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    let validity = cert.validity();
+    Some((
+        agent_id,
+        IssuedCertificate {
+            fingerprint: certificate_fingerprint(der),
+            not_before_unix_ms: validity.not_before.timestamp().saturating_mul(1000),
+            not_after_unix_ms: validity.not_after.timestamp().saturating_mul(1000),
+        },
+    ))
 }
 
 impl Pki {
@@ -122,6 +151,63 @@ impl Pki {
     }
 }
 
+/// What `rotate_server_certificate` issued.
+#[derive(Debug, Clone)]
+pub struct RotatedCertificate {
+    pub sans: Vec<String>,
+    pub not_after_unix_ms: i64,
+    /// SHA-256 of the new certificate (DER), hex.
+    pub sha256: String,
+}
+
+/// `census-collector cert rotate`: a new server key and certificate from
+/// the same CA, for `sans` (or, when empty, the names of the current
+/// certificate), written in place: the key first, then the certificate,
+/// each atomically, each keeping the owner of the file it replaces. The CA
+/// is untouched, so agents (which pin it) accept the new certificate. A
+/// running collector picks the pair up by itself (`tls::watch`).
+pub fn rotate_server_certificate(dir: &Path, sans: &[String], now: SystemTime) -> Result<RotatedCertificate> {
+    let pki = Pki::load(dir)?;
+    let sans = if sans.is_empty() { names_of(&pki.server_cert_pem)? } else { sans.to_vec() };
+    if sans.is_empty() {
+        return Err(Error::Config("the current server certificate names nothing; give the names with --san".into()));
+    }
+    let ca_key = KeyPair::from_pem(&pki.ca_key_pem).map_err(cert_err)?;
+    let issuer = Issuer::from_ca_cert_pem(&pki.ca_cert_pem, &ca_key).map_err(cert_err)?;
+    let (cert_pem, key_pem) = issue_server_certificate(&issuer, &sans, now)?;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| Error::Certificate(e.to_string()))?;
+    write_private(&dir.join(SERVER_KEY), key_pem.as_bytes())?;
+    write_public(&dir.join(SERVER_CERT), &cert_pem)?;
+    Ok(RotatedCertificate {
+        sans,
+        not_after_unix_ms: crate::clock::unix_ms(now + SERVER_LIFETIME),
+        sha256: hex::encode(certificate_fingerprint(der.as_ref())),
+    })
+}
+
+/// The DNS names and IP addresses a certificate is valid for.
+fn names_of(cert_pem: &str) -> Result<Vec<String>> {
+    use x509_parser::extensions::GeneralName;
+    let unreadable = |e: String| Error::Certificate(format!("the current server certificate is unreadable: {e}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| unreadable(e.to_string()))?;
+    let Some(sans) = cert.subject_alternative_name().map_err(|e| unreadable(e.to_string()))? else { return Ok(Vec::new()) };
+    Ok(sans
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_string()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
+}
+
 fn issue_server_certificate(issuer: &Issuer<'_, &KeyPair>, sans: &[String], now: SystemTime) -> Result<(String, String)> {
     let key = KeyPair::generate().map_err(cert_err)?;
     let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err)?;
@@ -144,9 +230,12 @@ fn name(common_name: &str) -> DistinguishedName {
 
 fn set_validity(params: &mut CertificateParams, now: SystemTime, lifetime: Duration) {
     // Backdate a little so an endpoint whose clock runs slightly behind
-    // still accepts a certificate issued "now".
+    // still accepts a certificate issued "now": 5 minutes, or a quarter of
+    // a short lifetime, so an agent that renews when a share of the
+    // validity period is left still gets most of its lifetime first.
+    let backdate = Duration::from_secs(300).min(lifetime / 4);
     let now = time::OffsetDateTime::from(now);
-    params.not_before = now - time::Duration::minutes(5);
+    params.not_before = now - backdate;
     params.not_after = now + lifetime;
 }
 
@@ -207,6 +296,64 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join(CA_KEY)).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "CA key must be private");
         }
+    }
+
+    #[test]
+    fn rotation_keeps_the_ca_and_the_names_unless_told_otherwise() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let created = Pki::create(dir.path(), &["collector.example".into(), "10.0.0.7".into()], SystemTime::now()).expect("create");
+        let rotated = rotate_server_certificate(dir.path(), &[], SystemTime::now()).expect("rotate");
+        assert_eq!(rotated.sans, ["collector.example", "10.0.0.7"], "names of the current certificate");
+        let loaded = Pki::load(dir.path()).expect("load");
+        assert_eq!(loaded.ca_cert_pem, created.ca_cert_pem, "same CA");
+        assert_ne!(loaded.server_cert_pem, created.server_cert_pem);
+        assert_ne!(loaded.server_key_pem, created.server_key_pem, "a new key, not only a new certificate");
+        // Signed by the CA: rcgen accepts it as issued by that CA's key.
+        let ca_key = KeyPair::from_pem(&loaded.ca_key_pem).expect("ca key");
+        Issuer::from_ca_cert_pem(&loaded.ca_cert_pem, &ca_key).expect("issuer");
+        assert!(loaded.server_cert_pem.contains("BEGIN CERTIFICATE"));
+        let renamed = rotate_server_certificate(dir.path(), &["census.test".into()], SystemTime::now()).expect("rotate with names");
+        assert_eq!(names_of(&Pki::load(dir.path()).expect("load").server_cert_pem).expect("names"), ["census.test"]);
+        assert_ne!(renamed.sha256, rotated.sha256);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SERVER_KEY)).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "server key stays private");
+        }
+    }
+
+    /// A new PKI in `dir`, an agent's CSR, and a fixed "now".
+    fn pki_and_csr(dir: &Path) -> (Pki, String, SystemTime) {
+        let pki = Pki::create(dir, &["localhost".into()], SystemTime::now()).expect("create");
+        let key = KeyPair::generate().expect("key");
+        let csr = CertificateParams::default().serialize_request(&key).expect("csr").pem().expect("pem");
+        (pki, csr, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+    }
+
+    #[test]
+    fn short_lifetimes_are_backdated_by_a_quarter_at_most() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (pki, csr, now) = pki_and_csr(dir.path());
+        let validity = |lifetime: u64| {
+            let (_, der) = pki.sign_agent_csr(&csr, "a", Duration::from_secs(lifetime), now).expect("signed");
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parse");
+            (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp())
+        };
+        assert_eq!(validity(20), (1_800_000_000 - 5, 1_800_000_020));
+        assert_eq!(validity(86_400), (1_800_000_000 - 300, 1_800_086_400));
+    }
+
+    #[test]
+    fn an_agent_certificate_names_its_agent_and_validity() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (pki, csr, now) = pki_and_csr(dir.path());
+        let (_, der) = pki.sign_agent_csr(&csr, "0123456789abcdef0123456789abcdef", Duration::from_secs(3600), now).expect("signed");
+        let (agent_id, issued) = agent_certificate(&der).expect("parses");
+        assert_eq!(agent_id, "0123456789abcdef0123456789abcdef");
+        assert_eq!(issued.fingerprint, certificate_fingerprint(&der));
+        assert_eq!((issued.not_before_unix_ms, issued.not_after_unix_ms), (1_799_999_700_000, 1_800_003_600_000));
+        assert_eq!(agent_certificate(b"not a certificate"), None);
     }
 
     #[test]

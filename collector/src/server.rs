@@ -1,6 +1,8 @@
 //! Wiring of a running collector: open the store, load the PKI, bind both
 //! listeners, serve until the shutdown signal, then stop accepting and let
 //! in-flight requests finish (their acks only go out after durable writes).
+//! TLS is `tls.rs`'s, so a rotated server certificate is picked up while
+//! serving.
 //!
 //! Contract lines on stdout, read by the e2e harness and the demo:
 //! `agent api listening on <addr>`, `admin api listening on <addr>`,
@@ -13,8 +15,7 @@ use std::sync::Arc;
 use census_proto::v1::admin_service_server::AdminServiceServer;
 use census_proto::v1::agent_service_server::AgentServiceServer;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tracing::info;
 
 use crate::admin_api::{self, AdminApi};
@@ -29,6 +30,7 @@ use crate::pki::Pki;
 use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
 use crate::store::sled::SledStore;
+use crate::tls::{self, ServerCertificate};
 
 /// A collector whose sockets are bound but not yet serving.
 pub struct Collector {
@@ -37,8 +39,9 @@ pub struct Collector {
     alerting: Arc<Alerting>,
     sinks: BTreeMap<String, notify::Client>,
     pki: Arc<Pki>,
-    agent_incoming: TcpIncoming,
-    admin_incoming: TcpIncoming,
+    certificate: Arc<ServerCertificate>,
+    agent_listener: std::net::TcpListener,
+    admin_listener: std::net::TcpListener,
     http_listener: std::net::TcpListener,
     agent_addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -53,6 +56,7 @@ impl Collector {
             return Err(Error::NotInitialised(config.data_dir.clone()));
         }
         let pki = Arc::new(Pki::load(&pki_dir)?);
+        let certificate = ServerCertificate::load(&pki_dir)?;
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&SledStore::path_in(&config.data_dir))?);
         let alerting = Arc::new(Alerting::open(Arc::clone(&store), AlertingConfig::from_config(&config))?);
         // Sinks are built (secret files read, TLS set up) now, so a broken
@@ -62,27 +66,18 @@ impl Collector {
             let client = notify::Client::from_config(sink).map_err(|e| Error::Config(format!("sink {:?}: {}", sink.name, e.message)))?;
             sinks.insert(sink.name.clone(), client);
         }
-        let bind = |addr: SocketAddr, what: &'static str| -> Result<(TcpIncoming, SocketAddr)> {
-            let incoming = TcpIncoming::bind(addr)
-                .map_err(|e| Error::Config(format!("cannot listen on {addr} for the {what}: {e}")))?
-                .with_nodelay(Some(true));
-            let local = incoming.local_addr().map_err(|e| Error::io("reading local address of", what, e))?;
-            Ok((incoming, local))
-        };
-        let (agent_incoming, agent_addr) = bind(config.agent_api.listen, "agent api")?;
-        let (admin_incoming, admin_addr) = bind(config.admin_api.listen, "admin api")?;
-        let http_listener = std::net::TcpListener::bind(config.http_api.listen)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| Error::Config(format!("cannot listen on {} for the http api: {e}", config.http_api.listen)))?;
-        let http_addr = http_listener.local_addr().map_err(|e| Error::io("reading local address of", "http api", e))?;
+        let (agent_listener, agent_addr) = tls::bind(config.agent_api.listen, "agent api")?;
+        let (admin_listener, admin_addr) = tls::bind(config.admin_api.listen, "admin api")?;
+        let (http_listener, http_addr) = tls::bind(config.http_api.listen, "http api")?;
         Ok(Collector {
             config,
             store,
             alerting,
             sinks,
             pki,
-            agent_incoming,
-            admin_incoming,
+            certificate,
+            agent_listener,
+            admin_listener,
             http_listener,
             agent_addr,
             admin_addr,
@@ -110,22 +105,23 @@ impl Collector {
             alerting,
             sinks,
             pki,
-            agent_incoming,
-            admin_incoming,
+            certificate,
+            agent_listener,
+            admin_listener,
             http_listener,
             agent_addr,
             admin_addr,
             http_addr,
         } = self;
-        let identity = Identity::from_pem(&pki.server_cert_pem, &pki.server_key_pem);
-        let ca = Certificate::from_pem(&pki.ca_cert_pem);
-
         // Client certificates are optional at the TLS layer only so that
         // Enroll can be called before the agent has one; when one is
         // presented it must chain to our CA, and every call but Enroll
-        // refuses a connection without one.
-        let agent_tls = ServerTlsConfig::new().identity(identity.clone()).client_ca_root(ca).client_auth_optional(true);
-        let admin_tls = ServerTlsConfig::new().identity(identity);
+        // refuses a connection without one. Both listeners serve the one
+        // reloadable server certificate.
+        let agent_tls = tls::server_config(Arc::clone(&certificate), Some(&pki.ca_cert_pem))?;
+        let admin_tls = tls::server_config(Arc::clone(&certificate), None)?;
+        let agent_incoming = tls::incoming(agent_listener, agent_tls, "agent api")?;
+        let admin_incoming = tls::incoming(admin_listener, admin_tls, "admin api")?;
 
         let limits = config.limits.clone();
         let self_metrics = Arc::new(SelfMetrics::default());
@@ -135,10 +131,11 @@ impl Collector {
         // One set of admin calls behind both the gRPC and the HTTP API.
         let calls = Arc::new(AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting)));
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls))).max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls)).with_data_dir(config.data_dir.clone()))
+                .max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
-        let http_tls = http_api::tls_acceptor(&pki)?;
+        let http_tls = http_api::tls_acceptor(Arc::clone(&certificate))?;
         let http_listener =
             tokio::net::TcpListener::from_std(http_listener).map_err(|e| Error::io("serving the http api on", http_addr.to_string(), e))?;
         let http_state = Arc::new(HttpState {
@@ -152,17 +149,10 @@ impl Collector {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        let tls_err = |e: tonic::transport::Error| Error::Certificate(format!("server TLS configuration: {e}"));
-        let agent_server = Server::builder()
-            .tls_config(agent_tls)
-            .map_err(tls_err)?
-            .add_service(agent_service)
-            .serve_with_incoming_shutdown(agent_incoming, signal(stop_rx.clone()));
-        let admin_server = Server::builder()
-            .tls_config(admin_tls)
-            .map_err(tls_err)?
-            .add_service(admin_service)
-            .serve_with_incoming_shutdown(admin_incoming, signal(stop_rx.clone()));
+        let agent_server =
+            Server::builder().add_service(agent_service).serve_with_incoming_shutdown(agent_incoming, signal(stop_rx.clone()));
+        let admin_server =
+            Server::builder().add_service(admin_service).serve_with_incoming_shutdown(admin_incoming, signal(stop_rx.clone()));
         let http_server = http_api::serve(http_listener, http_tls, http_state, stop_rx);
 
         println!("agent api listening on {agent_addr}");
@@ -187,6 +177,7 @@ impl Collector {
                 background.push(tokio::spawn(refresh_forever(Arc::clone(&alerting), sink.name.clone(), client, am.refresh_interval)));
             }
         }
+        background.push(tokio::spawn(tls::watch(certificate)));
         background.push(tokio::spawn(purge_outbox_forever(Arc::clone(&store), config.notify.delivered_retention)));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");

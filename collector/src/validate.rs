@@ -77,18 +77,28 @@ pub fn report_request(req: &pb::ReportRequest, limits: &Limits) -> Result<(), Vi
 
 /// Checks an enrollment request.
 pub fn enroll_request(req: &pb::EnrollRequest, limits: &Limits) -> Result<(), Violation> {
-    if req.csr_pem.len() > limits.max_csr_bytes {
-        return Err(Violation::TooLarge(format!(
-            "csr_pem is {} bytes; the limit is {} (limits.max_csr_bytes)",
-            req.csr_pem.len(),
-            limits.max_csr_bytes
-        )));
-    }
+    csr(&req.csr_pem, limits)?;
     let mut check = Checker { limits, path: String::new() };
     check.string("agent_version", &req.agent_version)?;
     check.string("enrollment_secret", &req.enrollment_secret)?;
     let identity = req.identity.as_ref().ok_or_else(|| Violation::Invalid("identity is required".into()))?;
     check.identity(identity)?;
+    Ok(())
+}
+
+/// Checks a renewal request (the CSR's contents are the PKI's to judge).
+pub fn renew_request(req: &pb::RenewCertificateRequest, limits: &Limits) -> Result<(), Violation> {
+    csr(&req.csr_pem, limits)
+}
+
+fn csr(csr_pem: &str, limits: &Limits) -> Result<(), Violation> {
+    if csr_pem.len() > limits.max_csr_bytes {
+        return Err(Violation::TooLarge(format!(
+            "csr_pem is {} bytes; the limit is {} (limits.max_csr_bytes)",
+            csr_pem.len(),
+            limits.max_csr_bytes
+        )));
+    }
     Ok(())
 }
 

@@ -35,6 +35,9 @@ pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
         health_dropped_samples: host.agent.health_dropped_samples,
         health_samples_stored: host.agent.health_samples_stored,
         reports_stored: host.agent.reports_stored,
+        certificate_not_after_unix_ms: host.agent.cert_not_after_unix_ms,
+        certificate_sha256: hex::encode(&host.agent.cert_fingerprint),
+        revoked_at_unix_ms: host.agent.revoked_at_unix_ms,
         columns: Default::default(),
     }
 }

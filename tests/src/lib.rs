@@ -252,6 +252,32 @@ impl Collector {
         (v["token"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
     }
 
+    /// Kills the running `serve` (SIGKILL, like a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// This collector's config with another data directory (e.g. a
+    /// restored one): same addresses, same settings, same secrets as far
+    /// as that data directory holds them. Not serving yet.
+    pub fn with_data_dir(&self, data_dir: &Path, config: &Path) -> Collector {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let old = format!("data_dir = {:?}\n", self.init.data_dir.display().to_string());
+        assert!(text.contains(&old), "the harness wrote {old:?} into {}", self.config.display());
+        std::fs::write(config, text.replacen(&old, &format!("data_dir = {:?}\n", data_dir.display().to_string()), 1)).unwrap();
+        let init = Init { data_dir: data_dir.to_path_buf(), ca: data_dir.join("pki/ca.pem"), ..self.init.clone() };
+        Collector {
+            init,
+            config: config.to_path_buf(),
+            agent_addr: self.agent_addr,
+            admin_addr: self.admin_addr,
+            http_addr: self.http_addr,
+            proc: None,
+        }
+    }
+
     /// (Re)starts `serve` and waits for `ready`.
     pub fn serve(&mut self) {
         self.serve_logging("info");
@@ -344,6 +370,34 @@ impl Agent {
     pub fn proc(&self) -> &Proc {
         self.proc.as_ref().unwrap()
     }
+}
+
+/// The certificate (DER) a TLS server at `addr` presents to a new
+/// connection, checked against the CA in `ca` (PEM) for the name
+/// "localhost".
+pub fn served_certificate(addr: SocketAddr, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));
+    }
+    conn.peer_certificates().unwrap()[0].as_ref().to_vec()
+}
+
+/// The first certificate of a PEM file, DER.
+pub fn pem_certificate(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_file(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).as_ref().to_vec()
 }
 
 pub fn run(cmd: &mut Command) -> Output {

@@ -1,10 +1,11 @@
 //! The `census` admin CLI: argument types, connection to the admin API, and
 //! rendering (`render.rs` for inventory, `alerts.rs` for alerts, silences,
-//! rules and the outbox). `bin/census.rs` only parses arguments and calls
-//! `run`.
+//! rules and the outbox, `lifecycle.rs` for agent revocation and backups).
+//! `bin/census.rs` only parses arguments and calls `run`.
 
 pub mod alerts;
 pub mod connect;
+pub mod lifecycle;
 pub mod render;
 
 use std::path::PathBuf;
@@ -46,7 +47,8 @@ Exit codes:
   77  authentication failed, or the token's role is too low (EX_NOPERM)
 
 Roles: viewer reads everything; operator also acknowledges, silences and
-retries notifications; admin also changes rules.";
+retries notifications; admin also changes rules, revokes agents and takes
+backups.";
 
 /// Census admin command line.
 #[derive(Debug, Parser)]
@@ -155,6 +157,15 @@ pub enum Command {
     /// Alert rules: list those in force, test a rule file, add or delete API rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Agents: revoke one.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Take a consistent backup of the running collector and save it here; it holds the CA's private key, so the file is written 0600 (admin role; 77 otherwise).
+    Backup {
+        /// The file to write, or a directory to write census-<UTC time>.census-backup into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Notification outbox: what was sent to each sink, what waits, what failed.
     Outbox {
         #[command(subcommand)]
@@ -168,6 +179,15 @@ pub enum Command {
         /// At most this many entries, newest first (default 100).
         #[arg(long)]
         limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Revoke an agent: its next connection or report is refused, durably (admin role; 77 otherwise).
+    Revoke {
+        /// The agent id, 32 hex characters (`census hosts -o json` shows it); a hostname is not accepted.
+        agent_id: String,
     },
 }
 
@@ -356,6 +376,21 @@ pub async fn run(cli: Cli) -> u8 {
             return exit::UNAVAILABLE;
         }
     };
+    // The backup's file is created before anything is asked of the
+    // collector: an unwritable place is a usage error.
+    let backup_file = match &cli.command {
+        Command::Backup { out } => {
+            let path = crate::backup::output_path(out, std::time::SystemTime::now());
+            match crate::backup::create_private(&crate::backup::partial_path(&path)) {
+                Ok(file) => Some((path, file)),
+                Err(e) => {
+                    eprintln!("census: {e}");
+                    return exit::USAGE;
+                }
+            }
+        }
+        _ => None,
+    };
     let result = match &cli.command {
         Command::Hosts { filter, sort, desc, columns } => {
             let query = census_proto::v1::ListHostsRequest {
@@ -388,6 +423,11 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Rules(RulesCommand::Test { .. }) => alerts::rules_test(&mut client, rule_text, cli.output).await,
         Command::Rules(RulesCommand::Add { .. }) => alerts::rule_add(&mut client, rule_text, cli.output).await,
         Command::Rules(RulesCommand::Delete { name }) => alerts::rule_delete(&mut client, name, cli.output).await,
+        Command::Agents(AgentsCommand::Revoke { agent_id }) => lifecycle::revoke(&mut client, agent_id, cli.output).await,
+        Command::Backup { .. } => {
+            let (path, file) = backup_file.expect("created above for Command::Backup");
+            lifecycle::backup(&mut client, &path, file, cli.output).await
+        }
         Command::Outbox { retry: Some(OutboxCommand::Retry { id }), .. } => alerts::outbox_retry(&mut client, *id, cli.output).await,
         Command::Outbox { retry: None, state, sink, limit } => {
             alerts::outbox(&mut client, state.as_deref(), sink.as_deref(), limit.unwrap_or(0), cli.output).await

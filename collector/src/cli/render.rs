@@ -373,6 +373,7 @@ pub fn host_detail(host: &pb::GetHostResponse, now_ms: i64) -> String {
         ("agent version", s.agent_version.clone()),
         ("last seen", ago(s.last_seen_unix_ms, now_ms)),
         ("last seq", s.last_seq.to_string()),
+        ("certificate expires", time(s.certificate_not_after_unix_ms)),
         ("revoked", s.revoked.to_string()),
     ] {
         kv.add_row(vec![k.to_string(), v]);

@@ -22,16 +22,13 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin_calls::AdminCalls;
 use crate::alert::AlertState;
-use crate::error::{Error, Result};
-use crate::pki::Pki;
+use crate::error::Result;
 use crate::self_metrics::{SelfMetrics, Snapshot};
 
 /// Connections served at once.
@@ -55,17 +52,10 @@ pub(crate) fn json_body<T: serde::Serialize>(message: &T) -> Vec<u8> {
 
 /// The TLS configuration of the listener: the server certificate, no
 /// client certificates (callers authenticate with a bearer token).
-pub fn tls_acceptor(pki: &Pki) -> Result<TlsAcceptor> {
-    let certs = CertificateDer::pem_slice_iter(pki.server_cert_pem.as_bytes())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Certificate(format!("server certificate: {e}")))?;
-    let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).map_err(|e| Error::Certificate(format!("server key: {e}")))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Certificate(format!("HTTP API TLS: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::Certificate(format!("HTTP API TLS: {e}")))?;
+pub fn tls_acceptor(certificate: Arc<crate::tls::ServerCertificate>) -> Result<TlsAcceptor> {
+    // The same reloadable server certificate as the gRPC listeners (a
+    // rotation reaches this listener too), speaking HTTP/1.1.
+    let mut config = (*crate::tls::server_config(certificate, None)?).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

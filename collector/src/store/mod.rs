@@ -18,6 +18,7 @@ use crate::alert::rules::RuleSpec;
 use crate::error::Result;
 use crate::metrics::{Bucket, Resolution};
 use crate::notify::outbox::{DeliveryState, OutboxEntry};
+pub use crate::pki::IssuedCertificate;
 
 /// A SHA-256 digest used as a key (certificate fingerprints, hashed secrets).
 pub type Digest = [u8; 32];
@@ -35,6 +36,22 @@ pub struct NewAgent {
     pub enrolled_at_unix_ms: i64,
     /// Hash of the enrollment secret used, whose use count is incremented.
     pub secret_hash: Digest,
+}
+
+/// Test fixture: an enrollment of `id` for host `host_uuid` with the
+/// certificate whose fingerprint is `[cert; 32]`, enrolled at 1 ms.
+#[cfg(test)]
+pub(crate) fn test_agent(id: &str, host_uuid: &str, cert: u8) -> NewAgent {
+    NewAgent {
+        agent_id: id.into(),
+        host_uuid: host_uuid.into(),
+        hostname: "web-07".into(),
+        agent_version: "0.1.0".into(),
+        cert_fingerprint: [cert; 32],
+        cert_not_after_unix_ms: 0,
+        enrolled_at_unix_ms: 1,
+        secret_hash: [9; 32],
+    }
 }
 
 /// One package installed on one host, as the software index records it.
@@ -102,6 +119,26 @@ pub struct StoredAlerts {
     pub next_sequence: u64,
 }
 
+/// One item of a store's dump, in order: the id floor first, then each
+/// tree's name followed by its entries. What `Store::export` produces and
+/// `sled::import` consumes; `backup.rs` puts it in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DumpItem {
+    /// Every id the store ever generated is below this (outbox entry ids);
+    /// a restored store generates ids from here on.
+    IdFloor(u64),
+    /// The entries that follow belong to this tree.
+    Tree(Vec<u8>),
+    Entry(Vec<u8>, Vec<u8>),
+}
+
+/// What `Store::export` wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DumpSummary {
+    pub trees: u64,
+    pub entries: u64,
+}
+
 /// A host as the admin API shows it: its agent and latest inventory.
 #[derive(Debug, Clone)]
 pub struct HostView {
@@ -118,8 +155,37 @@ pub trait Store: Send + Sync + 'static {
     /// The agent enrolled for this host UUID, if any.
     fn agent_by_host(&self, host_uuid: &str) -> Result<Option<AgentRecord>>;
 
-    /// The agent whose current certificate has this fingerprint.
+    /// The agent whose current certificate, or previous certificate still
+    /// in its overlap (see `renew_certificate`), has this fingerprint.
     fn agent_by_certificate(&self, fingerprint: &Digest) -> Result<Option<AgentRecord>>;
+
+    /// Records a renewed certificate for `agent_id`, asked for over the
+    /// certificate `presented`, durably. At most two certificates of an
+    /// agent work at any time: presented with the current one, the current
+    /// becomes the previous (the one before is retired); presented with the
+    /// previous one (the agent never got, or never used, the last renewal),
+    /// the unused current one is retired and the previous stays. Refused
+    /// for a revoked agent (PermissionDenied) and for a certificate that is
+    /// neither (Unauthenticated).
+    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &IssuedCertificate) -> Result<AgentRecord>;
+
+    /// A certificate this CA issued for `agent_id` that the store does not
+    /// know: adopted as the agent's current one (its previous one retired)
+    /// when it starts later than every certificate the store knows for the
+    /// agent, which happens only when the store lost its issue: restored
+    /// from a backup taken before a renewal. A retired certificate is
+    /// always older, so it is not adopted (`None`). A revoked agent is
+    /// returned unchanged, for the caller to refuse as revoked.
+    fn adopt_certificate(&self, agent_id: &str, certificate: &IssuedCertificate) -> Result<Option<AgentRecord>>;
+
+    /// The agent connected with its current certificate: its previous one
+    /// stops working, durably. Nothing to do when there is none.
+    fn retire_previous_certificate(&self, agent_id: &str) -> Result<()>;
+
+    /// Marks an agent revoked, durably; its certificates stay known so its
+    /// calls are refused as revoked rather than unknown. Returns the record
+    /// and whether it was revoked already (then nothing changed).
+    fn revoke_agent(&self, agent_id: &str, at_unix_ms: i64) -> Result<(AgentRecord, bool)>;
 
     /// Stores the reports of one agent whose seq is above its last stored
     /// seq, atomically, then makes them durable: inventories (full, or a
@@ -215,4 +281,11 @@ pub trait Store: Send + Sync + 'static {
     fn unlink_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()>;
     /// The alerts a ticket still holds.
     fn ticket_members(&self, sink: &str, ticket: &str) -> Result<Vec<String>>;
+
+    // --- backup
+
+    /// Hands every item of a consistent dump of the whole store to `sink`,
+    /// in order (see `DumpItem`). Writes wait while it runs: what it dumps
+    /// is one point in time, never half of a transaction.
+    fn export(&self, sink: &mut dyn FnMut(DumpItem) -> Result<()>) -> Result<DumpSummary>;
 }

@@ -50,6 +50,25 @@ pub struct AgentRecord {
     /// inventory reports (a full snapshot replaces older queued ones).
     #[prost(uint64, tag = "15")]
     pub reports_stored: u64,
+    /// SHA-256 of the certificate this agent had before its last renewal,
+    /// while it still works: until the agent first connects with the
+    /// renewed one (`cert_fingerprint`), or until it expires. Empty when
+    /// there is none.
+    #[prost(bytes = "vec", tag = "16")]
+    pub previous_cert_fingerprint: Vec<u8>,
+    #[prost(int64, tag = "17")]
+    pub previous_cert_not_after_unix_ms: i64,
+    /// When an administrator revoked the agent; 0 if `revoked` is false
+    /// (or it was revoked by a collector that did not record the time).
+    #[prost(int64, tag = "18")]
+    pub revoked_at_unix_ms: i64,
+    /// Start of validity of the current certificate when it came from a
+    /// renewal (or was adopted); 0 for the certificate issued at
+    /// enrollment, which dates from `enrolled_at_unix_ms`. A certificate of
+    /// this CA for this agent that starts later is newer than every one
+    /// the store knows (see `Store::adopt_certificate`).
+    #[prost(int64, tag = "19")]
+    pub cert_not_before_unix_ms: i64,
 }
 
 /// One entry of a host's change history (`changes::Change`).

@@ -6,7 +6,7 @@
 //! |--------------------|------------------------------|-------------------------|
 //! | `meta`             | `schema_version`             | u32 big-endian          |
 //! | `agents`           | agent id (ASCII hex)         | `AgentRecord`           |
-//! | `agent_by_cert`    | SHA-256 of client cert DER   | agent id                |
+//! | `agent_by_cert`    | SHA-256 of client cert DER (current, and previous during a renewal's overlap) | agent id |
 //! | `agent_by_host`    | host UUID                    | agent id                |
 //! | `inventory`        | agent id                     | `InventoryRecord`       |
 //! | `admin_tokens`     | SHA-256 of the token         | `TokenRecord`           |
@@ -55,8 +55,18 @@
 //! Multi-tree updates run in one sled transaction, so a crash leaves either
 //! all of a report batch or none of it; `put_reports` and `enroll_agent`
 //! flush before returning, which is what makes an acknowledgement durable.
+//!
+//! Backups: sled has no snapshot, and its iterators see writes made while
+//! they run. So every method that writes holds `gate` shared, and `export`
+//! holds it exclusively while it dumps every tree: writes wait (their
+//! callers' acknowledgements with them) for as long as the dump takes, and
+//! the dump is one point in time. A new writing method must take the gate
+//! (`let _writing = self.writing();`) and must not call another writing
+//! method while it holds it (a waiting export would deadlock the two). `import` rebuilds a database from a
+//! dump, including sled's id counter (outbox entry ids).
 
 use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 
 use census_proto::v1 as pb;
 use prost::Message;
@@ -65,8 +75,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
 use super::{
-    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, EnrollmentSecretRecord, HostView, Ingested, InventoryRecord, NewAgent,
-    SoftwareInstall, Store, TokenRecord, software_installs_of,
+    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView, Ingested,
+    InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
 use super::{AlertCommit, StoredAlerts};
 use crate::alert::book::{Alert, Silence};
@@ -81,6 +91,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub struct SledStore {
     db: sled::Db,
+    /// Every write holds this shared; `export` holds it exclusively, so a
+    /// dump sees no write half done (sled has no snapshot of its own).
+    gate: RwLock<()>,
     agents: sled::Tree,
     agent_by_cert: sled::Tree,
     agent_by_host: sled::Tree,
@@ -111,6 +124,7 @@ impl SledStore {
             // Durability comes from explicit flushes before every ack, not
             // from the periodic background flush.
             .flush_every_ms(None)
+            .idgen_persist_interval(IDGEN_PERSIST_INTERVAL)
             .open()
             .map_err(|e| Error::Store(format!("opening {}: {e}", dir.display())))?;
         let meta = db.open_tree("meta")?;
@@ -136,6 +150,7 @@ impl SledStore {
             tickets: db.open_tree("tickets")?,
             ticket_members: db.open_tree("ticket_members")?,
             db,
+            gate: RwLock::new(()),
         })
     }
 
@@ -148,6 +163,92 @@ impl SledStore {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Taken by every method that writes, for as long as it writes.
+    fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        // A panic while holding the gate leaves sled as consistent as its
+        // transactions made it; the gate itself guards no data.
+        self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Largest id floor `import` accepts: sled adds twice the floor to its id
+/// counter (see `import`), which must not overflow.
+const MAX_ID_FLOOR: u64 = 1 << 60;
+
+/// How many ids sled hands out between two writes of its id counter
+/// (sled's default, stated so `import` can rely on it): the persisted
+/// counter is always a multiple of it.
+const IDGEN_PERSIST_INTERVAL: u64 = 1_000_000;
+
+/// Creates the database under `dir` (which must not hold one) from a dump
+/// written by `Store::export`, then opens it as a store once, which checks
+/// its schema version and runs the migrations a dump from an older
+/// collector needs. On error, `dir` may hold a partial database: the caller
+/// removes it.
+pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> Result<DumpSummary> {
+    const BATCH: usize = 10_000;
+    let open = |config: sled::Config| {
+        config.path(dir).flush_every_ms(None).open().map_err(|e| Error::Store(format!("opening {}: {e}", dir.display())))
+    };
+    let db = open(sled::Config::new())?;
+    if db.was_recovered() {
+        return Err(Error::AlreadyInitialised(dir.to_path_buf()));
+    }
+    let mut summary = DumpSummary::default();
+    let mut floor = 0;
+    let mut tree: Option<sled::Tree> = None;
+    let mut batch = sled::Batch::default();
+    let mut batched = 0;
+    for item in items {
+        match item? {
+            DumpItem::IdFloor(f) if f <= MAX_ID_FLOOR => floor = f,
+            DumpItem::IdFloor(f) => return Err(Error::Store(format!("the dump's id floor {f} is out of range"))),
+            DumpItem::Tree(name) => {
+                if let Some(t) = &tree {
+                    t.apply_batch(std::mem::take(&mut batch))?;
+                    batched = 0;
+                }
+                tree = Some(db.open_tree(name)?);
+                summary.trees += 1;
+            }
+            DumpItem::Entry(key, value) => {
+                let Some(t) = &tree else { return Err(Error::Store("the dump has an entry before any tree".into())) };
+                batch.insert(key, value);
+                batched += 1;
+                summary.entries += 1;
+                if batched == BATCH {
+                    t.apply_batch(std::mem::take(&mut batch))?;
+                    batched = 0;
+                }
+            }
+        }
+    }
+    if let Some(t) = tree.take() {
+        t.apply_batch(batch)?;
+    }
+    db.flush()?;
+    // The last handle closes the database (and releases its lock).
+    drop(db);
+    if floor > 0 {
+        // sled cannot set its id counter, but it resumes a reopened
+        // database at the last persisted value plus twice
+        // `idgen_persist_interval`, and persists the counter when an id
+        // crosses a multiple of the interval. With the floor rounded up to
+        // a multiple of our usual interval as the interval, the first id is
+        // twice that and is persisted (still a multiple of the usual
+        // interval, as sled expects), so every later open resumes above the
+        // floor: restored outbox ids are never handed out again.
+        let interval = floor.div_ceil(IDGEN_PERSIST_INTERVAL) * IDGEN_PERSIST_INTERVAL;
+        let db = open(sled::Config::new().idgen_persist_interval(interval))?;
+        let first = db.generate_id()?;
+        if first < floor {
+            return Err(Error::Store(format!("the restored id counter starts at {first}, below the dump's floor {floor}")));
+        }
+        db.flush()?;
+    }
+    SledStore::open(dir)?;
+    Ok(summary)
 }
 
 fn migrate(meta: &sled::Tree, dir: &Path) -> Result<()> {
@@ -251,6 +352,7 @@ fn get_agent_tx(agents: &TransactionalTree, agent_id: &str) -> Result<Option<Age
 
 impl Store for SledStore {
     fn enroll_agent(&self, new: NewAgent) -> Result<AgentRecord> {
+        let _writing = self.writing();
         let record = (&self.agents, &self.agent_by_cert, &self.agent_by_host, &self.enroll_secrets).transaction(
             |(agents, by_cert, by_host, secrets)| {
                 let record = match get_agent_tx(agents, &new.agent_id)? {
@@ -259,6 +361,13 @@ impl Store for SledStore {
                         // keep its id and history, retire the old certificate,
                         // and restart its sequence numbers.
                         by_cert.remove(old.cert_fingerprint.as_slice())?;
+                        if !old.previous_cert_fingerprint.is_empty() {
+                            by_cert.remove(old.previous_cert_fingerprint.as_slice())?;
+                        }
+                        old.previous_cert_fingerprint.clear();
+                        old.previous_cert_not_after_unix_ms = 0;
+                        old.revoked_at_unix_ms = 0;
+                        old.cert_not_before_unix_ms = 0;
                         old.cert_fingerprint = new.cert_fingerprint.to_vec();
                         old.cert_not_after_unix_ms = new.cert_not_after_unix_ms;
                         old.hostname = new.hostname.clone();
@@ -285,6 +394,10 @@ impl Store for SledStore {
                         health_dropped_samples: 0,
                         health_samples_stored: 0,
                         reports_stored: 0,
+                        previous_cert_fingerprint: Vec::new(),
+                        previous_cert_not_after_unix_ms: 0,
+                        revoked_at_unix_ms: 0,
+                        cert_not_before_unix_ms: 0,
                     },
                 };
                 agents.insert(record.agent_id.as_bytes(), record.encode_to_vec())?;
@@ -312,7 +425,123 @@ impl Store for SledStore {
         self.agents.get(&id)?.map(|b| decode(&b, "agent")).transpose()
     }
 
+    fn renew_certificate(&self, agent_id: &str, presented: &Digest, renewed: &IssuedCertificate) -> Result<AgentRecord> {
+        let _writing = self.writing();
+        let record = (&self.agents, &self.agent_by_cert).transaction(|(agents, by_cert)| {
+            let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
+                return Err(abort(Error::NotFound(format!("agent {agent_id} is not enrolled"))));
+            };
+            if agent.revoked {
+                return Err(abort(Error::PermissionDenied(format!("agent {agent_id} has been revoked by an administrator"))));
+            }
+            if agent.cert_fingerprint == presented[..] {
+                // The usual case: the current certificate becomes the
+                // previous one, and the one before it stops working.
+                if !agent.previous_cert_fingerprint.is_empty() {
+                    by_cert.remove(agent.previous_cert_fingerprint.as_slice())?;
+                }
+                agent.previous_cert_fingerprint = std::mem::take(&mut agent.cert_fingerprint);
+                agent.previous_cert_not_after_unix_ms = agent.cert_not_after_unix_ms;
+            } else if !agent.previous_cert_fingerprint.is_empty() && agent.previous_cert_fingerprint == presented[..] {
+                // The agent still uses its previous certificate: the last
+                // renewal never reached it (or it crashed before saving it).
+                // That certificate was never used; it is replaced.
+                by_cert.remove(agent.cert_fingerprint.as_slice())?;
+            } else {
+                return Err(abort(Error::Unauthenticated(format!(
+                    "this client certificate is no longer registered for agent {agent_id}; enroll the agent again"
+                ))));
+            }
+            agent.cert_fingerprint = renewed.fingerprint.to_vec();
+            agent.cert_not_before_unix_ms = renewed.not_before_unix_ms;
+            agent.cert_not_after_unix_ms = renewed.not_after_unix_ms;
+            by_cert.insert(&renewed.fingerprint[..], agent_id.as_bytes())?;
+            agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
+            Ok(agent)
+        })?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    fn adopt_certificate(&self, agent_id: &str, certificate: &IssuedCertificate) -> Result<Option<AgentRecord>> {
+        let _writing = self.writing();
+        let adopted = (&self.agents, &self.agent_by_cert).transaction(|(agents, by_cert)| {
+            let Some(mut agent) = get_agent_tx(agents, agent_id)? else { return Ok(None) };
+            if agent.revoked {
+                return Ok(Some((agent, false)));
+            }
+            // The enrollment certificate dates from the enrollment; later
+            // ones record their own start.
+            let newest_known = agent.cert_not_before_unix_ms.max(agent.enrolled_at_unix_ms);
+            if certificate.not_before_unix_ms <= newest_known || by_cert.get(&certificate.fingerprint[..])?.is_some() {
+                return Ok(None);
+            }
+            for old in [&agent.cert_fingerprint, &agent.previous_cert_fingerprint] {
+                if !old.is_empty() {
+                    by_cert.remove(old.as_slice())?;
+                }
+            }
+            agent.previous_cert_fingerprint.clear();
+            agent.previous_cert_not_after_unix_ms = 0;
+            agent.cert_fingerprint = certificate.fingerprint.to_vec();
+            agent.cert_not_before_unix_ms = certificate.not_before_unix_ms;
+            agent.cert_not_after_unix_ms = certificate.not_after_unix_ms;
+            by_cert.insert(&certificate.fingerprint[..], agent_id.as_bytes())?;
+            agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
+            Ok(Some((agent, true)))
+        })?;
+        match adopted {
+            Some((agent, changed)) => {
+                if changed {
+                    self.flush()?;
+                }
+                Ok(Some(agent))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn retire_previous_certificate(&self, agent_id: &str) -> Result<()> {
+        let _writing = self.writing();
+        let changed = (&self.agents, &self.agent_by_cert).transaction(|(agents, by_cert)| {
+            let Some(mut agent) = get_agent_tx(agents, agent_id)? else { return Ok(false) };
+            if agent.previous_cert_fingerprint.is_empty() {
+                return Ok(false);
+            }
+            by_cert.remove(agent.previous_cert_fingerprint.as_slice())?;
+            agent.previous_cert_fingerprint.clear();
+            agent.previous_cert_not_after_unix_ms = 0;
+            agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
+            Ok(true)
+        })?;
+        if changed {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn revoke_agent(&self, agent_id: &str, at_unix_ms: i64) -> Result<(AgentRecord, bool)> {
+        let _writing = self.writing();
+        let (record, already) = self.agents.transaction(|agents| {
+            let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
+                return Err(abort(Error::NotFound(format!("no agent with id {agent_id} (`census hosts` lists the agent ids)"))));
+            };
+            if agent.revoked {
+                return Ok((agent, true));
+            }
+            agent.revoked = true;
+            agent.revoked_at_unix_ms = at_unix_ms;
+            agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
+            Ok((agent, false))
+        })?;
+        if !already {
+            self.flush()?;
+        }
+        Ok((record, already))
+    }
+
     fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<Ingested> {
+        let _writing = self.writing();
         let trees = (&self.agents, &self.inventory, &self.software, &self.changes, &self.metrics_raw, &self.metrics_dirty);
         let outcome = trees.transaction(|(agents, inventory, software, changes, raw, dirty)| {
             let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
@@ -462,6 +691,7 @@ impl Store for SledStore {
     }
 
     fn compact_metrics(&self, now_unix_ms: i64, retention: &crate::config::Metrics) -> Result<Compaction> {
+        let _writing = self.writing();
         let mut done = Compaction::default();
         let hour = Resolution::OneHour.width_ms();
         for entry in self.metrics_dirty.iter() {
@@ -570,6 +800,7 @@ impl Store for SledStore {
     }
 
     fn put_admin_token(&self, hash: &Digest, token: &TokenRecord) -> Result<()> {
+        let _writing = self.writing();
         self.admin_tokens.insert(&hash[..], token.encode_to_vec())?;
         self.flush()
     }
@@ -579,6 +810,7 @@ impl Store for SledStore {
     }
 
     fn put_enrollment_secret(&self, hash: &Digest, secret: &EnrollmentSecretRecord) -> Result<()> {
+        let _writing = self.writing();
         self.enroll_secrets.insert(&hash[..], secret.encode_to_vec())?;
         self.flush()
     }
@@ -598,6 +830,7 @@ impl Store for SledStore {
     }
 
     fn commit_alerts(&self, commit: &AlertCommit, mut enqueue: Vec<OutboxEntry>) -> Result<Vec<u64>> {
+        let _writing = self.writing();
         // Ids come from sled's persistent monotonic counter, outside the
         // transaction (which may run more than once).
         for entry in &mut enqueue {
@@ -631,11 +864,13 @@ impl Store for SledStore {
     }
 
     fn put_api_rule(&self, spec: &RuleSpec) -> Result<()> {
+        let _writing = self.writing();
         self.api_rules.insert(spec.name.as_bytes(), to_json(spec)?)?;
         self.flush()
     }
 
     fn delete_api_rule(&self, name: &str) -> Result<bool> {
+        let _writing = self.writing();
         let existed = self.api_rules.remove(name.as_bytes())?.is_some();
         self.flush()?;
         Ok(existed)
@@ -652,6 +887,7 @@ impl Store for SledStore {
     }
 
     fn update_outbox_entry(&self, entry: &OutboxEntry) -> Result<()> {
+        let _writing = self.writing();
         let value = to_json(entry)?;
         let pending_key = pending_key(&entry.sink, entry.id);
         (&self.outbox, &self.outbox_pending).transaction(|(outbox, pending)| {
@@ -693,6 +929,7 @@ impl Store for SledStore {
     }
 
     fn purge_outbox(&self, delivered_before_unix_ms: i64) -> Result<usize> {
+        let _writing = self.writing();
         let mut purged = 0;
         for item in self.outbox.iter() {
             let (key, value) = item?;
@@ -713,6 +950,7 @@ impl Store for SledStore {
     }
 
     fn link_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()> {
+        let _writing = self.writing();
         (&self.tickets, &self.ticket_members).transaction(|(tickets, members)| {
             for fp in fingerprints {
                 tickets.insert(joined(&[sink, fp]), ticket.as_bytes())?;
@@ -724,6 +962,7 @@ impl Store for SledStore {
     }
 
     fn unlink_ticket(&self, sink: &str, ticket: &str, fingerprints: &[String]) -> Result<()> {
+        let _writing = self.writing();
         (&self.tickets, &self.ticket_members).transaction(|(tickets, members)| {
             for fp in fingerprints {
                 tickets.remove(joined(&[sink, fp]))?;
@@ -738,6 +977,27 @@ impl Store for SledStore {
         let mut prefix = joined(&[sink, ticket]);
         prefix.push(0);
         self.ticket_members.scan_prefix(&prefix).keys().map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned())).collect()
+    }
+
+    fn export(&self, sink: &mut dyn FnMut(DumpItem) -> Result<()>) -> Result<DumpSummary> {
+        let _exclusive = self.gate.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Every id handed out so far is at most this one.
+        let floor = self.db.generate_id()?.saturating_add(1);
+        sink(DumpItem::IdFloor(floor))?;
+        let mut summary = DumpSummary::default();
+        let mut names = self.db.tree_names();
+        names.sort();
+        for name in names {
+            let tree = self.db.open_tree(&name)?;
+            sink(DumpItem::Tree(name.to_vec()))?;
+            summary.trees += 1;
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                sink(DumpItem::Entry(key.to_vec(), value.to_vec()))?;
+                summary.entries += 1;
+            }
+        }
+        Ok(summary)
     }
 }
 
@@ -777,18 +1037,7 @@ fn joined(parts: &[&str]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn new_agent(id: &str, host_uuid: &str, cert: u8) -> NewAgent {
-        NewAgent {
-            agent_id: id.into(),
-            host_uuid: host_uuid.into(),
-            hostname: "web-07".into(),
-            agent_version: "0.1.0".into(),
-            cert_fingerprint: [cert; 32],
-            cert_not_after_unix_ms: 0,
-            enrolled_at_unix_ms: 1,
-            secret_hash: [9; 32],
-        }
-    }
+    use crate::store::test_agent as new_agent;
 
     fn heartbeat(seq: u64) -> pb::Report {
         pb::Report {
@@ -826,6 +1075,170 @@ mod tests {
         assert_eq!(again.last_seq, 0, "a reinstalled agent starts its sequence again");
         assert!(store.agent_by_certificate(&[1; 32]).expect("lookup").is_none(), "old certificate retired");
         assert_eq!(store.agent_by_certificate(&[2; 32]).expect("lookup").expect("new cert").agent_id, "a1");
+    }
+
+    #[test]
+    fn renewal_keeps_at_most_two_certificates_and_the_first_use_retires_the_old_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        let works = |fp: u8| store.agent_by_certificate(&[fp; 32]).expect("lookup").is_some();
+
+        let issued = |fp: u8, at: i64| IssuedCertificate { fingerprint: [fp; 32], not_before_unix_ms: at, not_after_unix_ms: at + 1_000 };
+        let renewed = store.renew_certificate("a1", &[1; 32], &issued(2, 1_000)).expect("renew");
+        assert_eq!((renewed.cert_fingerprint, renewed.previous_cert_fingerprint), (vec![2; 32], vec![1; 32]));
+        assert_eq!((renewed.cert_not_before_unix_ms, renewed.cert_not_after_unix_ms), (1_000, 2_000));
+        assert!(works(1) && works(2), "both work until the new one is used");
+
+        // The answer was lost: the agent asks again with its old certificate.
+        store.renew_certificate("a1", &[1; 32], &issued(3, 2_000)).expect("renew again");
+        assert!(works(1) && !works(2) && works(3), "the unused certificate is replaced");
+
+        store.retire_previous_certificate("a1").expect("first use of the new one");
+        assert!(!works(1) && works(3));
+        store.retire_previous_certificate("a1").expect("nothing left to retire");
+
+        let err = store.renew_certificate("a1", &[1; 32], &issued(4, 3_000)).expect_err("a retired certificate");
+        assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
+
+        let (revoked, already) = store.revoke_agent("a1", 5_000).expect("revoke");
+        assert!(revoked.revoked && !already);
+        assert_eq!(revoked.revoked_at_unix_ms, 5_000);
+        let (_, already) = store.revoke_agent("a1", 6_000).expect("revoke again");
+        assert!(already, "revoking twice changes nothing");
+        assert_eq!(store.host("a1").expect("get").expect("host").agent.revoked_at_unix_ms, 5_000);
+        let still_known = store.agent_by_certificate(&[3; 32]).expect("lookup").expect("known, so refused as revoked");
+        assert!(still_known.revoked);
+        let err = store.renew_certificate("a1", &[3; 32], &issued(4, 3_000)).expect_err("revoked");
+        assert!(matches!(err, Error::PermissionDenied(_)), "{err}");
+        assert!(matches!(store.revoke_agent("nobody", 1), Err(Error::NotFound(_))));
+
+        // Enrolling the host again (with a secret) is the way back.
+        let again = store.enroll_agent(new_agent("a1", "u1", 5)).expect("re-enroll");
+        assert!(!again.revoked && again.revoked_at_unix_ms == 0 && again.previous_cert_fingerprint.is_empty());
+        assert!(!works(3) && works(5));
+    }
+
+    #[test]
+    fn only_a_certificate_newer_than_every_known_one_is_adopted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        // Enrolled at 1 (new_agent) with certificate 1.
+        let issued = |fp: u8, at: i64| IssuedCertificate { fingerprint: [fp; 32], not_before_unix_ms: at, not_after_unix_ms: at + 1_000 };
+        assert_eq!(store.adopt_certificate("nobody", &issued(7, 50)).expect("adopt"), None, "unknown agent");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        assert_eq!(store.adopt_certificate("a1", &issued(7, 0)).expect("adopt"), None, "older than the enrollment");
+        store.renew_certificate("a1", &[1; 32], &issued(2, 100)).expect("renew");
+        assert_eq!(store.adopt_certificate("a1", &issued(7, 50)).expect("adopt"), None, "older than the renewal");
+        assert_eq!(store.adopt_certificate("a1", &issued(2, 500)).expect("adopt"), None, "a known one is not adopted again");
+
+        // Issued after what the store knows (it was restored from a backup).
+        let adopted = store.adopt_certificate("a1", &issued(8, 200)).expect("adopt").expect("newer");
+        assert_eq!((adopted.cert_fingerprint, adopted.previous_cert_fingerprint), (vec![8; 32], Vec::new()));
+        assert!(store.agent_by_certificate(&[8; 32]).expect("lookup").is_some());
+        assert!(
+            store.agent_by_certificate(&[2; 32]).expect("lookup").is_none()
+                && store.agent_by_certificate(&[1; 32]).expect("lookup").is_none()
+        );
+
+        store.revoke_agent("a1", 300).expect("revoke");
+        let revoked = store.adopt_certificate("a1", &issued(9, 400)).expect("adopt").expect("returned to be refused");
+        assert!(revoked.revoked && revoked.cert_fingerprint == vec![8; 32], "a revoked agent adopts nothing");
+    }
+
+    #[test]
+    fn an_imported_dump_is_the_same_store_and_never_reuses_an_id() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (source, target) = (dir.path().join("source"), dir.path().join("target"));
+        let mut items = Vec::new();
+        let old_ids = {
+            let store = SledStore::open(&source).expect("open");
+            store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+            store.put_reports("a1", &[heartbeat(1), inventory_with(2, &[("bash", "5.2")])], 10).expect("put");
+            let ids = store
+                .commit_alerts(
+                    &AlertCommit::default(),
+                    vec![OutboxEntry::new("rt", notification("k1"), 10), OutboxEntry::new("rt", notification("k2"), 10)],
+                )
+                .expect("commit");
+            store
+                .export(&mut |i| {
+                    items.push(i);
+                    Ok(())
+                })
+                .expect("export");
+            ids
+        };
+        assert!(matches!(items[0], DumpItem::IdFloor(f) if f > old_ids[1]), "{:?}", items[0]);
+        let summary = import(&target, &mut items.clone().into_iter().map(Ok)).expect("import");
+        assert_eq!(summary.entries, items.iter().filter(|i| matches!(i, DumpItem::Entry(..))).count() as u64);
+
+        let store = SledStore::open(&target).expect("open restored");
+        assert_eq!(store.host("a1").expect("get").expect("host").agent.last_seq, 2);
+        assert_eq!(store.software_installs("bash").expect("index").len(), 1);
+        let new_id = store.commit_alerts(&AlertCommit::default(), vec![OutboxEntry::new("rt", notification("k3"), 20)]).expect("commit")[0];
+        assert!(new_id > old_ids[1], "a new outbox id ({new_id}) above the restored ones ({old_ids:?})");
+        assert_eq!(store.outbox_entries(None, None, 10).expect("list").len(), 3, "no restored entry overwritten");
+        drop(store);
+        // And again after a restart, with sled's usual id interval.
+        let store = SledStore::open(&target).expect("reopen");
+        let later = store.commit_alerts(&AlertCommit::default(), vec![OutboxEntry::new("rt", notification("k4"), 30)]).expect("commit")[0];
+        assert!(later > new_id);
+
+        let err = import(&target, &mut std::iter::empty()).expect_err("not into an existing store");
+        assert!(matches!(err, Error::AlreadyInitialised(_) | Error::Store(_)), "{err}");
+    }
+
+    #[test]
+    fn an_export_sees_no_write_half_done() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = std::sync::Arc::new(SledStore::open(dir.path()).expect("open"));
+        store.enroll_agent(new_agent(AGENT, "u1", 1)).expect("enroll");
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let written = std::sync::Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (store, stop, written) = (std::sync::Arc::clone(&store), std::sync::Arc::clone(&stop), std::sync::Arc::clone(&written));
+            std::thread::spawn(move || {
+                let mut seq = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let sample = pb::HealthSample { taken_at_unix_ms: seq as i64, ..Default::default() };
+                    let batch = pb::HealthBatch { samples: vec![sample], ..Default::default() };
+                    let report = pb::Report { seq, created_at_unix_ms: 0, body: Some(pb::report::Body::Health(batch)) };
+                    store.put_reports(AGENT, &[report], 1).expect("put");
+                    written.store(seq, Ordering::Relaxed);
+                }
+            })
+        };
+        // Each report writes the agent record (its sample count) and one
+        // raw sample, in different trees: a dump holds both or neither.
+        for _ in 0..20 {
+            // Let the writer get in between two exports.
+            let seen = written.load(Ordering::Relaxed);
+            while written.load(Ordering::Relaxed) == seen {
+                assert!(!writer.is_finished(), "the writer stopped");
+                std::thread::yield_now();
+            }
+            let (mut tree, mut stored, mut samples) = (Vec::new(), None, 0u64);
+            store
+                .export(&mut |item| {
+                    match item {
+                        DumpItem::Tree(name) => tree = name,
+                        DumpItem::Entry(key, value) if tree == b"agents" => {
+                            stored = Some(decode::<AgentRecord>(&value, "agent").expect("agent").health_samples_stored);
+                            assert_eq!(key, AGENT.as_bytes());
+                        }
+                        DumpItem::Entry(..) if tree == b"metrics_raw" => samples += 1,
+                        _ => {}
+                    }
+                    Ok(())
+                })
+                .expect("export");
+            assert_eq!(stored, Some(samples), "the agent's count and its samples come from one point in time");
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer");
     }
 
     #[test]
