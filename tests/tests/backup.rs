@@ -67,6 +67,9 @@ fn a_backup_taken_while_serving_restores_a_collector_the_agent_carries_on_with()
         collector.hosts().into_iter().find(|h| h["certificate_sha256"] != after_backup["certificate_sha256"])
     });
     collector.stop();
+    // The agent is stopped too while the restored collector is inspected:
+    // its spool would otherwise refill the store at once.
+    agent.proc.as_mut().expect("running").kill();
 
     let restored_dir = dir.path().join("restored");
     let restored = collector_json(&["restore", "--json", "--from", &file.display().to_string()], &restored_dir).expect("restore");
@@ -105,6 +108,7 @@ fn a_backup_taken_while_serving_restores_a_collector_the_agent_carries_on_with()
         assert!(hosts.contains(&agent_id.as_str()), "the software index is restored: {sw}");
     }
 
+    agent.run(&[]);
     // The agent carries on against the restored collector: same CA; its
     // certificate, newer than the one the backup holds, is adopted; its
     // sequence goes on above what the backup holds.

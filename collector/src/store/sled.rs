@@ -186,12 +186,27 @@ const IDGEN_PERSIST_INTERVAL: u64 = 1_000_000;
 /// its schema version and runs the migrations a dump from an older
 /// collector needs. On error, `dir` may hold a partial database: the caller
 /// removes it.
+/// What sled's error says when another handle holds the database's lock.
+const LOCK_HELD: &str = "could not acquire lock";
+
 pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> Result<DumpSummary> {
     const BATCH: usize = 10_000;
-    let open = |config: sled::Config| {
-        config.path(dir).flush_every_ms(None).open().map_err(|e| Error::Store(format!("opening {}: {e}", dir.display())))
+    let open = |config: &dyn Fn() -> sled::Config| {
+        // Reopening right after dropping the last handle can find the file
+        // lock still held for a moment (sled's IO threads release their
+        // references after the drop): retry that case briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match config().path(dir).flush_every_ms(None).open() {
+                // sled reports the held lock as an I/O error of kind Other.
+                Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.map_err(|e| Error::Store(format!("opening {}: {e}", dir.display()))),
+            }
+        }
     };
-    let db = open(sled::Config::new())?;
+    let db = open(&sled::Config::new)?;
     if db.was_recovered() {
         return Err(Error::AlreadyInitialised(dir.to_path_buf()));
     }
@@ -240,14 +255,24 @@ pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> 
         // interval, as sled expects), so every later open resumes above the
         // floor: restored outbox ids are never handed out again.
         let interval = floor.div_ceil(IDGEN_PERSIST_INTERVAL) * IDGEN_PERSIST_INTERVAL;
-        let db = open(sled::Config::new().idgen_persist_interval(interval))?;
+        let db = open(&|| sled::Config::new().idgen_persist_interval(interval))?;
         let first = db.generate_id()?;
         if first < floor {
             return Err(Error::Store(format!("the restored id counter starts at {first}, below the dump's floor {floor}")));
         }
         db.flush()?;
     }
-    SledStore::open(dir)?;
+    // A last open checks and stamps the schema version (the same brief
+    // lock retry as above).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(dir) {
+            Err(Error::Store(m)) if m.contains(LOCK_HELD) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.map(drop)?,
+        }
+    }
     Ok(summary)
 }
 
