@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 cargo build -q --release -p census-collector -p census-loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 wait_ready() { # log file; prints seconds until `ready`
   local log=$1 t0; t0=$(date +%s.%N)
