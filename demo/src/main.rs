@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let mut client = connect::admin_client(&target).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let hosts = render::all_hosts(&mut client).await?;
+        let hosts = render::all_hosts(&mut client, Default::default()).await?;
         if hosts.iter().any(|h| h.memory_total_bytes > 0) {
             break;
         }
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("\n$ census hosts\n{}", render::hosts(&mut client, census_collector::cli::Output::Table).await?);
+    println!("\n$ census hosts\n{}", render::hosts(&mut client, Default::default(), census_collector::cli::Output::Table).await?);
     println!(
         "$ census host {}\n{}",
         enrolled.agent_id,
