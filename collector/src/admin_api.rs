@@ -21,8 +21,7 @@ use crate::alerting::Alerting;
 use crate::config::AgentPolicy;
 use crate::error::Error;
 use crate::secrets::Role;
-use crate::store::{HostView, Store};
-use crate::wire;
+use crate::store::Store;
 
 /// Interceptor: resolves `authorization: Bearer <token>` to a `Caller`.
 pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
@@ -71,17 +70,6 @@ impl AdminApi {
     pub fn with_data_dir(mut self, data_dir: PathBuf) -> AdminApi {
         self.data_dir = Some(data_dir);
         self
-    }
-
-    fn summary(&self, host: &HostView, now_ms: i64) -> pb::HostSummary {
-        wire::host_summary(host, self.calls.online(&host.agent, now_ms))
-    }
-
-    async fn with_store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn Store) -> crate::error::Result<T> + Send + 'static,
-    ) -> Result<T, Status> {
-        Ok(self.calls.with_store(f).await?)
     }
 }
 
@@ -169,24 +157,7 @@ impl AdminService for AdminApi {
     }
 
     async fn revoke_agent(&self, request: Request<pb::RevokeAgentRequest>) -> Result<Response<pb::RevokeAgentResponse>, Status> {
-        let caller = require(&request, Role::Admin)?;
-        let agent_id = request.into_inner().agent_id.to_ascii_lowercase();
-        if agent_id.len() != 32 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Status::invalid_argument(
-                "agent_id must be the 32 hex characters of an agent id (`census hosts` shows them); a hostname is not accepted",
-            ));
-        }
-        let (host, already) = self
-            .with_store(move |s| {
-                let (_, already) = s.revoke_agent(&agent_id, now_ms())?;
-                let host = s.host(&agent_id)?.ok_or_else(|| Error::NotFound(format!("agent {agent_id} vanished while revoking it")))?;
-                Ok((host, already))
-            })
-            .await?;
-        if !already {
-            tracing::info!(agent_id = %host.agent.agent_id, host = %host.agent.hostname, by = %caller.token_id, "agent revoked");
-        }
-        Ok(Response::new(pb::RevokeAgentResponse { host: Some(self.summary(&host, now_ms())), already_revoked: already }))
+        call!(self, request, revoke_agent)
     }
 
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
@@ -285,10 +256,6 @@ fn backup_failed(e: Error, dir: &std::path::Path) -> Status {
             Status::unavailable(format!("the backup could not be taken: {e}"))
         }
     }
-}
-
-fn now_ms() -> i64 {
-    crate::clock::unix_ms(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::alert::AlertState;
 use crate::alert::book::{Alert, Matcher, Silence};
 use crate::alert::rules::RuleSet;
 use crate::alerting::Alerting;
+use crate::clock::now_ms;
 use crate::config::AgentPolicy;
 use crate::error::{Error, Result};
 use crate::filter::{Context as FilterContext, FieldRef, Filter};
@@ -91,7 +92,7 @@ struct HostQuery {
 }
 
 impl HostQuery {
-    fn parse(req: &pb::ListHostsRequest, offline_after_ms: i64, now_unix_ms: i64) -> Result<HostQuery> {
+    fn parse(req: &pb::ListHostsRequest, ctx: FilterContext) -> Result<HostQuery> {
         // The caret rendering points at the column that is wrong.
         let invalid =
             |what: &str, input: &str, e: crate::filter::ParseError| Error::InvalidArgument(format!("{what}:\n{}", e.render(input)));
@@ -111,7 +112,7 @@ impl HostQuery {
             .iter()
             .map(|c| FieldRef::parse(c.trim()).map(|f| (c.trim().to_string(), f)).map_err(|e| invalid("column", c.trim(), e)))
             .collect::<Result<_>>()?;
-        Ok(HostQuery { filter, sort, columns, ctx: FilterContext { now_unix_ms, offline_after_ms } })
+        Ok(HostQuery { filter, sort, columns, ctx })
     }
 
     fn columns(&self, host: &HostView) -> std::collections::HashMap<String, String> {
@@ -141,12 +142,13 @@ impl AdminCalls {
 
     /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.
     pub fn online(&self, agent: &AgentRecord, now_ms: i64) -> bool {
-        agent.last_seen_unix_ms > 0 && now_ms.saturating_sub(agent.last_seen_unix_ms) <= self.offline_after_ms()
+        self.filter_context(now_ms).online(agent.last_seen_unix_ms)
     }
 
-    fn offline_after_ms(&self) -> i64 {
+    /// What filters and "online" need: the time and the offline window.
+    fn filter_context(&self, now_unix_ms: i64) -> FilterContext {
         let window = self.policy.heartbeat_interval.saturating_mul(self.policy.offline_after_missed_heartbeats);
-        i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
+        FilterContext { now_unix_ms, offline_after_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX) }
     }
 
     fn summary(&self, host: &HostView, now_ms: i64) -> pb::HostSummary {
@@ -175,7 +177,7 @@ impl AdminCalls {
         } else {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
-        let query = HostQuery::parse(&req, self.offline_after_ms(), now_ms())?;
+        let query = HostQuery::parse(&req, self.filter_context(now_ms()))?;
         let mut hosts = self.with_store(|s| s.hosts()).await?;
         hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
         hosts.sort_by(|a, b| {
@@ -454,6 +456,27 @@ impl AdminCalls {
         Ok(pb::ListOutboxResponse { entries: entries.iter().map(wire::outbox_entry_info).collect() })
     }
 
+    pub async fn revoke_agent(&self, caller: &Caller, req: pb::RevokeAgentRequest) -> Result<pb::RevokeAgentResponse> {
+        caller.require(Role::Admin)?;
+        let agent_id = req.agent_id.to_ascii_lowercase();
+        if agent_id.len() != 32 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidArgument(
+                "agent_id must be the 32 hex characters of an agent id (`census hosts` shows them); a hostname is not accepted".into(),
+            ));
+        }
+        let (host, already) = self
+            .with_store(move |s| {
+                let (_, already) = s.revoke_agent(&agent_id, now_ms())?;
+                let host = s.host(&agent_id)?.ok_or_else(|| Error::NotFound(format!("agent {agent_id} vanished while revoking it")))?;
+                Ok((host, already))
+            })
+            .await?;
+        if !already {
+            tracing::info!(agent_id = %host.agent.agent_id, host = %host.agent.hostname, by = %caller.token_id, "agent revoked");
+        }
+        Ok(pb::RevokeAgentResponse { host: Some(self.summary(&host, now_ms())), already_revoked: already })
+    }
+
     pub async fn retry_outbox(&self, caller: &Caller, req: pb::RetryOutboxRequest) -> Result<pb::RetryOutboxResponse> {
         caller.require(Role::Operator)?;
         let id = req.id;
@@ -479,10 +502,6 @@ pub(crate) async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'stati
 ) -> Result<T> {
     let target = Arc::clone(target);
     tokio::task::spawn_blocking(move || f(target.as_ref())).await.map_err(|e| Error::Internal(format!("{what} task failed: {e}")))?
-}
-
-fn now_ms() -> i64 {
-    crate::clock::unix_ms(std::time::SystemTime::now())
 }
 
 /// A host by agent id, or by hostname when that names exactly one host.

@@ -26,6 +26,7 @@ use census_proto::v1::agent_service_server::AgentService;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::clock::now_ms;
 use crate::config::{AgentPolicy, Limits};
 use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
@@ -130,10 +131,6 @@ fn same_agent(agent: &AgentRecord, claimed: &str) -> Result<(), Status> {
         )));
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    crate::clock::unix_ms(SystemTime::now())
 }
 
 /// Runs store work off the async threads: sled flushes block.

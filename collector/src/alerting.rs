@@ -86,9 +86,8 @@ struct FileStamp {
 
 struct State {
     book: AlertBook,
-    /// Each alert's JSON as last committed: only what differs is written.
-    persisted: BTreeMap<AlertFingerprint, Vec<u8>>,
-    persisted_silences: Vec<Silence>,
+    /// The book as last committed: only what differs from it is written.
+    persisted: AlertBook,
     rules: RuleSet,
     sources: BTreeMap<String, RuleSource>,
     file_rules: RuleSet,
@@ -130,8 +129,8 @@ impl Alerting {
     /// and the rules in force stay.
     pub fn open(store: Arc<dyn Store>, config: AlertingConfig) -> Result<Alerting> {
         let stored = store.load_alerts()?;
-        let book = AlertBook::from_parts(stored.alerts, stored.silences.clone(), stored.next_sequence);
-        let persisted = snapshot(&book)?;
+        let book = AlertBook::from_parts(stored.alerts, stored.silences, stored.next_sequence);
+        let persisted = book.clone();
         let api_rules = RuleSet::from_specs(store.api_rules()?)?;
         let (file_rules, file_stamp) = match &config.rules_file {
             Some(path) => {
@@ -141,17 +140,7 @@ impl Alerting {
             None => (RuleSet::default(), None),
         };
         let (rules, sources) = compose(config.default_rules, &file_rules, &api_rules).map_err(Error::Config)?;
-        let state = State {
-            book,
-            persisted,
-            persisted_silences: stored.silences,
-            rules,
-            sources,
-            file_rules,
-            file_stamp,
-            api_rules,
-            rules_error: None,
-        };
+        let state = State { book, persisted, rules, sources, file_rules, file_stamp, api_rules, rules_error: None };
         Ok(Alerting { store, config, state: Mutex::new(state), evaluate_soon: tokio::sync::Notify::new() })
     }
 
@@ -197,35 +186,31 @@ impl Alerting {
     /// `enqueue`, in one transaction. On failure the book is reloaded from
     /// the store.
     fn commit(&self, state: &mut State, enqueue: Vec<OutboxEntry>) -> Result<Vec<u64>> {
-        let current = snapshot(&state.book)?;
-        let mut commit = AlertCommit {
-            upsert: Vec::new(),
-            remove: state.persisted.keys().filter(|fp| !current.contains_key(*fp)).cloned().collect(),
-            silences: state.book.silences().to_vec(),
-            next_sequence: state.book.next_sequence(),
+        let (book, persisted) = (&state.book, &state.persisted);
+        let commit = AlertCommit {
+            upsert: book.alerts().filter(|a| persisted.alert(&a.fingerprint) != Some(*a)).cloned().collect(),
+            remove: persisted.alerts().filter(|a| book.alert(&a.fingerprint).is_none()).map(|a| a.fingerprint.clone()).collect(),
+            silences: book.silences().to_vec(),
+            next_sequence: book.next_sequence(),
         };
-        for (fp, json) in &current {
-            if state.persisted.get(fp) != Some(json) {
-                commit.upsert.push(state.book.alert(fp).expect("snapshot keys come from the book").clone());
-            }
-        }
-        let unchanged =
-            commit.upsert.is_empty() && commit.remove.is_empty() && enqueue.is_empty() && state.persisted_silences == commit.silences;
+        let unchanged = commit.upsert.is_empty()
+            && commit.remove.is_empty()
+            && enqueue.is_empty()
+            && persisted.silences() == book.silences()
+            && persisted.next_sequence() == book.next_sequence();
         if unchanged {
             return Ok(Vec::new());
         }
         match self.store.commit_alerts(&commit, enqueue) {
             Ok(ids) => {
-                state.persisted = current;
-                state.persisted_silences = commit.silences;
+                state.persisted = state.book.clone();
                 Ok(ids)
             }
             Err(e) => {
                 tracing::error!(error = %e, "committing alert changes failed; reloading the alert book from the store");
                 if let Ok(stored) = self.store.load_alerts() {
-                    state.book = AlertBook::from_parts(stored.alerts, stored.silences.clone(), stored.next_sequence);
-                    state.persisted = snapshot(&state.book).unwrap_or_default();
-                    state.persisted_silences = stored.silences;
+                    state.book = AlertBook::from_parts(stored.alerts, stored.silences, stored.next_sequence);
+                    state.persisted = state.book.clone();
                 }
                 Err(e)
             }
@@ -429,15 +414,6 @@ impl Alerting {
         }
         Ok(found)
     }
-}
-
-fn snapshot(book: &AlertBook) -> Result<BTreeMap<AlertFingerprint, Vec<u8>>> {
-    book.alerts()
-        .map(|a| {
-            let json = serde_json::to_vec(a).map_err(|e| Error::Store(format!("encoding alert {}: {e}", a.fingerprint)))?;
-            Ok((a.fingerprint.clone(), json))
-        })
-        .collect()
 }
 
 fn resolve_id(book: &AlertBook, id: &str) -> Result<AlertFingerprint> {

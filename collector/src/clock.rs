@@ -8,6 +8,11 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
+/// Now, in Unix milliseconds: the one place the edges read the clock.
+pub fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
 /// The inverse of `unix_ms`.
 pub fn from_unix_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))

@@ -1,5 +1,5 @@
-//! Wiring of a running collector: open the store, load the PKI, bind both
-//! listeners, serve until the shutdown signal, then stop accepting and let
+//! Wiring of a running collector: open the store, load the PKI, bind the
+//! three listeners, serve until the shutdown signal, then stop accepting and let
 //! in-flight requests finish (their acks only go out after durable writes).
 //! TLS is `tls.rs`'s, so a rotated server certificate is picked up while
 //! serving.
@@ -37,7 +37,8 @@ pub struct Collector {
     config: Config,
     store: Arc<dyn Store>,
     alerting: Arc<Alerting>,
-    sinks: BTreeMap<String, notify::Client>,
+    /// Each shared by its delivery task and, for Alertmanager, its refresh task.
+    sinks: BTreeMap<String, Arc<notify::Client>>,
     pki: Arc<Pki>,
     certificate: Arc<ServerCertificate>,
     agent_listener: std::net::TcpListener,
@@ -64,7 +65,7 @@ impl Collector {
         let mut sinks = BTreeMap::new();
         for sink in &config.sinks {
             let client = notify::Client::from_config(sink).map_err(|e| Error::Config(format!("sink {:?}: {}", sink.name, e.message)))?;
-            sinks.insert(sink.name.clone(), client);
+            sinks.insert(sink.name.clone(), Arc::new(client));
         }
         let (agent_listener, agent_addr) = tls::bind(config.agent_api.listen, "agent api")?;
         let (admin_listener, admin_addr) = tls::bind(config.admin_api.listen, "admin api")?;
@@ -97,7 +98,7 @@ impl Collector {
         self.http_addr
     }
 
-    /// Serves both APIs until `shutdown` resolves.
+    /// Serves the three APIs until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let Collector {
             config,
@@ -116,8 +117,8 @@ impl Collector {
         // Client certificates are optional at the TLS layer only so that
         // Enroll can be called before the agent has one; when one is
         // presented it must chain to our CA, and every call but Enroll
-        // refuses a connection without one. Both listeners serve the one
-        // reloadable server certificate.
+        // refuses a connection without one. All three listeners serve the
+        // one reloadable server certificate.
         let agent_tls = tls::server_config(Arc::clone(&certificate), Some(&pki.ca_cert_pem))?;
         let admin_tls = tls::server_config(Arc::clone(&certificate), None)?;
         let agent_incoming = tls::incoming(agent_listener, agent_tls, "agent api")?;
@@ -169,11 +170,10 @@ impl Collector {
         let evaluator =
             tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone(), Arc::clone(&self_metrics)));
         let mut background =
-            dispatch::spawn(Arc::clone(&store), sinks, config.notify.retry_policy(), Arc::clone(&wakeup), Arc::clone(&self_metrics));
+            dispatch::spawn(Arc::clone(&store), &sinks, config.notify.retry_policy(), Arc::clone(&wakeup), Arc::clone(&self_metrics));
         for sink in &config.sinks {
-            if let notify::SinkKind::Alertmanager(am) = &sink.kind {
-                let client =
-                    notify::Client::from_config(sink).map_err(|e| Error::Config(format!("sink {:?}: {}", sink.name, e.message)))?;
+            if let (notify::SinkKind::Alertmanager(am), Some(client)) = (&sink.kind, sinks.get(&sink.name)) {
+                let client = Arc::clone(client);
                 background.push(tokio::spawn(refresh_forever(Arc::clone(&alerting), sink.name.clone(), client, am.refresh_interval)));
             }
         }
@@ -209,9 +209,7 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
     loop {
         every.tick().await;
         let (store, retention) = (Arc::clone(&store), retention.clone());
-        let round =
-            tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::unix_ms(std::time::SystemTime::now()), &retention))
-                .await;
+        let round = tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::now_ms(), &retention)).await;
         match round {
             Ok(Ok(done)) if done != crate::store::Compaction::default() => {
                 tracing::debug!(
@@ -252,7 +250,7 @@ async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: 
         let started = std::time::Instant::now();
         let round = {
             let alerting = Arc::clone(&alerting);
-            tokio::task::spawn_blocking(move || alerting.evaluate_once(crate::clock::unix_ms(std::time::SystemTime::now()))).await
+            tokio::task::spawn_blocking(move || alerting.evaluate_once(crate::clock::now_ms())).await
         };
         metrics.evaluated(started.elapsed(), matches!(round, Ok(Ok(_))));
         match round {
@@ -276,8 +274,8 @@ async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: 
 /// Re-sends the still-firing alerts routed to a sink every `interval`
 /// (Alertmanager ends alerts it is not reminded of). Best effort, outside
 /// the outbox: a failed refresh is logged and the next one repairs it.
-async fn refresh_forever(alerting: Arc<Alerting>, sink: String, client: notify::Client, interval: std::time::Duration) {
-    let notify::Client::Push(client) = client else { return };
+async fn refresh_forever(alerting: Arc<Alerting>, sink: String, client: Arc<notify::Client>, interval: std::time::Duration) {
+    let notify::Client::Push(client) = client.as_ref() else { return };
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await; // the first tick is immediate: the outbox just sent the transitions
@@ -297,8 +295,7 @@ async fn purge_outbox_forever(store: Arc<dyn Store>, retention: std::time::Durat
     loop {
         every.tick().await;
         let store = Arc::clone(&store);
-        let cutoff =
-            crate::clock::unix_ms(std::time::SystemTime::now()).saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let cutoff = crate::clock::now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         match tokio::task::spawn_blocking(move || store.purge_outbox(cutoff)).await {
             Ok(Ok(n)) if n > 0 => tracing::debug!(purged = n, "delivered outbox entries purged"),
             Ok(Ok(_)) => {}

@@ -16,17 +16,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::recorder::Recorder;
 use crate::{eventually, free_port, run, text};
 
 /// The interpreter that sees Debian's python3-* modules: a `python3` first
@@ -327,7 +326,7 @@ fn smtp_greets(addr: SocketAddr) -> bool {
 pub struct Alertmanager {
     daemon: Daemon,
     pub url: String,
-    webhook: WebhookRecorder,
+    webhook: Recorder,
     dir: Workdir,
 }
 
@@ -335,7 +334,7 @@ impl Alertmanager {
     pub fn start() -> Alertmanager {
         require(Path::new(ALERTMANAGER).exists(), ALERTMANAGER, "prometheus-alertmanager");
         let dir = Workdir::new("alertmanager");
-        let webhook = WebhookRecorder::start();
+        let webhook = Recorder::start();
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let config = dir.path().join("alertmanager.yml");
@@ -384,89 +383,11 @@ impl Alertmanager {
     /// The webhook notifications Alertmanager sent so far, oldest first
     /// (version 4 payloads: `status`, `alerts[]`, `groupLabels`, ...).
     pub fn notifications(&self) -> Vec<Value> {
-        self.webhook.bodies()
+        self.webhook.requests().iter().map(|r| serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(text(&r.body)))).collect()
     }
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-/// An in-process HTTP endpoint that answers 200 to every POST and keeps the
-/// JSON bodies. It understands what Alertmanager's webhook client sends
-/// (HTTP/1.1, Content-Length bodies, keep-alive) and nothing more.
-struct WebhookRecorder {
-    addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl WebhookRecorder {
-    fn start() -> WebhookRecorder {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the webhook recorder");
-        let addr = listener.local_addr().expect("the recorder's address");
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (recorded, stopping) = (Arc::clone(&bodies), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let recorded = Arc::clone(&recorded);
-                std::thread::spawn(move || serve_webhook(stream, &recorded));
-            }
-        });
-        WebhookRecorder { addr, bodies, stop }
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.bodies.lock().expect("recorder lock").clone()
-    }
-}
-
-impl Drop for WebhookRecorder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // wakes the accept loop so it sees the flag
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-fn serve_webhook(stream: TcpStream, recorded: &Mutex<Vec<Value>>) {
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        // the request line, then headers up to the empty line
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line.trim_end().is_empty() {
-                break;
-            }
-            let header = line.split_once(':').map(|(name, value)| (name.trim(), value.trim()));
-            if let Some((_, value)) = header.filter(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
-                length = value.parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(text(&body)));
-        recorded.lock().expect("recorder lock").push(value);
-        if writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err() {
-            return;
-        }
     }
 }
 

@@ -35,6 +35,14 @@ pub struct Context {
     pub offline_after_ms: i64,
 }
 
+impl Context {
+    /// The one definition of "online": a report arrived (ever), at most
+    /// `offline_after_ms` ago. The host list, /metrics and filters use it.
+    pub fn online(&self, last_seen_unix_ms: i64) -> bool {
+        last_seen_unix_ms > 0 && self.now_unix_ms.saturating_sub(last_seen_unix_ms) <= self.offline_after_ms
+    }
+}
+
 type OneFn = for<'h> fn(&'h HostView, &Context) -> Option<Value<'h>>;
 type EachFn = for<'h> fn(&'h HostView, Option<&Key>, &mut dyn FnMut(Value<'h>) -> bool) -> bool;
 
@@ -541,8 +549,7 @@ pub static FIELDS: &[FieldDef] = &[
     }),
     one("agent.certificate_expires", Time, "When the agent's client certificate expires.", |h, _| time_set(h.agent.cert_not_after_unix_ms)),
     one("online", Bool, "A report arrived within the offline window (missed heartbeats).", |h, ctx| {
-        let seen = h.agent.last_seen_unix_ms;
-        Some(Value::Bool(seen > 0 && ctx.now_unix_ms.saturating_sub(seen) <= ctx.offline_after_ms))
+        Some(Value::Bool(ctx.online(h.agent.last_seen_unix_ms)))
     }),
     one("last_seen", Time, "When the last report arrived; unknown if none ever did.", |h, _| time_set(h.agent.last_seen_unix_ms)),
     one("enrolled_at", Time, "When the agent (last) enrolled.", |h, _| Some(Value::Time(h.agent.enrolled_at_unix_ms))),

@@ -135,7 +135,7 @@ async fn scrape(state: &HttpState) -> Result<String> {
     let calls = &state.calls;
     let (agents, store_size_bytes, outbox_pending) = calls.with_store(|s| Ok((s.agents()?, s.size_on_disk()?, s.outbox_depth()?))).await?;
     let alerts = calls.with_alerting(|a| Ok(a.alerts())).await?;
-    let now = crate::clock::unix_ms(std::time::SystemTime::now());
+    let now = crate::clock::now_ms();
     let mut snapshot = Snapshot {
         store_size_bytes,
         outbox_pending,

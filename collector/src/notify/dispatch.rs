@@ -56,17 +56,17 @@ impl Wakeup {
 /// each attempt's outcome is counted in `metrics`.
 pub fn spawn(
     store: Arc<dyn Store>,
-    clients: BTreeMap<String, Client>,
+    clients: &BTreeMap<String, Arc<Client>>,
     policy: RetryPolicy,
     wakeup: Arc<Wakeup>,
     metrics: Arc<SelfMetrics>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     clients
-        .into_iter()
+        .iter()
         .map(|(sink, client)| {
-            metrics.sink_configured(&sink);
+            metrics.sink_configured(sink);
             let span = info_span!("sink", sink = %sink);
-            let task = run_sink(Arc::clone(&store), sink, client, policy, Arc::clone(&wakeup), Arc::clone(&metrics));
+            let task = run_sink(Arc::clone(&store), sink.clone(), Arc::clone(client), policy, Arc::clone(&wakeup), Arc::clone(&metrics));
             tokio::spawn(task.instrument(span))
         })
         .collect()
@@ -75,7 +75,7 @@ pub fn spawn(
 async fn run_sink(
     store: Arc<dyn Store>,
     sink: String,
-    client: Client,
+    client: Arc<Client>,
     policy: RetryPolicy,
     wakeup: Arc<Wakeup>,
     metrics: Arc<SelfMetrics>,
@@ -102,7 +102,7 @@ async fn run_sink(
                 continue;
             }
         };
-        let now = clock::unix_ms(std::time::SystemTime::now());
+        let now = clock::now_ms();
         if entry.next_attempt_unix_ms > now {
             let wait = Duration::from_millis(u64::try_from(entry.next_attempt_unix_ms - now).unwrap_or(0));
             // An operator's retry of an older entry wakes us early.
@@ -113,7 +113,7 @@ async fn run_sink(
         let outcome = deliver(store.as_ref(), &sink, &client, &entry.notification)
             .instrument(info_span!("delivery", entry = entry.id, key = %entry.idempotency_key))
             .await;
-        let now = clock::unix_ms(std::time::SystemTime::now());
+        let now = clock::now_ms();
         match &outcome {
             Ok(()) => {
                 metrics.delivered(&sink);

@@ -186,25 +186,10 @@ const IDGEN_PERSIST_INTERVAL: u64 = 1_000_000;
 /// its schema version and runs the migrations a dump from an older
 /// collector needs. On error, `dir` may hold a partial database: the caller
 /// removes it.
-/// What sled's error says when another handle holds the database's lock.
-const LOCK_HELD: &str = "could not acquire lock";
-
 pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> Result<DumpSummary> {
     const BATCH: usize = 10_000;
     let open = |config: &dyn Fn() -> sled::Config| {
-        // Reopening right after dropping the last handle can find the file
-        // lock still held for a moment (sled's IO threads release their
-        // references after the drop): retry that case briefly.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match config().path(dir).flush_every_ms(None).open() {
-                // sled reports the held lock as an I/O error of kind Other.
-                Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => return other.map_err(|e| Error::Store(format!("opening {}: {e}", dir.display()))),
-            }
-        }
+        reopening(|| config().path(dir).flush_every_ms(None).open().map_err(|e| Error::Store(format!("opening {}: {e}", dir.display()))))
     };
     let db = open(&sled::Config::new)?;
     if db.was_recovered() {
@@ -264,16 +249,27 @@ pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> 
     }
     // A last open checks and stamps the schema version (the same brief
     // lock retry as above).
+    reopening(|| SledStore::open(dir))?;
+    Ok(summary)
+}
+
+/// What sled's error says when another handle holds the database's lock.
+const LOCK_HELD: &str = "could not acquire lock";
+
+/// Runs `open` until it does not fail on sled's file lock, for at most 10 s.
+/// Reopening right after dropping the last handle can find the lock still
+/// held for a moment (sled's IO threads release their references after the
+/// drop); sled reports it as an I/O error of kind Other, hence the text.
+fn reopening<T>(mut open: impl FnMut() -> Result<T>) -> Result<T> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match SledStore::open(dir) {
+        match open() {
             Err(Error::Store(m)) if m.contains(LOCK_HELD) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => break other.map(drop)?,
+            other => return other,
         }
     }
-    Ok(summary)
 }
 
 fn migrate(meta: &sled::Tree, dir: &Path) -> Result<()> {
