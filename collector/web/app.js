@@ -30,7 +30,7 @@ export function go(name, arg, query) {
   if (arg) hash += `/${encodeURIComponent(arg)}`;
   const q = query ? new URLSearchParams(query).toString() : '';
   if (q) hash += `?${q}`;
-  if (location.hash === hash) render();
+  if (location.hash === hash) render(false);
   else location.hash = hash;
 }
 
@@ -59,11 +59,13 @@ function topbar(active) {
 
 let generation = 0;
 
-async function render() {
+/// Draws the page of the current hash; a notice (the outcome of an
+/// action) survives a redraw of the same page, not a navigation.
+async function render(keepNotice) {
   const mine = ++generation;
   const main = document.getElementById('main');
   const route = parseHash();
-  document.getElementById('notice').hidden = true;
+  if (keepNotice !== true) document.getElementById('notice').hidden = true;
   if (!PAGES[route.name]) {
     go('overview');
     return;
@@ -98,15 +100,15 @@ async function render() {
 }
 
 export function rerender() {
-  render();
+  render(true);
 }
 
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => render(false));
 window.addEventListener('DOMContentLoaded', () => {
   document.getElementById('logout').addEventListener('click', () => {
     session.clear();
     session.who = null;
     go('login');
   });
-  render();
+  render(false);
 });
