@@ -210,19 +210,29 @@ fn dashboard_in_headless_chromium() {
     );
     browser.execute("document.getElementById('p-software').scrollIntoView();", json!([]));
     shot(&browser, "web-07-host-software.png");
+    // Every inventory section the agent sent is there, by its key.
+    let sections = browser.execute("return [...document.querySelectorAll('#inventory details')].map(d => d.dataset.section);", json!([]));
+    for key in ["identity", "os", "cpu", "memory", "filesystems", "network", "users", "services"] {
+        assert!(sections.as_array().is_some_and(|a| a.contains(&json!(key))), "section {key} in {sections}");
+    }
+    browser.execute(
+        "document.querySelectorAll('#inventory details').forEach(d => d.open = d.dataset.section === 'cpu' || d.dataset.section === 'memory' || d.dataset.section === 'filesystems'); document.getElementById('p-inventory').scrollIntoView();",
+        json!([]),
+    );
+    shot(&browser, "web-08-host-inventory.png");
     assert_clean_console(&browser, "host detail", &[]);
 
     // The operator acknowledges the alert.
     browser.goto(&format!("{base}/#/alerts"));
     wait_alert(&browser);
-    shot(&browser, "web-08-alerts-operator.png");
+    shot(&browser, "web-09-alerts-operator.png");
     browser.click(&ack_button);
     browser.type_into("#ack-comment", "looking into it");
     browser.click("#dialog-confirm");
     browser.wait_for("the acknowledgement", "document.querySelector('#notice:not([hidden])')");
     assert!(browser.text("#notice").contains("Acknowledged"), "{}", browser.text("#notice"));
     browser.wait_for("the acknowledged row", &format!("document.querySelector('main').dataset.ready === 'alerts' && !document.querySelector({ack_button:?}) && document.querySelector('#alerts').textContent.includes('by ')"));
-    shot(&browser, "web-09-alert-acknowledged.png");
+    shot(&browser, "web-10-alert-acknowledged.png");
 
     // The outbox holds the firing notification.
     browser.goto(&format!("{base}/#/outbox"));
@@ -231,7 +241,7 @@ fn dashboard_in_headless_chromium() {
         &format!("document.querySelector('main').dataset.ready === 'outbox' && (document.querySelector('#outbox').textContent.includes({RULE:?}) || (window.dispatchEvent(new HashChangeEvent('hashchange')), false))"),
     );
     assert!(browser.text("#outbox").contains("helpdesk"));
-    shot(&browser, "web-10-outbox.png");
+    shot(&browser, "web-11-outbox.png");
     assert_clean_console(&browser, "operator pages", &[]);
     sign_out(&browser);
     assert_clean_console(&browser, "sign out", &[]);
