@@ -84,6 +84,9 @@ async function render(keepNotice) {
     if (mine !== generation) return;
     clear(main).append(content);
     main.dataset.ready = route.name;
+    // After a navigation, keyboard and screen reader users start at the
+    // new content (or at the field the page names), as after a page load.
+    if (keepNotice !== true) (content.querySelector('[data-autofocus]') || main).focus({ preventScroll: true });
   } catch (e) {
     if (mine !== generation) return;
     if (e instanceof ApiError && e.status === 401) {

@@ -10,7 +10,7 @@ import { badge, bytes, errorBox, h, onlineBadge, panel, severityBadge, table, wh
 export async function loginPage() {
   const message = sessionStorage.getItem('census.login_message');
   sessionStorage.removeItem('census.login_message');
-  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': 'token-help' });
+  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': 'token-help', 'data-autofocus': true });
   const status = h('div', { id: 'login-error', 'aria-live': 'assertive' }, message ? errorBox(message) : null);
   const form = h(
     'form',
@@ -49,7 +49,6 @@ export async function loginPage() {
       input.select();
     }
   });
-  queueMicrotask(() => input.focus());
   return h('div', { class: 'login-wrap' }, form);
 }
 
