@@ -247,6 +247,22 @@ fn dashboard_in_headless_chromium() {
     assert!(browser.text("#notice").contains("Acknowledged"), "{}", browser.text("#notice"));
     browser.wait_for("the acknowledged row", &format!("document.querySelector('main').dataset.ready === 'alerts' && !document.querySelector({ack_button:?}) && document.querySelector('#alerts').textContent.includes('by ')"));
     shot(&browser, "web-10-alert-acknowledged.png");
+    // ... and silences it for an hour, the matchers prefilled, then ends
+    // the silence early.
+    browser.click(&format!("button[data-action=silence][data-rule={RULE:?}]"));
+    let matchers = browser.execute("return document.querySelector('#silence-matchers').value;", json!([]));
+    assert_eq!(matchers, json!(format!("alertname={RULE}\nhost={hostname}")));
+    browser.type_into("#silence-comment", "maintenance");
+    browser.click("#dialog-confirm");
+    browser.wait_for(
+        "the active silence",
+        "document.querySelector('main').dataset.ready === 'alerts' && [...document.querySelectorAll('section[aria-labelledby=p-silences] tbody tr')].some(r => r.textContent.includes('maintenance') && r.textContent.includes('active'))",
+    );
+    browser.click("section[aria-labelledby=p-silences] tbody tr button");
+    browser.wait_for(
+        "the expired silence",
+        "document.querySelector('main').dataset.ready === 'alerts' && [...document.querySelectorAll('section[aria-labelledby=p-silences] tbody tr')].some(r => r.textContent.includes('maintenance') && r.textContent.includes('expired'))",
+    );
 
     // The outbox holds the firing notification.
     browser.goto(&format!("{base}/#/outbox"));
