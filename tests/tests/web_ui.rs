@@ -5,9 +5,10 @@
 //! filter's caret error, sorting, a host's charts and software, the
 //! outbox, and acknowledging an alert: refused to a viewer (the button is
 //! disabled, and forced anyway the server's 403 is shown), done by an
-//! operator. Each page is saved as a PNG under
-//! `$CARGO_TARGET_DIR/screenshots/` (or `target/screenshots/`), and the
-//! browser console holds no error but the HTTP refusals the test provokes.
+//! operator, who also silences it and expires the silence. Each page is
+//! saved as a PNG under `$CARGO_TARGET_DIR/screenshots/` (or
+//! `target/screenshots/`), and the browser console holds no error but the
+//! HTTP refusals the test provokes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
