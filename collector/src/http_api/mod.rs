@@ -1,6 +1,7 @@
 //! The HTTP listener: the JSON API under `/api/v1/` (the admin calls of
 //! `admin_calls.rs`, with the admin API's bearer tokens and roles), its
-//! OpenAPI document, and `/metrics` for Prometheus. docs/http-api.md.
+//! OpenAPI document, `/metrics` for Prometheus, and the web dashboard at
+//! `/`. docs/http-api.md, docs/web-ui.md.
 //!
 //! TLS with the collector's server certificate (the one the admin API
 //! presents), HTTP/1.1. The accept loop is mini-redis shaped: one task per
@@ -10,11 +11,14 @@
 //! each connection finishes its in-flight request and closes.
 //!
 //! - `routes.rs`: the route table and the translation of each route to its
-//!   call; `error.rs`: the JSON error answer; `openapi.rs`: the document.
+//!   call; `error.rs`: the JSON error answer; `openapi.rs`: the document;
+//!   `web.rs`: the web dashboard (`collector/web/`) and the headers of
+//!   every answer.
 
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,7 +67,7 @@ pub fn tls_acceptor(certificate: Arc<crate::tls::ServerCertificate>) -> Result<T
 /// Serves `state` on `listener` until `stop` turns true, then lets each
 /// connection finish its in-flight request.
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, state: Arc<HttpState>, mut stop: watch::Receiver<bool>) {
-    let app = routes::router(state);
+    let app = web::with_ui(routes::router(state));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = tokio::task::JoinSet::new();
     loop {

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use super::HttpState;
 use super::error::ApiError;
 use crate::admin_calls::caller_for_authorization;
-use crate::secrets::Role;
+use crate::secrets::{Role, Secret};
 
 /// Largest request body, bytes (a rule file fits; anything bigger is a mistake).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -74,6 +74,7 @@ pub enum Endpoint {
     RetryOutbox,
     OpenApi,
     Metrics,
+    WhoAmI,
 }
 
 pub struct Route {
@@ -108,6 +109,7 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/api/v1/outbox/{id}/retry", Endpoint::RetryOutbox),
     route(Verb::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
     route(Verb::Get, "/metrics", Endpoint::Metrics),
+    route(Verb::Get, "/api/v1/whoami", Endpoint::WhoAmI),
 ];
 
 /// The router of `ROUTES`, with JSON answers for unknown paths and methods.
@@ -166,6 +168,10 @@ async fn handle(
         }
         Query::parse(request.uri().query(), endpoint)?;
         return metrics_response(state).await;
+    }
+    if endpoint == Endpoint::WhoAmI {
+        Query::parse(request.uri().query(), endpoint)?;
+        return whoami(state, authorization);
     }
     let caller = caller_for_authorization(state.calls.store.as_ref(), authorization)?;
     let path = PathParams::from(params.map_err(|e| ApiError::bad_request(format!("path: {e}")))?);
@@ -239,7 +245,7 @@ async fn handle(
             let id = id.parse().map_err(|_| ApiError::bad_request(format!("outbox entry id {id:?} is not a whole number")))?;
             json(calls.retry_outbox(c, pb::RetryOutboxRequest { id }).await?)
         }
-        Endpoint::OpenApi | Endpoint::Metrics => unreachable!("answered above"),
+        Endpoint::OpenApi | Endpoint::Metrics | Endpoint::WhoAmI => unreachable!("answered above"),
     }
 }
 
@@ -395,6 +401,19 @@ impl Query {
     fn i64(&self, key: &str) -> Result<i64, ApiError> {
         self.number(key, "a whole number of milliseconds since 1970 (Unix ms)")
     }
+}
+
+/// `GET /api/v1/whoami`: the token's id, name and role, so a client (the
+/// web UI) can show who is signed in and offer only what the role may do.
+fn whoami(state: &HttpState, authorization: Option<&[u8]>) -> Result<Response, ApiError> {
+    let store = state.calls.store.as_ref();
+    let caller = caller_for_authorization(store, authorization)?;
+    caller.require(Role::Viewer)?;
+    // caller_for_authorization accepted the header, so it is `Bearer <token>`;
+    // the record is read again for its name, which `Caller` does not carry.
+    let token = authorization.and_then(|h| std::str::from_utf8(h).ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    let name = store.admin_token(&Secret::new(token.trim()).hash())?.map(|r| r.name).unwrap_or_default();
+    json(serde_json::json!({ "token_id": caller.token_id, "name": name, "role": caller.role.as_str() }))
 }
 
 fn json<T: serde::Serialize>(message: T) -> Result<Response, ApiError> {
