@@ -10,7 +10,9 @@
 #                                       then falls outside the window)
 #
 # census-agent runs at its defaults against a local release collector; the
-# collector's own CPU is not counted. Needs root (installs the peers with
+# collector's own CPU is not counted. The agent measured is the shipped
+# build (cargo profile `agent`), or CENSUS_AGENT=/path/to/census-agent (an
+# installed package's, another build's). Needs root (installs the peers with
 # apt-get when missing, runs zabbix_agentd with AllowRoot).
 set -euo pipefail
 warmup=${WARMUP:-120}
@@ -27,8 +29,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian starts the peers' own services on install where an init system
 # runs; the measured copies below are private ones on loopback ports.
-cargo build -q --release -p census-agent -p census-collector
+cargo build -q --release -p census-collector
 bin=${CARGO_TARGET_DIR:-target}/release
+if [ -z "${CENSUS_AGENT:-}" ]; then
+  cargo build -q --profile agent -p census-agent
+  CENSUS_AGENT=${CARGO_TARGET_DIR:-target}/agent/census-agent
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -42,7 +48,7 @@ printf 'data_dir = "%s"\n[agent_api]\nlisten = "127.0.0.1:%s"\n[admin_api]\nlist
 $bin/census-collector serve --config "$work/collector.toml" > "$work/collector.log" 2>&1 &
 for _ in $(seq 600); do grep -q '^ready' "$work/collector.log" && break; sleep 0.1; done
 grep -q '^ready' "$work/collector.log" || { cat "$work/collector.log" >&2; exit 1; }
-$bin/census-agent --state-dir "$work/agent" enroll --server "https://127.0.0.1:$agent_port" \
+"$CENSUS_AGENT" --state-dir "$work/agent" enroll --server "https://127.0.0.1:$agent_port" \
   --ca "$work/collector/pki/ca.pem" --secret "$secret" > /dev/null
 
 node_port=$(port); fusion_port=$(port)
@@ -62,12 +68,12 @@ ListenPort=$zabbix_port
 Hostname=census-bench
 AllowRoot=1
 EOF
-python3 - "$work" "$bin" "$node_port" "$zabbix_port" "$fusion_port" > "$work/spec.json" <<'PY'
+python3 - "$work" "$CENSUS_AGENT" "$node_port" "$zabbix_port" "$fusion_port" > "$work/spec.json" <<'PY'
 import json, sys
-work, bin, node, zabbix, fusion = sys.argv[1:]
+work, agent, node, zabbix, fusion = sys.argv[1:]
 print(json.dumps([
-    {"label": "census-agent", "binary": f"{bin}/census-agent", "log": f"{work}/agent.log",
-     "cmd": [f"{bin}/census-agent", "--state-dir", f"{work}/agent", "run"], "poll": None},
+    {"label": "census-agent", "binary": agent, "log": f"{work}/agent.log",
+     "cmd": [agent, "--state-dir", f"{work}/agent", "run"], "poll": None},
     {"label": "prometheus-node-exporter", "binary": "/usr/bin/prometheus-node-exporter", "log": f"{work}/node.log",
      "cmd": ["/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{node}"],
      "poll": {"kind": "http", "every_s": 15, "url": f"http://127.0.0.1:{node}/metrics"}},

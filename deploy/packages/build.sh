@@ -9,7 +9,10 @@
 # Usage: deploy/packages/build.sh [--bin-dir DIR] [--out DIR] [--fast]
 #   --bin-dir DIR  package the census-agent, census-collector and census
 #                  binaries found in DIR (the tests pass their debug build);
-#                  default: `cargo build --release` and its target/release
+#                  default: the shipped builds, census-agent from
+#                  `cargo build --profile agent` (target/agent: size-optimised,
+#                  see Cargo.toml) and the collector and CLI from
+#                  `cargo build --release` (target/release)
 #   --out DIR      where the packages go; default: <cargo target dir>/packages
 #   --fast         gzip -1 instead of xz -6: seconds instead of minutes of
 #                  CPU on debug binaries (the tests); not for distribution
@@ -47,15 +50,19 @@ done
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
 if [ -z "$bin_dir" ]; then
-    cargo build --release --locked -p census-agent -p census-collector
+    cargo build --release --locked -p census-collector
+    cargo build --profile agent --locked -p census-agent
     bin_dir="$target_dir/release"
+    agent_bin_dir="$target_dir/agent"
 fi
+agent_bin_dir=${agent_bin_dir:-$bin_dir}
 out=${out:-$target_dir/packages}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-for bin in census-agent census-collector census; do
+for bin in census-collector census; do
     [ -x "$bin_dir/$bin" ] || die "$bin_dir/$bin: no such executable"
 done
+[ -x "$agent_bin_dir/census-agent" ] || die "$agent_bin_dir/census-agent: no such executable"
 
 # The workspace version; a Cargo pre-release (1.2.0-rc.1) sorts before its
 # release in dpkg and rpm only as 1.2.0~rc.1.
@@ -90,7 +97,9 @@ stage() {
     shift 3
     install -d -m 0755 "$root/usr/bin" "$root$unit_dir" "$root/etc/census" "$root/usr/share/doc/$pkg"
     for bin in "$@"; do
-        install -m 0755 "$bin_dir/$bin" "$root/usr/bin/$bin"
+        local from=$bin_dir
+        [ "$bin" = census-agent ] && from=$agent_bin_dir
+        install -m 0755 "$from/$bin" "$root/usr/bin/$bin"
         if command -v strip >/dev/null; then
             strip --strip-debug "$root/usr/bin/$bin"
         fi
