@@ -27,7 +27,7 @@ use crate::store::Store;
 pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
         let header = request.metadata().get("authorization").map(|v| v.as_bytes());
-        let caller = crate::admin_calls::caller_for_authorization(store.as_ref(), header)?;
+        let caller = crate::admin_calls::caller_for_authorization(store.as_ref(), header, request.remote_addr(), "grpc")?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -70,6 +70,18 @@ impl AdminApi {
     pub fn with_data_dir(mut self, data_dir: PathBuf) -> AdminApi {
         self.data_dir = Some(data_dir);
         self
+    }
+}
+
+impl AdminApi {
+    /// The one backup slot, or why not now.
+    async fn backup_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        if self.data_dir.is_none() {
+            return Err(Error::FailedPrecondition("this collector does not serve backups".into()));
+        }
+        Arc::clone(&self.backup_slot)
+            .try_acquire_owned()
+            .map_err(|_| Error::FailedPrecondition("another backup is being taken; try again when it has finished".into()))
     }
 }
 
@@ -160,12 +172,52 @@ impl AdminService for AdminApi {
         call!(self, request, revoke_agent)
     }
 
+    async fn create_enrollment_secret(
+        &self,
+        request: Request<pb::CreateEnrollmentSecretRequest>,
+    ) -> Result<Response<pb::CreateEnrollmentSecretResponse>, Status> {
+        call!(self, request, create_enrollment_secret)
+    }
+
+    async fn list_enrollment_secrets(
+        &self,
+        request: Request<pb::ListEnrollmentSecretsRequest>,
+    ) -> Result<Response<pb::ListEnrollmentSecretsResponse>, Status> {
+        call!(self, request, list_enrollment_secrets)
+    }
+
+    async fn expire_enrollment_secret(
+        &self,
+        request: Request<pb::ExpireEnrollmentSecretRequest>,
+    ) -> Result<Response<pb::ExpireEnrollmentSecretResponse>, Status> {
+        call!(self, request, expire_enrollment_secret)
+    }
+
+    async fn create_token(&self, request: Request<pb::CreateTokenRequest>) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        call!(self, request, create_token)
+    }
+
+    async fn list_tokens(&self, request: Request<pb::ListTokensRequest>) -> Result<Response<pb::ListTokensResponse>, Status> {
+        call!(self, request, list_tokens)
+    }
+
+    async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        call!(self, request, revoke_token)
+    }
+
+    async fn list_audit(&self, request: Request<pb::ListAuditRequest>) -> Result<Response<pb::ListAuditResponse>, Status> {
+        call!(self, request, list_audit)
+    }
+
+    async fn export_assets(&self, request: Request<pb::ExportAssetsRequest>) -> Result<Response<pb::ExportAssetsResponse>, Status> {
+        call!(self, request, export_assets)
+    }
+
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
-        let caller = require(&request, Role::Admin)?;
+        let caller = caller(&request)?;
+        let calls = Arc::clone(&self.calls);
+        let permit = calls.audited(&caller, Role::Admin, "backup", String::new(), self.backup_slot(), |_| String::new()).await?;
         let data_dir = self.data_dir.clone().ok_or_else(|| Status::unimplemented("this collector does not serve backups"))?;
-        let permit = Arc::clone(&self.backup_slot)
-            .try_acquire_owned()
-            .map_err(|_| Status::failed_precondition("another backup is being taken; try again when it has finished"))?;
         // Bounded: the file is read only as fast as the client takes it.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = Arc::clone(&self.calls.store);
@@ -279,7 +331,13 @@ mod tests {
 
     fn as_role<T>(role: Role, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        request.extensions_mut().insert(Caller { token_id: format!("tok-{}", role.as_str()), role });
+        request.extensions_mut().insert(Caller {
+            token_id: format!("tok-{}", role.as_str()),
+            name: "test".into(),
+            role,
+            peer: "127.0.0.1:9".into(),
+            api: "grpc",
+        });
         request
     }
 

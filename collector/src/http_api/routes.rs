@@ -160,14 +160,15 @@ async fn handle(
     // Authenticate before reading anything else, so a caller without a
     // valid token learns nothing but that.
     let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let peer = request.extensions().get::<super::Peer>().map(|p| p.0);
     if endpoint == Endpoint::Metrics {
         if state.metrics_require_token {
-            caller_for_authorization(state.calls.store.as_ref(), authorization)?.require(Role::Viewer)?;
+            caller_for_authorization(state.calls.store.as_ref(), authorization, peer, "http")?.require(Role::Viewer)?;
         }
         Query::parse(request.uri().query(), endpoint)?;
         return metrics_response(state).await;
     }
-    let caller = caller_for_authorization(state.calls.store.as_ref(), authorization)?;
+    let caller = caller_for_authorization(state.calls.store.as_ref(), authorization, peer, "http")?;
     let path = PathParams::from(params.map_err(|e| ApiError::bad_request(format!("path: {e}")))?);
     let query = Query::parse(request.uri().query(), endpoint)?;
     let body = read_body(request).await?;
