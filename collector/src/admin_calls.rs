@@ -90,6 +90,8 @@ pub struct AdminCalls {
     pub(crate) policy: AgentPolicy,
     pub(crate) metrics: crate::config::Metrics,
     pub(crate) alerting: Arc<Alerting>,
+    /// Where `Backup` takes its file; unset: no backups served.
+    pub(crate) backups: Option<crate::backup_calls::Backups>,
 }
 
 /// Most `columns` one host listing may ask for.
@@ -149,7 +151,14 @@ const MAX_SILENCE_MATCHERS: usize = 32;
 
 impl AdminCalls {
     pub fn new(store: Arc<dyn Store>, policy: AgentPolicy, metrics: crate::config::Metrics, alerting: Arc<Alerting>) -> AdminCalls {
-        AdminCalls { store, policy, metrics, alerting }
+        AdminCalls { store, policy, metrics, alerting, backups: None }
+    }
+
+    /// Serves `Backup` from this data directory: its `pki/` goes into
+    /// backups, and `backups/` holds the one being sent.
+    pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> AdminCalls {
+        self.backups = Some(crate::backup_calls::Backups::new(data_dir));
+        self
     }
 
     /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.

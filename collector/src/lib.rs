@@ -9,6 +9,7 @@ pub mod agent_api;
 pub mod alert;
 pub mod alerting;
 pub mod backup;
+pub mod backup_calls;
 pub mod changes;
 pub mod cli;
 pub mod clock;

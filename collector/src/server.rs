@@ -130,10 +130,12 @@ impl Collector {
             .with_self_metrics(Arc::clone(&self_metrics));
         let agent_service = AgentServiceServer::new(agent_api).max_decoding_message_size(limits.max_message_bytes);
         // One set of admin calls behind both the gRPC and the HTTP API.
-        let calls = Arc::new(AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting)));
+        let calls = Arc::new(
+            AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting))
+                .with_data_dir(config.data_dir.clone()),
+        );
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls)).with_data_dir(config.data_dir.clone()))
-                .max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls))).max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
         let http_tls = http_api::tls_acceptor(Arc::clone(&certificate))?;
