@@ -392,6 +392,10 @@ pub struct Target {
     pub server: String,
     pub token: crate::secrets::Secret,
     pub ca: PathBuf,
+    /// The name to check the server certificate against, when it is not
+    /// the host of `server` (a loopback address the certificate does not
+    /// name).
+    pub tls_name: Option<String>,
 }
 
 impl Cli {
@@ -409,7 +413,7 @@ impl Cli {
         let server = self.server.clone().or(file.server).ok_or("no collector address: pass --server or set CENSUS_SERVER")?;
         let token = self.token.clone().or(file.token).ok_or("no admin token: pass --token or set CENSUS_TOKEN")?;
         let ca = self.ca.clone().or(file.ca).ok_or("no CA certificate: pass --ca or set CENSUS_CA")?;
-        Ok(Target { server, token: crate::secrets::Secret::new(token), ca })
+        Ok(Target { server, token: crate::secrets::Secret::new(token), ca, tls_name: None })
     }
 }
 
