@@ -99,7 +99,7 @@ enum CertCommand {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Create a token with a role, offline: stop the collector first (its store admits one process).
+    /// Create a token with a role, offline: stop the collector first (its store admits one process); while it runs, use `census tokens create`.
     Create {
         /// Data directory of the collector.
         #[arg(long, env = "CENSUS_DATA_DIR")]
