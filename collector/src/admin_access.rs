@@ -25,8 +25,8 @@ use crate::store::{AuditRecord, EnrollmentSecretRecord, TokenRecord};
 const MAX_AUDIT_TEXT: usize = 256;
 const DEFAULT_AUDIT_LIMIT: usize = 100;
 const MAX_AUDIT_LIMIT: usize = 10_000;
-const DEFAULT_PAGE: usize = 1000;
-const MAX_PAGE: usize = 10_000;
+/// Rows per chunk of a streamed export.
+pub const EXPORT_CHUNK_ROWS: usize = 1000;
 
 /// `text` cut to at most `MAX_AUDIT_TEXT` bytes on a character boundary.
 fn bounded(mut text: String) -> String {
@@ -272,27 +272,15 @@ impl AdminCalls {
         Ok(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect() })
     }
 
-    pub async fn export_assets(&self, caller: &Caller, req: pb::ExportAssetsRequest) -> Result<pb::ExportAssetsResponse> {
+    /// The asset register's rows, in the host listing's order (so an
+    /// export and `census hosts --filter` list the same hosts in the same
+    /// order). The transports send them a chunk at a time.
+    pub async fn export_assets(&self, caller: &Caller, req: pb::ExportAssetsRequest) -> Result<Vec<pb::AssetRow>> {
         caller.require(Role::Viewer)?;
-        let page_size = match req.page_size as usize {
-            0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
-        };
-        let offset: usize = if req.page_token.is_empty() {
-            0
-        } else {
-            req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
-        };
-        // The host listing's filter and order, so an export and `census
-        // hosts --filter` list the same hosts in the same order.
-        let listing = pb::ListHostsRequest { filter: req.filter, page_size: MAX_PAGE as u32, ..Default::default() };
-        let (hosts, total) = self.filtered_hosts(&listing).await?;
+        let listing = pb::ListHostsRequest { filter: req.filter, ..Default::default() };
+        let (hosts, _) = self.filtered_hosts(&listing).await?;
         let now = now_ms();
-        let rows: Vec<pb::AssetRow> =
-            hosts.iter().skip(offset).take(page_size).map(|h| export::asset_row(h, self.online(&h.agent, now))).collect();
-        let next = offset + rows.len();
-        let next_page_token = if next < total { next.to_string() } else { String::new() };
-        Ok(pb::ExportAssetsResponse { rows, next_page_token })
+        Ok(hosts.iter().map(|h| export::asset_row(h, self.online(&h.agent, now))).collect())
     }
 }
 

@@ -184,8 +184,16 @@ impl AdminService for AdminApi {
         call!(self, request, list_audit)
     }
 
-    async fn export_assets(&self, request: Request<pb::ExportAssetsRequest>) -> Result<Response<pb::ExportAssetsResponse>, Status> {
-        call!(self, request, export_assets)
+    type ExportAssetsStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::ExportAssetsChunk, Status>>>;
+
+    async fn export_assets(&self, request: Request<pb::ExportAssetsRequest>) -> Result<Response<Self::ExportAssetsStream>, Status> {
+        let caller = caller(&request)?;
+        // The rows exist whole in memory (the store reads every host to
+        // filter them); chunks keep each message small.
+        let rows = self.calls.export_assets(&caller, request.into_inner()).await?;
+        let chunks: Vec<Result<pb::ExportAssetsChunk, Status>> =
+            rows.chunks(crate::admin_access::EXPORT_CHUNK_ROWS).map(|rows| Ok(pb::ExportAssetsChunk { rows: rows.to_vec() })).collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {

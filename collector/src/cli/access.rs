@@ -196,31 +196,19 @@ pub async fn audit(client: &mut AdminClient, req: pb::ListAuditRequest, output: 
     })
 }
 
-/// Rows asked per page: each page is written out before the next is asked.
-const EXPORT_PAGE: u32 = 1000;
-
-/// Writes the asset register to `out` page by page; returns the row count.
+/// Writes the asset register to `out` as its chunks arrive; returns the
+/// row count.
 pub async fn export(client: &mut AdminClient, filter: &str, format: Format, out: &mut dyn Write) -> Result<usize, Status> {
     let local = |e: std::io::Error| Status::unknown(format!("writing the export: {e}"));
+    // A refused filter is answered before the stream starts: nothing is
+    // written then.
+    let mut stream = client.export_assets(pb::ExportAssetsRequest { filter: filter.to_string() }).await?.into_inner();
     let (mut writer, head) = Writer::start(format);
-    let mut page_token = String::new();
+    out.write_all(&head).map_err(local)?;
     let mut rows = 0;
-    let mut started = false;
-    loop {
-        let req = pb::ExportAssetsRequest { filter: filter.to_string(), page_size: EXPORT_PAGE, page_token: page_token.clone() };
-        let reply = client.export_assets(req).await?.into_inner();
-        // The head goes out with the first answer, so a refused filter
-        // leaves nothing half written.
-        if !started {
-            out.write_all(&head).map_err(local)?;
-            started = true;
-        }
-        out.write_all(&writer.rows(&reply.rows)).map_err(local)?;
-        rows += reply.rows.len();
-        if reply.next_page_token.is_empty() {
-            break;
-        }
-        page_token = reply.next_page_token;
+    while let Some(chunk) = stream.message().await? {
+        out.write_all(&writer.rows(&chunk.rows)).map_err(local)?;
+        rows += chunk.rows.len();
     }
     out.write_all(&writer.finish()).map_err(local)?;
     out.flush().map_err(local)?;

@@ -396,27 +396,30 @@ async fn backup_response(calls: &Arc<crate::admin_calls::AdminCalls>, caller: &c
 }
 
 /// `GET /api/v1/export`: the asset register as CSV or a JSON array, the
-/// bytes `census export` writes. Built a page at a time; a filter error is
-/// a 400 before any byte.
+/// bytes `census export` writes, streamed a chunk of rows at a time. A
+/// filter error is a 400 before any byte.
 async fn export_response(
     calls: &Arc<crate::admin_calls::AdminCalls>,
     caller: &crate::admin_calls::Caller,
     filter: String,
     format: crate::export::Format,
 ) -> Result<Response, ApiError> {
-    let (mut writer, mut body) = crate::export::Writer::start(format);
-    let mut page_token = String::new();
-    loop {
-        let req = pb::ExportAssetsRequest { filter: filter.clone(), page_size: 1000, page_token };
-        let page = calls.export_assets(caller, req).await?;
-        body.extend(writer.rows(&page.rows));
-        if page.next_page_token.is_empty() {
-            break;
+    let rows = calls.export_assets(caller, pb::ExportAssetsRequest { filter }).await?;
+    let (mut writer, head) = crate::export::Writer::start(format);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        // Bounded: rows are rendered only as fast as the client reads.
+        if tx.send(Ok(head.into())).await.is_err() {
+            return;
         }
-        page_token = page.next_page_token;
-    }
-    body.extend(writer.finish());
-    let mut response = (StatusCode::OK, body).into_response();
+        for chunk in rows.chunks(crate::admin_access::EXPORT_CHUNK_ROWS) {
+            if tx.send(Ok(writer.rows(chunk).into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Ok(writer.finish().into())).await;
+    });
+    let mut response = (StatusCode::OK, axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     Ok(response)
 }
