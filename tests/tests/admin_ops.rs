@@ -214,5 +214,14 @@ fn secrets_tokens_audit_and_export() {
     assert_eq!(status, 200, "{body}");
     let http_ids: Vec<String> = csv::Reader::from_reader(body.as_bytes()).records().map(|r| r.expect("record")[0].to_string()).collect();
     assert_eq!(http_ids, host_ids.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>());
+
+    // Shown once, to the caller: never in the collector's log.
+    let log = collector.proc.as_ref().expect("serving").stderr().join("\n");
+    for (what, value) in
+        [("secret", &secret), ("short secret", &short_secret), ("viewer token", &viewer_token), ("operator token", &ops_token)]
+    {
+        assert!(!log.contains(value.as_str()), "the {what} is in the collector's log");
+    }
+    assert!(log.contains("enrollment secret created") && log.contains("admin token revoked"), "the log names them by id");
     drop(agent);
 }

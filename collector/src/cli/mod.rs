@@ -605,6 +605,28 @@ mod tests {
     }
 
     #[test]
+    fn access_commands_parse_and_refuse_contradictions() {
+        let cli = parse(&["secrets", "create", "--name", "paris", "--expires", "30d", "--max-uses", "40"]).expect("create");
+        assert!(matches!(
+            &cli.command,
+            Command::Secrets(SecretsCommand::Create { name, expires: Some(d), expires_at: None, max_uses: Some(40) })
+                if name == "paris" && d.as_secs() == 30 * 86_400
+        ));
+        assert!(parse(&["secrets", "create", "--name", "p", "--expires", "1d", "--expires-at", "2030-01-01T00:00:00Z"]).is_err());
+        assert!(parse(&["secrets", "create", "--expires", "1d"]).is_err(), "a name is required");
+        assert!(parse(&["tokens", "create", "--name", "x", "--role", "root"]).is_err());
+        assert!(parse(&["export", "--format", "xml"]).is_err());
+        let cli = parse(&["audit", "--since", "1h", "--action", "token.", "-o", "csv"]).expect("audit");
+        assert!(cli.command.is_listing());
+        for args in [&["secrets", "list"][..], &["tokens", "list"]] {
+            assert!(parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
+        for args in [&["secrets", "expire", "abc"][..], &["tokens", "revoke", "abc"], &["export", "--format", "csv"]] {
+            assert!(!parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
+    }
+
+    #[test]
     fn outbox_lists_or_retries() {
         let cli = parse(&["outbox", "--state", "dead", "--sink", "rt", "--limit", "5", "-o", "csv"]).expect("list");
         assert!(cli.command.is_listing());
