@@ -6,12 +6,10 @@
 //! too); each method hands the `Caller` and its request to the same call of
 //! `AdminCalls`, which states the role it needs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use census_proto::v1 as pb;
 use census_proto::v1::admin_service_server::AdminService;
-use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -27,7 +25,7 @@ use crate::store::Store;
 pub fn authenticate(store: Arc<dyn Store>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
         let header = request.metadata().get("authorization").map(|v| v.as_bytes());
-        let caller = crate::admin_calls::caller_for_authorization(store.as_ref(), header)?;
+        let caller = crate::admin_calls::caller_for_authorization(store.as_ref(), header, request.remote_addr(), "grpc")?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -49,11 +47,6 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 /// The gRPC face of `AdminCalls`.
 pub struct AdminApi {
     calls: Arc<AdminCalls>,
-    /// The data directory, for `Backup`: its `pki/` goes into backups, and
-    /// `backups/` holds the one being sent. Unset: no backups served.
-    data_dir: Option<PathBuf>,
-    /// One backup at a time: each pauses writes while it is taken.
-    backup_slot: Arc<Semaphore>,
 }
 
 impl AdminApi {
@@ -63,13 +56,7 @@ impl AdminApi {
 
     /// Serves the given calls (shared with the HTTP API).
     pub fn over(calls: Arc<AdminCalls>) -> AdminApi {
-        AdminApi { calls, data_dir: None, backup_slot: Arc::new(Semaphore::new(1)) }
-    }
-
-    /// Serves `Backup` from this data directory.
-    pub fn with_data_dir(mut self, data_dir: PathBuf) -> AdminApi {
-        self.data_dir = Some(data_dir);
-        self
+        AdminApi { calls }
     }
 }
 
@@ -160,20 +147,74 @@ impl AdminService for AdminApi {
         call!(self, request, revoke_agent)
     }
 
+    async fn create_enrollment_secret(
+        &self,
+        request: Request<pb::CreateEnrollmentSecretRequest>,
+    ) -> Result<Response<pb::CreateEnrollmentSecretResponse>, Status> {
+        call!(self, request, create_enrollment_secret)
+    }
+
+    async fn list_enrollment_secrets(
+        &self,
+        request: Request<pb::ListEnrollmentSecretsRequest>,
+    ) -> Result<Response<pb::ListEnrollmentSecretsResponse>, Status> {
+        call!(self, request, list_enrollment_secrets)
+    }
+
+    async fn expire_enrollment_secret(
+        &self,
+        request: Request<pb::ExpireEnrollmentSecretRequest>,
+    ) -> Result<Response<pb::ExpireEnrollmentSecretResponse>, Status> {
+        call!(self, request, expire_enrollment_secret)
+    }
+
+    async fn create_token(&self, request: Request<pb::CreateTokenRequest>) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        call!(self, request, create_token)
+    }
+
+    async fn list_tokens(&self, request: Request<pb::ListTokensRequest>) -> Result<Response<pb::ListTokensResponse>, Status> {
+        call!(self, request, list_tokens)
+    }
+
+    async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        call!(self, request, revoke_token)
+    }
+
+    async fn list_audit(&self, request: Request<pb::ListAuditRequest>) -> Result<Response<pb::ListAuditResponse>, Status> {
+        call!(self, request, list_audit)
+    }
+
+    type ExportAssetsStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::ExportAssetsChunk, Status>>>;
+
+    async fn export_assets(&self, request: Request<pb::ExportAssetsRequest>) -> Result<Response<Self::ExportAssetsStream>, Status> {
+        let caller = caller(&request)?;
+        // The rows exist whole in memory (the store reads every host to
+        // filter them); chunks keep each message small.
+        let rows = self.calls.export_assets(&caller, request.into_inner()).await?;
+        let chunks: Vec<Result<pb::ExportAssetsChunk, Status>> =
+            rows.chunks(crate::admin_access::EXPORT_CHUNK_ROWS).map(|rows| Ok(pb::ExportAssetsChunk { rows: rows.to_vec() })).collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
+    }
+
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
-        let caller = require(&request, Role::Admin)?;
-        let data_dir = self.data_dir.clone().ok_or_else(|| Status::unimplemented("this collector does not serve backups"))?;
-        let permit = Arc::clone(&self.backup_slot)
-            .try_acquire_owned()
-            .map_err(|_| Status::failed_precondition("another backup is being taken; try again when it has finished"))?;
+        let caller = caller(&request)?;
+        let slot = self.calls.backup_slot(&caller).await?;
         // Bounded: the file is read only as fast as the client takes it.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let store = Arc::clone(&self.calls.store);
+        let calls = Arc::clone(&self.calls);
         // The snapshot is taken after the response headers went out, so a
         // large store does not run into the client's request deadline.
         tokio::spawn(async move {
-            send_backup(store, data_dir, tx, caller.token_id).await;
-            drop(permit);
+            match calls.take_backup(&caller, slot).await {
+                Ok(taken) => {
+                    if let Err(status) = stream_file(&taken.path, &tx).await {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(backup_failed(e))).await;
+                }
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -181,51 +222,6 @@ impl AdminService for AdminApi {
 
 /// Pieces of a backup on the wire: well under the 4 MiB default message limit.
 const BACKUP_CHUNK_BYTES: usize = 256 * 1024;
-
-/// Takes a backup into `<data_dir>/backups/` (mode 0600; writes pause
-/// meanwhile), streams it to `tx`, then deletes it. Any failure reaches
-/// the client as the stream's last item.
-async fn send_backup(store: Arc<dyn Store>, data_dir: PathBuf, tx: tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>, by: String) {
-    let dir = data_dir.join("backups");
-    let path = dir.join(format!("sending.{}", crate::backup::EXTENSION));
-    let started = std::time::Instant::now();
-    let taken = {
-        let (dir, path) = (dir.clone(), path.clone());
-        tokio::task::spawn_blocking(move || {
-            crate::init::create_data_dir(&dir)?;
-            // Only one backup runs at a time: a file left here is from a
-            // collector that stopped while sending it.
-            let _ = std::fs::remove_file(crate::backup::partial_path(&path));
-            crate::backup::write_file(store.as_ref(), &data_dir.join("pki"), &path, std::time::SystemTime::now())
-        })
-        .await
-    };
-    let summary = match taken {
-        Ok(Ok(summary)) => summary,
-        Ok(Err(e)) => {
-            let _ = tx.send(Err(backup_failed(e, &dir))).await;
-            return;
-        }
-        Err(e) => {
-            let _ = tx.send(Err(Status::internal(format!("backup task failed: {e}")))).await;
-            return;
-        }
-    };
-    tracing::info!(
-        by = %by,
-        agents = summary.agents,
-        entries = summary.entries,
-        bytes = summary.bytes,
-        took_ms = started.elapsed().as_millis() as u64,
-        "backup taken; sending it"
-    );
-    if let Err(status) = stream_file(&path, &tx).await {
-        let _ = tx.send(Err(status)).await;
-    }
-    if let Err(e) = tokio::fs::remove_file(&path).await {
-        tracing::warn!(error = %e, path = %path.display(), "cannot delete the backup file just sent");
-    }
-}
 
 /// Sends a file in chunks; stops early when the client went away.
 async fn stream_file(path: &std::path::Path, tx: &tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>) -> Result<(), Status> {
@@ -245,16 +241,13 @@ async fn stream_file(path: &std::path::Path, tx: &tokio::sync::mpsc::Sender<Resu
     }
 }
 
-fn backup_failed(e: Error, dir: &std::path::Path) -> Status {
+fn backup_failed(e: Error) -> Status {
     match &e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Status::resource_exhausted(format!(
-            "no space left in {} for the backup: it needs about the size of the database there",
-            dir.display()
+        Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::StorageFull => Status::resource_exhausted(format!(
+            "no space left for the backup ({}): it needs about the size of the database there",
+            path.display()
         )),
-        _ => {
-            tracing::error!(error = %e, "backup failed");
-            Status::unavailable(format!("the backup could not be taken: {e}"))
-        }
+        _ => Status::unavailable(format!("the backup could not be taken: {e}")),
     }
 }
 
@@ -279,7 +272,13 @@ mod tests {
 
     fn as_role<T>(role: Role, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        request.extensions_mut().insert(Caller { token_id: format!("tok-{}", role.as_str()), role });
+        request.extensions_mut().insert(Caller {
+            token_id: format!("tok-{}", role.as_str()),
+            name: "test".into(),
+            role,
+            peer: "127.0.0.1:9".into(),
+            api: "grpc",
+        });
         request
     }
 

@@ -29,11 +29,17 @@ use crate::secrets::{Role, Secret};
 use crate::store::{AgentRecord, HostView, Store};
 use crate::wire;
 
-/// Who is calling: the token's public id and its role.
+/// Who is calling: the token's public id, name and role, and where from
+/// (for the audit log).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token_id: String,
+    pub name: String,
     pub role: Role,
+    /// The caller's address as the transport saw it; empty when unknown.
+    pub peer: String,
+    /// "grpc" or "http".
+    pub api: &'static str,
 }
 
 impl Caller {
@@ -54,8 +60,14 @@ impl Caller {
 /// Resolves the value of an `authorization` header (gRPC metadata or HTTP
 /// header, `None` when absent) to a `Caller`: `Bearer <token>` naming a
 /// token that exists and is not revoked. A quick keyed read, fine on an
-/// async thread (as tonic interceptors are).
-pub fn caller_for_authorization(store: &dyn Store, header: Option<&[u8]>) -> Result<Caller> {
+/// async thread (as tonic interceptors are). `peer` and `api` say where the
+/// call came from, for the audit log.
+pub fn caller_for_authorization(
+    store: &dyn Store,
+    header: Option<&[u8]>,
+    peer: Option<std::net::SocketAddr>,
+    api: &'static str,
+) -> Result<Caller> {
     let header = header.ok_or_else(|| {
         Error::Unauthenticated("missing admin token: send `authorization: Bearer <token>` (census: --token or CENSUS_TOKEN)".into())
     })?;
@@ -69,7 +81,7 @@ pub fn caller_for_authorization(store: &dyn Store, header: Option<&[u8]>) -> Res
         .ok_or_else(|| Error::Unauthenticated("invalid or revoked admin token".into()))?;
     let role =
         Role::parse(&record.role).ok_or_else(|| Error::Internal(format!("token {} has an unknown role {:?}", record.id, record.role)))?;
-    Ok(Caller { token_id: record.id, role })
+    Ok(Caller { token_id: record.id, name: record.name, role, peer: peer.map(|p| p.to_string()).unwrap_or_default(), api })
 }
 
 /// The admin calls, shared by the gRPC and HTTP transports.
@@ -78,6 +90,8 @@ pub struct AdminCalls {
     pub(crate) policy: AgentPolicy,
     pub(crate) metrics: crate::config::Metrics,
     pub(crate) alerting: Arc<Alerting>,
+    /// Where `Backup` takes its file; unset: no backups served.
+    pub(crate) backups: Option<crate::backup_calls::Backups>,
 }
 
 /// Most `columns` one host listing may ask for.
@@ -137,7 +151,14 @@ const MAX_SILENCE_MATCHERS: usize = 32;
 
 impl AdminCalls {
     pub fn new(store: Arc<dyn Store>, policy: AgentPolicy, metrics: crate::config::Metrics, alerting: Arc<Alerting>) -> AdminCalls {
-        AdminCalls { store, policy, metrics, alerting }
+        AdminCalls { store, policy, metrics, alerting, backups: None }
+    }
+
+    /// Serves `Backup` from this data directory: its `pki/` goes into
+    /// backups, and `backups/` holds the one being sent.
+    pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> AdminCalls {
+        self.backups = Some(crate::backup_calls::Backups::new(data_dir));
+        self
     }
 
     /// Online: seen within `offline_after_missed_heartbeats` heartbeat intervals.
@@ -166,6 +187,50 @@ impl AdminCalls {
         blocking("alert service", &self.alerting, f).await
     }
 
+    pub async fn acknowledge_alert(&self, caller: &Caller, req: pb::AcknowledgeAlertRequest) -> Result<pb::AcknowledgeAlertResponse> {
+        let target = req.id.clone();
+        self.audited(caller, Role::Operator, "alert.ack", target, self.acknowledge_alert_unaudited(caller, req), |_| String::new()).await
+    }
+
+    pub async fn add_silence(&self, caller: &Caller, req: pb::AddSilenceRequest) -> Result<pb::AddSilenceResponse> {
+        let target = req.matchers.join(" ");
+        self.audited(caller, Role::Operator, "silence.add", target, self.add_silence_unaudited(caller, req), |r| {
+            r.silence.as_ref().map(|s| format!("silence {}", s.id)).unwrap_or_default()
+        })
+        .await
+    }
+
+    pub async fn expire_silence(&self, caller: &Caller, req: pb::ExpireSilenceRequest) -> Result<pb::ExpireSilenceResponse> {
+        let target = req.id.clone();
+        self.audited(caller, Role::Operator, "silence.expire", target, self.expire_silence_unaudited(caller, req), |_| String::new()).await
+    }
+
+    pub async fn put_rule(&self, caller: &Caller, req: pb::PutRuleRequest) -> Result<pb::PutRuleResponse> {
+        let target = String::new();
+        self.audited(caller, Role::Admin, "rule.put", target, self.put_rule_unaudited(caller, req), |r| {
+            r.rule.as_ref().map(|r| format!("rule {}", r.name)).unwrap_or_default()
+        })
+        .await
+    }
+
+    pub async fn delete_rule(&self, caller: &Caller, req: pb::DeleteRuleRequest) -> Result<pb::DeleteRuleResponse> {
+        let target = req.name.clone();
+        self.audited(caller, Role::Admin, "rule.delete", target, self.delete_rule_unaudited(caller, req), |_| String::new()).await
+    }
+
+    pub async fn revoke_agent(&self, caller: &Caller, req: pb::RevokeAgentRequest) -> Result<pb::RevokeAgentResponse> {
+        let target = req.agent_id.clone();
+        self.audited(caller, Role::Admin, "agent.revoke", target, self.revoke_agent_unaudited(caller, req), |r| {
+            if r.already_revoked { "already revoked".into() } else { String::new() }
+        })
+        .await
+    }
+
+    pub async fn retry_outbox(&self, caller: &Caller, req: pb::RetryOutboxRequest) -> Result<pb::RetryOutboxResponse> {
+        let target = req.id.to_string();
+        self.audited(caller, Role::Operator, "outbox.retry", target, self.retry_outbox_unaudited(caller, req), |_| String::new()).await
+    }
+
     pub async fn list_hosts(&self, caller: &Caller, req: pb::ListHostsRequest) -> Result<pb::ListHostsResponse> {
         caller.require(Role::Viewer)?;
         let page_size = match req.page_size as usize {
@@ -177,19 +242,7 @@ impl AdminCalls {
         } else {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
-        let query = HostQuery::parse(&req, self.filter_context(now_ms()))?;
-        let mut hosts = self.with_store(|s| s.hosts()).await?;
-        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
-        hosts.sort_by(|a, b| {
-            let by_name = || {
-                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
-            };
-            let order = match &query.sort {
-                Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
-                None => by_name(),
-            };
-            if req.descending { order.reverse() } else { order }
-        });
+        let (hosts, query) = self.query_hosts(&req).await?;
         let total = hosts.len();
         let now = query.ctx.now_unix_ms;
         let page: Vec<pb::HostSummary> = hosts
@@ -205,6 +258,31 @@ impl AdminCalls {
         let next = offset + page.len();
         let next_page_token = if next < total { next.to_string() } else { String::new() };
         Ok(pb::ListHostsResponse { hosts: page, next_page_token })
+    }
+
+    /// The hosts a listing's filter matches, in its order, with its query.
+    async fn query_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<HostView>, HostQuery)> {
+        let query = HostQuery::parse(req, self.filter_context(now_ms()))?;
+        let mut hosts = self.with_store(|s| s.hosts()).await?;
+        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
+        hosts.sort_by(|a, b| {
+            let by_name = || {
+                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
+            };
+            let order = match &query.sort {
+                Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
+                None => by_name(),
+            };
+            if req.descending { order.reverse() } else { order }
+        });
+        Ok((hosts, query))
+    }
+
+    /// `query_hosts` for callers outside this module: the hosts and their count.
+    pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<HostView>, usize)> {
+        let (hosts, _) = self.query_hosts(req).await?;
+        let total = hosts.len();
+        Ok((hosts, total))
     }
 
     pub async fn get_host(&self, caller: &Caller, req: pb::GetHostRequest) -> Result<pb::GetHostResponse> {
@@ -339,7 +417,7 @@ impl AdminCalls {
         })
     }
 
-    pub async fn acknowledge_alert(&self, caller: &Caller, req: pb::AcknowledgeAlertRequest) -> Result<pb::AcknowledgeAlertResponse> {
+    async fn acknowledge_alert_unaudited(&self, caller: &Caller, req: pb::AcknowledgeAlertRequest) -> Result<pb::AcknowledgeAlertResponse> {
         caller.require(Role::Operator)?;
         let id = alert_id(req.id)?;
         let comment = free_text("comment", req.comment)?;
@@ -357,7 +435,7 @@ impl AdminCalls {
         Ok(pb::ListSilencesResponse { silences: silences.iter().map(|s| wire::silence_info(s, now)).collect() })
     }
 
-    pub async fn add_silence(&self, caller: &Caller, req: pb::AddSilenceRequest) -> Result<pb::AddSilenceResponse> {
+    async fn add_silence_unaudited(&self, caller: &Caller, req: pb::AddSilenceRequest) -> Result<pb::AddSilenceResponse> {
         caller.require(Role::Operator)?;
         let now = now_ms();
         let matchers = silence_matchers(&req.matchers)?;
@@ -370,7 +448,7 @@ impl AdminCalls {
         Ok(pb::AddSilenceResponse { silence: Some(wire::silence_info(&silence, now)) })
     }
 
-    pub async fn expire_silence(&self, caller: &Caller, req: pb::ExpireSilenceRequest) -> Result<pb::ExpireSilenceResponse> {
+    async fn expire_silence_unaudited(&self, caller: &Caller, req: pb::ExpireSilenceRequest) -> Result<pb::ExpireSilenceResponse> {
         caller.require(Role::Operator)?;
         let id = req.id;
         if id.is_empty() || id.len() > 64 {
@@ -388,7 +466,7 @@ impl AdminCalls {
         Ok(pb::ListRulesResponse { rules: rules.iter().map(wire::rule_info).collect(), rule_file_error })
     }
 
-    pub async fn put_rule(&self, caller: &Caller, req: pb::PutRuleRequest) -> Result<pb::PutRuleResponse> {
+    async fn put_rule_unaudited(&self, caller: &Caller, req: pb::PutRuleRequest) -> Result<pb::PutRuleResponse> {
         caller.require(Role::Admin)?;
         let text = rule_text(req.toml)?;
         let mut set = RuleSet::from_toml(&text)?;
@@ -415,7 +493,7 @@ impl AdminCalls {
         Ok(pb::PutRuleResponse { rule: Some(wire::rule_info(&rule)) })
     }
 
-    pub async fn delete_rule(&self, caller: &Caller, req: pb::DeleteRuleRequest) -> Result<pb::DeleteRuleResponse> {
+    async fn delete_rule_unaudited(&self, caller: &Caller, req: pb::DeleteRuleRequest) -> Result<pb::DeleteRuleResponse> {
         caller.require(Role::Admin)?;
         let name = req.name;
         if name.is_empty() || name.len() > 128 {
@@ -456,7 +534,7 @@ impl AdminCalls {
         Ok(pb::ListOutboxResponse { entries: entries.iter().map(wire::outbox_entry_info).collect() })
     }
 
-    pub async fn revoke_agent(&self, caller: &Caller, req: pb::RevokeAgentRequest) -> Result<pb::RevokeAgentResponse> {
+    async fn revoke_agent_unaudited(&self, caller: &Caller, req: pb::RevokeAgentRequest) -> Result<pb::RevokeAgentResponse> {
         caller.require(Role::Admin)?;
         let agent_id = req.agent_id.to_ascii_lowercase();
         if agent_id.len() != 32 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -477,7 +555,7 @@ impl AdminCalls {
         Ok(pb::RevokeAgentResponse { host: Some(self.summary(&host, now_ms())), already_revoked: already })
     }
 
-    pub async fn retry_outbox(&self, caller: &Caller, req: pb::RetryOutboxRequest) -> Result<pb::RetryOutboxResponse> {
+    async fn retry_outbox_unaudited(&self, caller: &Caller, req: pb::RetryOutboxRequest) -> Result<pb::RetryOutboxResponse> {
         caller.require(Role::Operator)?;
         let id = req.id;
         let entry = self
@@ -624,7 +702,7 @@ mod tests {
 
     #[test]
     fn a_role_admits_itself_and_the_roles_below() {
-        let caller = |role| Caller { token_id: "tok".into(), role };
+        let caller = |role| Caller { token_id: "tok".into(), name: "test".into(), role, peer: String::new(), api: "grpc" };
         assert!(caller(Role::Operator).require(Role::Viewer).is_ok());
         assert!(caller(Role::Operator).require(Role::Operator).is_ok());
         let refused = caller(Role::Operator).require(Role::Admin).expect_err("too low");

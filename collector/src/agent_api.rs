@@ -164,13 +164,15 @@ impl AgentService for AgentApi {
                 warn!("enrollment refused: unknown secret");
                 return Err(Status::unauthenticated("enrollment secret not recognised by this collector"));
             }
-            Some(r) if r.revoked => {
-                return Err(Status::permission_denied(format!("enrollment secret {} has been revoked", r.id)));
+            Some(r) => {
+                // Expired, revoked or used up: refused before anything is
+                // signed or stored (`enroll_agent` checks again as it counts
+                // the use).
+                if let Some(why) = r.refusal(crate::clock::unix_ms(now)) {
+                    warn!(secret = %r.id, "enrollment refused: {why}");
+                    return Err(Status::permission_denied(format!("{why}; ask an administrator for a current one (census secrets list)")));
+                }
             }
-            Some(r) if r.expires_at_unix_ms != 0 && r.expires_at_unix_ms <= crate::clock::unix_ms(now) => {
-                return Err(Status::permission_denied(format!("enrollment secret {} has expired", r.id)));
-            }
-            Some(_) => {}
         }
 
         let store = Arc::clone(&self.store);

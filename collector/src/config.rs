@@ -26,12 +26,28 @@ pub struct Config {
     pub metrics: Metrics,
     pub alerts: Alerts,
     pub notify: Notify,
+    pub audit: Audit,
     /// `[[sink]]` tables: where notifications go (docs/notifications.md).
     #[serde(rename = "sink")]
     pub sinks: Vec<crate::notify::SinkConfig>,
     /// `[[route]]` tables: which notifications go to which sinks.
     #[serde(rename = "route")]
     pub routes: Vec<crate::notify::route::RouteConfig>,
+}
+
+/// The audit log of admin calls (docs/OPERATIONS.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Entries older than this are pruned (hourly).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit { retention: Duration::from_secs(365 * 86_400) }
+    }
 }
 
 /// Alert evaluation (SPEC §5).
@@ -228,6 +244,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             alerts: Alerts::default(),
             notify: Notify::default(),
+            audit: Audit::default(),
             sinks: Vec::new(),
             routes: Vec::new(),
         }
@@ -320,6 +337,9 @@ impl Config {
         }
         if a.offline_after_missed_heartbeats == 0 {
             return Err("agents.offline_after_missed_heartbeats must be at least 1".into());
+        }
+        if self.audit.retention < Duration::from_secs(86_400) {
+            return Err("audit.retention must be at least 1d".into());
         }
         let m = &self.metrics;
         if m.raw_retention < Duration::from_secs(3600) {

@@ -66,12 +66,12 @@ pub fn open_offline(data_dir: &Path, while_running: &str) -> Result<SledStore> {
 
 /// `census-collector token create`: a new admin token with `role` in an
 /// initialised data directory. Offline: sled admits one process, so the
-/// collector must be stopped (the admin API will grow token calls).
+/// collector must be stopped (while it runs: `census tokens create`).
 pub fn create_token_offline(data_dir: &Path, name: &str, role: Role) -> Result<Secret> {
     if name.trim().is_empty() || name.len() > 128 {
         return Err(Error::Config("--name must be 1 to 128 bytes: who or what the token is for".into()));
     }
-    let store = open_offline(data_dir, "stop it, create the token, start it again")?;
+    let store = open_offline(data_dir, "create the token with `census tokens create` instead, or stop it first")?;
     create_admin_token(&store, name, role, SystemTime::now())
 }
 
@@ -92,6 +92,18 @@ pub fn create_admin_token(store: &dyn Store, name: &str, role: Role, now: System
 
 /// Creates and stores (hashed) a new enrollment secret.
 pub fn create_enrollment_secret(store: &dyn Store, name: &str, expires: Option<SystemTime>, now: SystemTime) -> Result<Secret> {
+    create_enrollment_secret_limited(store, name, expires, 0, now).map(|(secret, _)| secret)
+}
+
+/// Creates and stores (hashed) a new enrollment secret admitting at most
+/// `max_uses` enrollments (0: no limit); returns it with its record.
+pub fn create_enrollment_secret_limited(
+    store: &dyn Store,
+    name: &str,
+    expires: Option<SystemTime>,
+    max_uses: u64,
+    now: SystemTime,
+) -> Result<(Secret, EnrollmentSecretRecord)> {
     let secret = secrets::generate(secrets::ENROLL_PREFIX);
     let record = EnrollmentSecretRecord {
         schema: RECORD_SCHEMA,
@@ -101,7 +113,8 @@ pub fn create_enrollment_secret(store: &dyn Store, name: &str, expires: Option<S
         expires_at_unix_ms: expires.map(unix_ms).unwrap_or(0),
         revoked: false,
         uses: 0,
+        max_uses,
     };
     store.put_enrollment_secret(&secret.hash(), &record)?;
-    Ok(secret)
+    Ok((secret, record))
 }

@@ -2,17 +2,20 @@
 //! admin API. `main.rs` (census-collector) and `bin/census.rs` (the admin
 //! CLI) are thin wrappers around this library; see ARCHITECTURE.md.
 
+pub mod admin_access;
 pub mod admin_api;
 pub mod admin_calls;
 pub mod agent_api;
 pub mod alert;
 pub mod alerting;
 pub mod backup;
+pub mod backup_calls;
 pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod fsutil;
 pub mod http_api;

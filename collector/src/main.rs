@@ -43,11 +43,23 @@ enum Command {
     /// The server certificate.
     #[command(subcommand)]
     Cert(CertCommand),
-    /// Back up a stopped collector (key material included: the file is 0600). While it runs, use `census backup`.
+    /// Back up the collector's data directory (key material included: the file is 0600).
+    ///
+    /// Stopped: read directly. Serving (its store is locked): asked of the
+    /// running collector over its admin API on `admin_api.listen` (from
+    /// --config), with an admin token from --token or CENSUS_TOKEN.
+    /// Exit codes: 0 done, 1 failed, 64 bad usage, 69 the running collector
+    /// is unreachable, 77 the token was refused.
     Backup {
         /// Data directory of the collector.
         #[arg(long, env = "CENSUS_DATA_DIR")]
         data_dir: PathBuf,
+        /// The collector's config file, for `admin_api.listen` when it is running.
+        #[arg(long, env = "CENSUS_CONFIG")]
+        config: Option<PathBuf>,
+        /// An admin token, needed only when the collector is running (prefer CENSUS_TOKEN).
+        #[arg(long, env = "CENSUS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// The backup file, or a directory to write census-<time>.census-backup into.
         #[arg(long)]
         out: PathBuf,
@@ -87,7 +99,7 @@ enum CertCommand {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Create a token with a role, offline: stop the collector first (its store admits one process).
+    /// Create a token with a role, offline: stop the collector first (its store admits one process); while it runs, use `census tokens create`.
     Create {
         /// Data directory of the collector.
         #[arg(long, env = "CENSUS_DATA_DIR")]
@@ -216,12 +228,14 @@ fn main() -> ExitCode {
                 Err(e) => failed(&e),
             }
         }
-        Command::Backup { data_dir, out, json } => {
+        Command::Backup { data_dir, out, json, config, token } => {
             match census_collector::backup::backup_offline(&data_dir, &out, std::time::SystemTime::now()) {
                 Ok((path, summary)) => {
                     print_backup(&path, &summary, json);
                     ExitCode::SUCCESS
                 }
+                // The store is locked: the collector is serving it.
+                Err(Error::FailedPrecondition(why)) => backup_running(&data_dir, &out, json, config, token, &why),
                 Err(e) => failed(&e),
             }
         }
@@ -275,6 +289,47 @@ fn failed(e: &Error) -> ExitCode {
     eprintln!("census-collector: {e}");
     let usage = matches!(e, Error::Config(_) | Error::AlreadyInitialised(_) | Error::NotInitialised(_) | Error::InvalidArgument(_));
     ExitCode::from(if usage { EXIT_USAGE } else { 1 })
+}
+
+/// `backup` of a data directory a running collector holds: through its admin API.
+fn backup_running(
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+    json: bool,
+    config: Option<PathBuf>,
+    token: Option<String>,
+    locked: &str,
+) -> ExitCode {
+    let Some(token) = token else {
+        eprintln!("census-collector: {locked}");
+        eprintln!("census-collector: pass an admin token (--token or CENSUS_TOKEN) to take the backup through the running collector");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let config = match config.as_deref().map(Config::from_file).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("census-collector: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("census-collector: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let secret = census_collector::secrets::Secret::new(token);
+    match runtime.block_on(census_collector::cli::lifecycle::backup_through_running(data_dir, out, secret, config.admin_api.listen)) {
+        Ok((path, summary)) => {
+            print_backup(&path, &summary, json);
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            eprintln!("census-collector: backup through the running collector: {message}");
+            ExitCode::from(code)
+        }
+    }
 }
 
 fn serve_until_signal(config: Config) -> anyhow::Result<()> {

@@ -186,6 +186,12 @@ pub fn rotate_server_certificate(dir: &Path, sans: &[String], now: SystemTime) -
 }
 
 /// The DNS names and IP addresses a certificate is valid for.
+/// The names (DNS names and addresses) the current server certificate in
+/// `dir` is valid for.
+pub fn server_names(dir: &Path) -> Result<Vec<String>> {
+    names_of(&Pki::load(dir)?.server_cert_pem)
+}
+
 fn names_of(cert_pem: &str) -> Result<Vec<String>> {
     use x509_parser::extensions::GeneralName;
     let unreadable = |e: String| Error::Certificate(format!("the current server certificate is unreadable: {e}"));

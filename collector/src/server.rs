@@ -130,10 +130,12 @@ impl Collector {
             .with_self_metrics(Arc::clone(&self_metrics));
         let agent_service = AgentServiceServer::new(agent_api).max_decoding_message_size(limits.max_message_bytes);
         // One set of admin calls behind both the gRPC and the HTTP API.
-        let calls = Arc::new(AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting)));
+        let calls = Arc::new(
+            AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting))
+                .with_data_dir(config.data_dir.clone()),
+        );
         let admin_service = tonic::service::interceptor::InterceptedService::new(
-            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls)).with_data_dir(config.data_dir.clone()))
-                .max_decoding_message_size(1024 * 1024),
+            AdminServiceServer::new(AdminApi::over(Arc::clone(&calls))).max_decoding_message_size(1024 * 1024),
             admin_api::authenticate(Arc::clone(&store)),
         );
         let http_tls = http_api::tls_acceptor(Arc::clone(&certificate))?;
@@ -179,6 +181,7 @@ impl Collector {
         }
         background.push(tokio::spawn(tls::watch(certificate)));
         background.push(tokio::spawn(purge_outbox_forever(Arc::clone(&store), config.notify.delivered_retention)));
+        background.push(tokio::spawn(prune_audit_forever(Arc::clone(&store), config.audit.retention)));
         shutdown.await;
         info!("shutting down: finishing in-flight requests");
         compactor.abort();
@@ -301,6 +304,23 @@ async fn purge_outbox_forever(store: Arc<dyn Store>, retention: std::time::Durat
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "purging the outbox failed"),
             Err(e) => tracing::warn!(error = %e, "outbox purge task failed"),
+        }
+    }
+}
+
+/// Deletes audit log entries past their retention, hourly (the first run
+/// at start).
+async fn prune_audit_forever(store: Arc<dyn Store>, retention: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3_600));
+    loop {
+        every.tick().await;
+        let store = Arc::clone(&store);
+        let cutoff = crate::clock::now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        match tokio::task::spawn_blocking(move || store.prune_audit(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(pruned = n, "audit log entries past audit.retention pruned"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning the audit log failed"),
+            Err(e) => tracing::warn!(error = %e, "audit prune task failed"),
         }
     }
 }

@@ -58,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
             done.ca_path.display().to_string()
         ),
     )?;
-    let target = Target { server: format!("https://{admin_addr}"), token: done.admin_token.clone(), ca: done.ca_path.clone() };
+    let target =
+        Target { server: format!("https://{admin_addr}"), token: done.admin_token.clone(), ca: done.ca_path.clone(), tls_name: None };
     let mut client = connect::admin_client(&target).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -33,10 +33,38 @@ fn a_backup_taken_while_serving_restores_a_collector_the_agent_carries_on_with()
     let inventory: Value = serde_json::from_slice(&collector.census(&["host", &agent_id, "--output", "json"]).stdout).expect("host json");
     let package = inventory["inventory"]["software"]["packages"][0]["name"].as_str().map(str::to_string);
 
-    // Offline backups refuse a running collector and say what to do.
+    // `census-collector backup` on the data directory of a running
+    // collector: without a token it says what it needs ...
     let busy = collector_json(&["backup", "--json", "--out", &dir.path().join("offline").display().to_string()], &collector.init.data_dir)
         .expect_err("the store is the running collector's");
-    assert!(busy.contains("exit Some(1)") && busy.contains("census backup --out"), "{busy}");
+    assert!(busy.contains("exit Some(64)") && busy.contains("pass an admin token (--token or CENSUS_TOKEN)"), "{busy}");
+    // ... and with one it asks the running collector (found through its
+    // config), while the agent reports.
+    let config = collector.config.display().to_string();
+    let serving_file = dir.path().join("serving.census-backup");
+    let seq_before_serving = seq(&collector.hosts()[0]);
+    let serving = collector_json(
+        &["backup", "--json", "--out", &serving_file.display().to_string(), "--config", &config, "--token", &collector.init.admin_token],
+        &collector.init.data_dir,
+    )
+    .expect("backup of a serving collector");
+    assert_eq!((serving["agents"].as_u64(), serving["bytes"].as_u64()), (Some(1), std::fs::metadata(&serving_file).map(|m| m.len()).ok()));
+    let wrong = collector_json(
+        &["backup", "--json", "--out", &dir.path().join("x").display().to_string(), "--config", &config, "--token", "census_tok_wrong"],
+        &collector.init.data_dir,
+    )
+    .expect_err("a wrong token");
+    assert!(wrong.contains("exit Some(77)") && wrong.contains("invalid or revoked admin token"), "{wrong}");
+    assert!(!dir.path().join("x").exists() && !dir.path().join("x.partial").exists(), "nothing left behind");
+    let from_serving = dir.path().join("from-serving");
+    let restored_serving =
+        collector_json(&["restore", "--json", "--from", &serving_file.display().to_string()], &from_serving).expect("restore it");
+    assert_eq!(restored_serving["agents"], 1);
+    let offline_of_restored =
+        collector_json(&["backup", "--json", "--out", &dir.path().join("again.census-backup").display().to_string()], &from_serving)
+            .expect("the restored copy is a whole, stopped data directory");
+    assert_eq!(offline_of_restored["agents"], 1);
+    assert!(seq(&collector.hosts()[0]) >= seq_before_serving, "ingest went on");
 
     // Through the admin API, while the agent reports.
     let backups = dir.path().join("backups");

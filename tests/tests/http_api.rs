@@ -43,7 +43,9 @@ struct Http {
 struct Answer {
     status: u16,
     content_type: String,
+    /// The body as text (lossy for a binary download).
     body: String,
+    bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -84,8 +86,9 @@ impl Http {
         };
         let status = response.status();
         let content_type = response.header("content-type").unwrap_or_default().to_string();
-        let body = response.into_string().expect("a text body");
-        Answer { status, content_type, body }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).expect("a body");
+        Answer { status, content_type, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
     }
 
     fn get(&self, path: &str, token: &str) -> Value {
@@ -215,6 +218,7 @@ fn every_operation_answers_as_documented_to_each_role() {
                 &match template {
                     t if t.contains("/silences/") => "no-such-silence".to_string(),
                     t if t.contains("/outbox/") => failing_entry.to_string(),
+                    t if t.contains("/agents/") => host["agent_id"].as_str().expect("agent id").to_string(),
                     _ => fingerprint[..12].to_string(),
                 },
             )
@@ -225,6 +229,8 @@ fn every_operation_answers_as_documented_to_each_role() {
             p if p.ends_with("/ack") => json!({ "comment": "on it" }),
             "/api/v1/silences" => json!({ "matchers": [format!("alertname={RULE}")], "duration_ms": 3_600_000, "comment": "e2e" }),
             "/api/v1/rules" | "/api/v1/test-rules" => json!({ "toml": api_rule }),
+            "/api/v1/enrollment-secrets" => json!({ "name": "e2e-site", "max_uses": 5 }),
+            "/api/v1/tokens" => json!({ "name": "e2e-created", "role": "viewer" }),
             _ => return None,
         };
         Some(serde_json::to_vec(&body).expect("json"))
@@ -238,6 +244,9 @@ fn every_operation_answers_as_documented_to_each_role() {
             let mut path = fill(template);
             if template.ends_with("/metrics") && template.starts_with("/api/") {
                 path.push_str("?metric=cpu");
+            }
+            if template == "/api/v1/export" {
+                path.push_str("?format=json");
             }
             let body = body_for(template);
             let call = |token: Option<&str>| http.call(&method, &path, token, body.as_deref());
@@ -256,8 +265,9 @@ fn every_operation_answers_as_documented_to_each_role() {
                     assert!(a.json()["error"]["message"].as_str().is_some_and(|m| m.contains(&format!("needs the {role} role"))));
                 }
             }
-            // The DELETE of the API rule goes after the POST that adds it.
-            if method == "DELETE" || template.contains("/expire") {
+            // The DELETE of the API rule goes after the POST that adds it;
+            // expiring and revoking after what they act on exists.
+            if method == "DELETE" || template.contains("/expire") || template.ends_with("/revoke") {
                 continue;
             }
             let token = (role != "none").then(|| fleet.token(role));
@@ -265,6 +275,19 @@ fn every_operation_answers_as_documented_to_each_role() {
             assert_eq!(a.status, 200, "{what} as {role}: {}", a.body);
             if template == "/metrics" {
                 assert!(a.content_type.starts_with("text/plain; version=0.0.4"), "{}", a.content_type);
+            } else if template == "/api/v1/backup" {
+                assert_eq!(a.content_type, "application/octet-stream");
+                assert!(a.bytes.len() > 1024, "a backup file of {} bytes", a.bytes.len());
+                let file = dir.path().join("http.census-backup");
+                std::fs::write(&file, &a.bytes).expect("write the download");
+                let restored = census_tests::run(
+                    std::process::Command::new(census_tests::binary("census-collector"))
+                        .args(["restore", "--json", "--from"])
+                        .arg(&file)
+                        .arg("--data-dir")
+                        .arg(dir.path().join("restored-from-http")),
+                );
+                assert!(restored.status.success(), "the download restores: {}", text(&restored.stderr));
             } else {
                 let schema = &operation["responses"]["200"]["content"]["application/json"]["schema"];
                 assert_valid(&document, schema, &what, &a.json());
@@ -272,7 +295,7 @@ fn every_operation_answers_as_documented_to_each_role() {
             checked += 1;
         }
     }
-    assert!(checked >= 17, "only {checked} operations answered");
+    assert!(checked >= 24, "only {checked} operations answered");
 
     // The calls skipped above, now that what they act on exists.
     let silences = http.get("/api/v1/silences", viewer);
@@ -286,13 +309,62 @@ fn every_operation_answers_as_documented_to_each_role() {
     assert_eq!(expired.json()["silence"]["state"], "expired");
     let deleted = http.call("DELETE", "/api/v1/rules/e2e-api-rule", Some(fleet.token("admin")), None);
     assert_eq!((deleted.status, deleted.body.as_str()), (200, "{}"));
+    let admin = fleet.token("admin");
+    let secrets = http.get("/api/v1/enrollment-secrets", admin);
+    let secret = secrets["secrets"].as_array().expect("secrets").iter().find(|s| s["name"] == "e2e-site").expect("created")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let tokens = http.get("/api/v1/tokens", admin);
+    let token = tokens["tokens"].as_array().expect("tokens").iter().find(|t| t["name"] == "e2e-created").expect("created")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let agent_id = host["agent_id"].as_str().expect("agent id").to_string();
+    for (template, path, expect) in [
+        (
+            "/api/v1/enrollment-secrets/{id}/expire",
+            format!("/api/v1/enrollment-secrets/{secret}/expire"),
+            ("info", "state", json!("revoked")),
+        ),
+        ("/api/v1/tokens/{id}/revoke", format!("/api/v1/tokens/{token}/revoke"), ("info", "revoked", json!(true))),
+        ("/api/v1/agents/{id}/revoke", format!("/api/v1/agents/{agent_id}/revoke"), ("host", "revoked", json!(true))),
+    ] {
+        let a = http.call("POST", &path, Some(admin), None);
+        assert_eq!(a.status, 200, "POST {path}: {}", a.body);
+        let schema = &document["paths"][template]["post"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_valid(&document, schema, &path, &a.json());
+        assert_eq!(a.json()[expect.0][expect.1], expect.2, "POST {path}: {}", a.body);
+    }
+    // The audit log saw the allowed calls over HTTP and the refused ones.
+    let audit = http.get("/api/v1/audit?limit=1000", admin);
+    let entries = audit["entries"].as_array().expect("entries");
+    for action in [
+        "alert.ack",
+        "silence.add",
+        "silence.expire",
+        "rule.put",
+        "rule.delete",
+        "outbox.retry",
+        "backup",
+        "secret.create",
+        "secret.expire",
+        "token.create",
+        "token.revoke",
+        "agent.revoke",
+    ] {
+        assert!(entries.iter().any(|e| e["action"] == action && e["outcome"] == "ok" && e["api"] == "http"), "{action} ok in {audit:#}");
+        assert!(entries.iter().any(|e| e["action"] == action && e["outcome"] == "refused"), "{action} refused in {audit:#}");
+    }
+
     let acked = http.get(&format!("/api/v1/alerts/{}", &fingerprint[..12]), viewer);
     assert!(acked["alert"]["acknowledged_by"].is_string(), "the ack was recorded: {acked}");
 
     // Errors carry their documented status and body.
     // (method, path, body, status, code)
     type Case = (&'static str, &'static str, Option<Vec<u8>>, u16, &'static str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
+        ("GET", "/api/v1/export?format=xml", None, 400, "invalid_argument"),
         ("GET", "/api/v1/nowhere", None, 404, "not_found"),
         ("PUT", "/api/v1/hosts", None, 405, "method_not_allowed"),
         ("GET", "/api/v1/hosts?pagesize=1", None, 400, "invalid_argument"),

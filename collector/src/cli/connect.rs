@@ -26,7 +26,10 @@ pub type AdminClient = AdminServiceClient<InterceptedService<Channel, BearerToke
 pub async fn admin_client(target: &Target) -> anyhow::Result<AdminClient> {
     use anyhow::Context;
     let ca = std::fs::read(&target.ca).with_context(|| format!("reading CA certificate {}", target.ca.display()))?;
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(name) = &target.tls_name {
+        tls = tls.domain_name(name.clone());
+    }
     let endpoint = Endpoint::from_shared(target.server.clone())
         .with_context(|| format!("invalid collector address {:?}", target.server))?
         .tls_config(tls)

@@ -80,3 +80,43 @@ async fn receive(client: &mut AdminClient, path: &Path, file: std::fs::File) -> 
     std::fs::rename(&partial, path).map_err(|e| Status::unknown(format!("renaming {} to {}: {e}", partial.display(), path.display())))?;
     Ok(summary)
 }
+
+/// `census-collector backup` while the collector serves on `data_dir`
+/// (sled admits one process, so the store cannot be opened beside it): the
+/// backup is asked of the running collector over its admin API, as `census
+/// backup` does, trusting the data directory's own CA. `admin_listen` is
+/// the collector's `admin_api.listen`; an unspecified address (0.0.0.0)
+/// is reached on loopback, checked against the server certificate's first
+/// name. Returns the file written and what it holds.
+pub async fn backup_through_running(
+    data_dir: &Path,
+    out: &Path,
+    token: crate::secrets::Secret,
+    admin_listen: std::net::SocketAddr,
+) -> Result<(std::path::PathBuf, backup::Summary), (u8, String)> {
+    let pki = data_dir.join("pki");
+    let mut address = admin_listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let names = crate::pki::server_names(&pki).map_err(|e| (super::exit::FAILURE, e.to_string()))?;
+    let address_named = names.iter().any(|n| n.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == address.ip()));
+    let target = super::Target {
+        server: format!("https://{address}"),
+        token,
+        ca: crate::pki::Pki::ca_path(&pki),
+        tls_name: if address_named { None } else { names.first().cloned() },
+    };
+    let mut client =
+        super::connect::admin_client(&target).await.map_err(|e| (super::exit::UNAVAILABLE, format!("the running collector: {e:#}")))?;
+    let path = backup::output_path(out, std::time::SystemTime::now());
+    let partial = backup::partial_path(&path);
+    let file = backup::create_private(&partial).map_err(|e| (super::exit::USAGE, e.to_string()))?;
+    match receive(&mut client, &path, file).await {
+        Ok(summary) => Ok((path, summary)),
+        Err(status) => {
+            let _ = std::fs::remove_file(&partial);
+            Err((super::connect::exit_code(&status), super::connect::describe(&status)))
+        }
+    }
+}

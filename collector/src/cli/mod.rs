@@ -1,8 +1,10 @@
 //! The `census` admin CLI: argument types, connection to the admin API, and
 //! rendering (`render.rs` for inventory, `alerts.rs` for alerts, silences,
-//! rules and the outbox, `lifecycle.rs` for agent revocation and backups).
+//! rules and the outbox, `lifecycle.rs` for agent revocation and backups,
+//! `access.rs` for enrollment secrets, tokens, the audit log and exports).
 //! `bin/census.rs` only parses arguments and calls `run`.
 
+pub mod access;
 pub mod alerts;
 pub mod connect;
 pub mod lifecycle;
@@ -46,9 +48,10 @@ Exit codes:
   69  the collector could not be reached or is unavailable (EX_UNAVAILABLE)
   77  authentication failed, or the token's role is too low (EX_NOPERM)
 
-Roles: viewer reads everything; operator also acknowledges, silences and
-retries notifications; admin also changes rules, revokes agents and takes
-backups.";
+Roles: viewer reads everything and exports the asset register; operator
+also acknowledges, silences and retries notifications; admin also changes
+rules, revokes agents, takes backups, manages enrollment secrets and admin
+tokens, and reads the audit log.";
 
 /// Census admin command line.
 #[derive(Debug, Parser)]
@@ -166,6 +169,38 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Enrollment secrets: create one per site, list them with their uses, expire a leaked one (admin role; 77 otherwise).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Admin tokens: create one with a role, list them, revoke one (admin role; 77 otherwise).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// The audit log: state-changing admin calls, allowed and refused, newest first (admin role; 77 otherwise).
+    Audit {
+        /// How far back, e.g. 1h, 7d; default: everything kept.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only calls made with this token id (`census tokens list`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. token.revoke, or a family ending in a dot, e.g. silence.
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many entries (default 100, at most 10000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// The asset register, one row per host, to stdout: CSV (RFC 4180, with a header) or a JSON array.
+    ///
+    /// Example: census export --format csv --filter 'os.id = "debian"' > assets.csv
+    Export {
+        /// csv or json.
+        #[arg(long, value_parser = ["csv", "json"])]
+        format: String,
+        /// Only hosts matching this filter (docs/filters.md).
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Notification outbox: what was sent to each sink, what waits, what failed.
     Outbox {
         #[command(subcommand)]
@@ -179,6 +214,52 @@ pub enum Command {
         /// At most this many entries, newest first (default 100).
         #[arg(long)]
         limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create an enrollment secret; it is printed once (admin role; 77 otherwise).
+    Create {
+        /// What it is for, e.g. the site: paris-office.
+        #[arg(long)]
+        name: String,
+        /// Valid for this long, e.g. 30d, 12h.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at")]
+        expires: Option<std::time::Duration>,
+        /// Valid until this time, RFC 3339, e.g. 2026-06-30T18:00:00Z.
+        #[arg(long, value_parser = parse_rfc3339_ms)]
+        expires_at: Option<i64>,
+        /// Admit at most this many enrollments.
+        #[arg(long)]
+        max_uses: Option<u64>,
+    },
+    /// List enrollment secrets (never the secrets themselves): state, expiry, uses.
+    List,
+    /// Revoke an enrollment secret now: enrollments with it are refused; enrolled agents keep working.
+    Expire {
+        /// The secret's id (`census secrets list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an admin token with a role; it is printed once (admin role; 77 otherwise).
+    Create {
+        /// Who or what it is for, e.g. "on-call rota".
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+    },
+    /// List admin tokens (never the tokens themselves).
+    List,
+    /// Revoke a token: every later call with it is refused at once. The last active admin token cannot be revoked.
+    Revoke {
+        /// The token's id (`census tokens list`).
+        id: String,
     },
 }
 
@@ -281,6 +362,7 @@ impl Command {
             | Command::Metrics { .. }
             | Command::Alerts { .. } => true,
             Command::Silence(SilenceCommand::List) | Command::Rules(RulesCommand::List | RulesCommand::Test { .. }) => true,
+            Command::Secrets(SecretsCommand::List) | Command::Tokens(TokensCommand::List) | Command::Audit { .. } => true,
             Command::Outbox { retry, .. } => retry.is_none(),
             _ => false,
         }
@@ -310,6 +392,10 @@ pub struct Target {
     pub server: String,
     pub token: crate::secrets::Secret,
     pub ca: PathBuf,
+    /// The name to check the server certificate against, when it is not
+    /// the host of `server` (a loopback address the certificate does not
+    /// name).
+    pub tls_name: Option<String>,
 }
 
 impl Cli {
@@ -327,7 +413,7 @@ impl Cli {
         let server = self.server.clone().or(file.server).ok_or("no collector address: pass --server or set CENSUS_SERVER")?;
         let token = self.token.clone().or(file.token).ok_or("no admin token: pass --token or set CENSUS_TOKEN")?;
         let ca = self.ca.clone().or(file.ca).ok_or("no CA certificate: pass --ca or set CENSUS_CA")?;
-        Ok(Target { server, token: crate::secrets::Secret::new(token), ca })
+        Ok(Target { server, token: crate::secrets::Secret::new(token), ca, tls_name: None })
     }
 }
 
@@ -428,6 +514,36 @@ pub async fn run(cli: Cli) -> u8 {
             let (path, file) = backup_file.expect("created above for Command::Backup");
             lifecycle::backup(&mut client, &path, file, cli.output).await
         }
+        Command::Secrets(SecretsCommand::Create { name, expires, expires_at, max_uses }) => {
+            let expires_at = match (expires, expires_at) {
+                (Some(d), _) => crate::clock::now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                (None, Some(at)) => *at,
+                (None, None) => 0,
+            };
+            access::secret_create(&mut client, name, expires_at, max_uses.unwrap_or(0), cli.output).await
+        }
+        Command::Secrets(SecretsCommand::List) => access::secrets(&mut client, cli.output).await,
+        Command::Secrets(SecretsCommand::Expire { id }) => access::secret_expire(&mut client, id, cli.output).await,
+        Command::Tokens(TokensCommand::Create { name, role }) => access::token_create(&mut client, name, role, cli.output).await,
+        Command::Tokens(TokensCommand::List) => access::tokens(&mut client, cli.output).await,
+        Command::Tokens(TokensCommand::Revoke { id }) => access::token_revoke(&mut client, id, cli.output).await,
+        Command::Audit { since, actor, action, limit } => {
+            let req = census_proto::v1::ListAuditRequest {
+                since_unix_ms: since
+                    .map(|d| crate::clock::now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+                    .unwrap_or(0),
+                actor: actor.clone().unwrap_or_default(),
+                action: action.clone().unwrap_or_default(),
+                limit: limit.unwrap_or(0),
+            };
+            access::audit(&mut client, req, cli.output).await
+        }
+        Command::Export { format, filter } => {
+            let format = crate::export::Format::parse(format).expect("clap admits only csv and json");
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            access::export(&mut client, filter.as_deref().unwrap_or(""), format, &mut out).await.map(|_| String::new())
+        }
         Command::Outbox { retry: Some(OutboxCommand::Retry { id }), .. } => alerts::outbox_retry(&mut client, *id, cli.output).await,
         Command::Outbox { retry: None, state, sink, limit } => {
             alerts::outbox(&mut client, state.as_deref(), sink.as_deref(), limit.unwrap_or(0), cli.output).await
@@ -486,6 +602,28 @@ mod tests {
         assert!(parse(&["silence", "add", "--duration", "1h"]).is_err(), "a matcher is required");
         let bad = parse(&["silence", "add", "a=b", "--until", "tomorrow"]).expect_err("not RFC 3339").to_string();
         assert!(bad.contains("is not an RFC 3339 time"), "{bad}");
+    }
+
+    #[test]
+    fn access_commands_parse_and_refuse_contradictions() {
+        let cli = parse(&["secrets", "create", "--name", "paris", "--expires", "30d", "--max-uses", "40"]).expect("create");
+        assert!(matches!(
+            &cli.command,
+            Command::Secrets(SecretsCommand::Create { name, expires: Some(d), expires_at: None, max_uses: Some(40) })
+                if name == "paris" && d.as_secs() == 30 * 86_400
+        ));
+        assert!(parse(&["secrets", "create", "--name", "p", "--expires", "1d", "--expires-at", "2030-01-01T00:00:00Z"]).is_err());
+        assert!(parse(&["secrets", "create", "--expires", "1d"]).is_err(), "a name is required");
+        assert!(parse(&["tokens", "create", "--name", "x", "--role", "root"]).is_err());
+        assert!(parse(&["export", "--format", "xml"]).is_err());
+        let cli = parse(&["audit", "--since", "1h", "--action", "token.", "-o", "csv"]).expect("audit");
+        assert!(cli.command.is_listing());
+        for args in [&["secrets", "list"][..], &["tokens", "list"]] {
+            assert!(parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
+        for args in [&["secrets", "expire", "abc"][..], &["tokens", "revoke", "abc"], &["export", "--format", "csv"]] {
+            assert!(!parse(args).expect("parses").command.is_listing(), "{args:?}");
+        }
     }
 
     #[test]

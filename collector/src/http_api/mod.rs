@@ -42,6 +42,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// ... and send each request's headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The address of the client a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// What the handlers share.
 pub struct HttpState {
     pub calls: Arc<AdminCalls>,
@@ -115,6 +119,8 @@ async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, tls: TlsAccept
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    // Each request carries its connection's peer address, for the audit log.
+    let app = app.layer(axum::Extension(Peer(peer)));
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     tokio::pin!(conn);
     let outcome = tokio::select! {

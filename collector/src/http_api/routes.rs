@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use super::HttpState;
 use super::error::ApiError;
 use crate::admin_calls::caller_for_authorization;
-use crate::secrets::{Role, Secret};
+use crate::secrets::Role;
 
 /// Largest request body, bytes (a rule file fits; anything bigger is a mistake).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -72,6 +72,16 @@ pub enum Endpoint {
     TestRules,
     ListOutbox,
     RetryOutbox,
+    RevokeAgent,
+    Backup,
+    ListEnrollmentSecrets,
+    CreateEnrollmentSecret,
+    ExpireEnrollmentSecret,
+    ListTokens,
+    CreateToken,
+    RevokeToken,
+    ListAudit,
+    Export,
     OpenApi,
     Metrics,
     WhoAmI,
@@ -107,6 +117,16 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/api/v1/test-rules", Endpoint::TestRules),
     route(Verb::Get, "/api/v1/outbox", Endpoint::ListOutbox),
     route(Verb::Post, "/api/v1/outbox/{id}/retry", Endpoint::RetryOutbox),
+    route(Verb::Post, "/api/v1/agents/{id}/revoke", Endpoint::RevokeAgent),
+    route(Verb::Get, "/api/v1/backup", Endpoint::Backup),
+    route(Verb::Get, "/api/v1/enrollment-secrets", Endpoint::ListEnrollmentSecrets),
+    route(Verb::Post, "/api/v1/enrollment-secrets", Endpoint::CreateEnrollmentSecret),
+    route(Verb::Post, "/api/v1/enrollment-secrets/{id}/expire", Endpoint::ExpireEnrollmentSecret),
+    route(Verb::Get, "/api/v1/tokens", Endpoint::ListTokens),
+    route(Verb::Post, "/api/v1/tokens", Endpoint::CreateToken),
+    route(Verb::Post, "/api/v1/tokens/{id}/revoke", Endpoint::RevokeToken),
+    route(Verb::Get, "/api/v1/audit", Endpoint::ListAudit),
+    route(Verb::Get, "/api/v1/export", Endpoint::Export),
     route(Verb::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
     route(Verb::Get, "/metrics", Endpoint::Metrics),
     route(Verb::Get, "/api/v1/whoami", Endpoint::WhoAmI),
@@ -162,18 +182,19 @@ async fn handle(
     // Authenticate before reading anything else, so a caller without a
     // valid token learns nothing but that.
     let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let peer = request.extensions().get::<super::Peer>().map(|p| p.0);
     if endpoint == Endpoint::Metrics {
         if state.metrics_require_token {
-            caller_for_authorization(state.calls.store.as_ref(), authorization)?.require(Role::Viewer)?;
+            caller_for_authorization(state.calls.store.as_ref(), authorization, peer, "http")?.require(Role::Viewer)?;
         }
         Query::parse(request.uri().query(), endpoint)?;
         return metrics_response(state).await;
     }
+    let caller = caller_for_authorization(state.calls.store.as_ref(), authorization, peer, "http")?;
     if endpoint == Endpoint::WhoAmI {
         Query::parse(request.uri().query(), endpoint)?;
-        return whoami(state, authorization);
+        return whoami(&caller);
     }
-    let caller = caller_for_authorization(state.calls.store.as_ref(), authorization)?;
     let path = PathParams::from(params.map_err(|e| ApiError::bad_request(format!("path: {e}")))?);
     let query = Query::parse(request.uri().query(), endpoint)?;
     let body = read_body(request).await?;
@@ -245,6 +266,38 @@ async fn handle(
             let id = id.parse().map_err(|_| ApiError::bad_request(format!("outbox entry id {id:?} is not a whole number")))?;
             json(calls.retry_outbox(c, pb::RetryOutboxRequest { id }).await?)
         }
+        Endpoint::RevokeAgent => json(calls.revoke_agent(c, pb::RevokeAgentRequest { agent_id: path.get("id") }).await?),
+        Endpoint::Backup => backup_response(calls, c).await,
+        Endpoint::ListEnrollmentSecrets => json(calls.list_enrollment_secrets(c, pb::ListEnrollmentSecretsRequest {}).await?),
+        Endpoint::CreateEnrollmentSecret => {
+            let b: SecretBody = parse_body(&body)?;
+            let req = pb::CreateEnrollmentSecretRequest { name: b.name, expires_at_unix_ms: b.expires_at_unix_ms, max_uses: b.max_uses };
+            json(calls.create_enrollment_secret(c, req).await?)
+        }
+        Endpoint::ExpireEnrollmentSecret => {
+            json(calls.expire_enrollment_secret(c, pb::ExpireEnrollmentSecretRequest { id: path.get("id") }).await?)
+        }
+        Endpoint::ListTokens => json(calls.list_tokens(c, pb::ListTokensRequest {}).await?),
+        Endpoint::CreateToken => {
+            let b: TokenBody = parse_body(&body)?;
+            json(calls.create_token(c, pb::CreateTokenRequest { name: b.name, role: b.role }).await?)
+        }
+        Endpoint::RevokeToken => json(calls.revoke_token(c, pb::RevokeTokenRequest { id: path.get("id") }).await?),
+        Endpoint::ListAudit => {
+            let req = pb::ListAuditRequest {
+                since_unix_ms: query.i64("since_unix_ms")?,
+                actor: query.string("actor"),
+                action: query.string("action"),
+                limit: query.u32("limit")?,
+            };
+            json(calls.list_audit(c, req).await?)
+        }
+        Endpoint::Export => {
+            let format = query.string("format");
+            let format = crate::export::Format::parse(&format)
+                .ok_or_else(|| ApiError::bad_request(format!("query parameter format={format:?} is not csv or json")))?;
+            export_response(calls, c, query.string("filter"), format).await
+        }
         Endpoint::OpenApi | Endpoint::Metrics | Endpoint::WhoAmI => unreachable!("answered above"),
     }
 }
@@ -258,6 +311,8 @@ pub(crate) fn query_parameter_names(endpoint: Endpoint) -> &'static [&'static st
         Endpoint::ListChanges => &["host", "since_unix_ms"],
         Endpoint::ListAlerts => &["state"],
         Endpoint::ListOutbox => &["state", "sink", "limit"],
+        Endpoint::ListAudit => &["since_unix_ms", "actor", "action", "limit"],
+        Endpoint::Export => &["format", "filter"],
         _ => &[],
     }
 }
@@ -284,6 +339,95 @@ struct SilenceBody {
 #[serde(deny_unknown_fields, default)]
 struct RuleTextBody {
     toml: String,
+}
+
+/// `POST /api/v1/enrollment-secrets`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SecretBody {
+    name: String,
+    expires_at_unix_ms: i64,
+    max_uses: u64,
+}
+
+/// `POST /api/v1/tokens`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TokenBody {
+    name: String,
+    role: String,
+}
+
+/// Pieces of a streamed download.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// `GET /api/v1/backup`: the backup file as it is read, then deleted. The
+/// status is 200 only once the backup was taken whole.
+async fn backup_response(calls: &Arc<crate::admin_calls::AdminCalls>, caller: &crate::admin_calls::Caller) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let slot = calls.backup_slot(caller).await?;
+    let taken = calls.take_backup(caller, slot).await?;
+    let length = taken.summary.bytes;
+    let mut file = tokio::fs::File::open(&taken.path)
+        .await
+        .map_err(|e| ApiError::from(crate::error::Error::io("opening the backup to send it", &taken.path, e)))?;
+    // Bounded: the file is read only as fast as the client takes it.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let _taken = taken; // deleted once sent, or once the client left
+        loop {
+            let mut data = Vec::with_capacity(CHUNK_BYTES);
+            match (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut data).await {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.send(Ok(data.into())).await.is_err() {
+                        tracing::warn!("the backup client went away before the end; backup abandoned");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    let mut response = (StatusCode::OK, axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    let name = format!("attachment; filename=\"census-{}.{}\"", crate::clock::now_ms() / 1000, crate::backup::EXTENSION);
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).expect("an ASCII file name"));
+    Ok(response)
+}
+
+/// `GET /api/v1/export`: the asset register as CSV or a JSON array, the
+/// bytes `census export` writes, streamed a chunk of rows at a time. A
+/// filter error is a 400 before any byte.
+async fn export_response(
+    calls: &Arc<crate::admin_calls::AdminCalls>,
+    caller: &crate::admin_calls::Caller,
+    filter: String,
+    format: crate::export::Format,
+) -> Result<Response, ApiError> {
+    let rows = calls.export_assets(caller, pb::ExportAssetsRequest { filter }).await?;
+    let (mut writer, head) = crate::export::Writer::start(format);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        // Bounded: rows are rendered only as fast as the client reads.
+        if tx.send(Ok(head.into())).await.is_err() {
+            return;
+        }
+        for chunk in rows.chunks(crate::admin_access::EXPORT_CHUNK_ROWS) {
+            if tx.send(Ok(writer.rows(chunk).into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Ok(writer.finish().into())).await;
+    });
+    let mut response = (StatusCode::OK, axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    Ok(response)
 }
 
 /// A body of at most `MAX_BODY_BYTES`.
@@ -405,15 +549,9 @@ impl Query {
 
 /// `GET /api/v1/whoami`: the token's id, name and role, so a client (the
 /// web UI) can show who is signed in and offer only what the role may do.
-fn whoami(state: &HttpState, authorization: Option<&[u8]>) -> Result<Response, ApiError> {
-    let store = state.calls.store.as_ref();
-    let caller = caller_for_authorization(store, authorization)?;
+fn whoami(caller: &crate::admin_calls::Caller) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
-    // caller_for_authorization accepted the header, so it is `Bearer <token>`;
-    // the record is read again for its name, which `Caller` does not carry.
-    let token = authorization.and_then(|h| std::str::from_utf8(h).ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
-    let name = store.admin_token(&Secret::new(token.trim()).hash())?.map(|r| r.name).unwrap_or_default();
-    json(serde_json::json!({ "token_id": caller.token_id, "name": name, "role": caller.role.as_str() }))
+    json(serde_json::json!({ "token_id": caller.token_id, "name": caller.name, "role": caller.role.as_str() }))
 }
 
 fn json<T: serde::Serialize>(message: T) -> Result<Response, ApiError> {

@@ -12,7 +12,7 @@ pub mod sled;
 
 use census_proto::v1 as pb;
 
-pub use self::records::{AgentRecord, BucketRecord, ChangeRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
+pub use self::records::{AgentRecord, AuditRecord, BucketRecord, ChangeRecord, EnrollmentSecretRecord, InventoryRecord, TokenRecord};
 use crate::alert::book::{Alert, AlertFingerprint, Silence};
 use crate::alert::rules::RuleSpec;
 use crate::error::Result;
@@ -147,7 +147,9 @@ pub struct HostView {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Records an enrollment durably. If `new.agent_id` is already known
+    /// Records an enrollment durably, and counts a use of the secret it
+    /// names, in one transaction that refuses (PermissionDenied) a secret
+    /// revoked, expired or used up by then. If `new.agent_id` is already known
     /// (the caller found the host by `agent_by_host`), the agent keeps its
     /// history, its old certificate stops working and its sequence restarts.
     fn enroll_agent(&self, new: NewAgent) -> Result<AgentRecord>;
@@ -238,8 +240,31 @@ pub trait Store: Send + Sync + 'static {
     fn put_admin_token(&self, hash: &Digest, token: &TokenRecord) -> Result<()>;
     fn admin_token(&self, hash: &Digest) -> Result<Option<TokenRecord>>;
 
+    /// Every admin token, in no particular order (a short list).
+    fn admin_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revokes the token with this public id, durably; refused
+    /// (FailedPrecondition) when it is the last active admin token, which
+    /// would leave no one able to manage tokens online. Returns the record
+    /// and whether it was revoked already.
+    fn revoke_admin_token(&self, id: &str) -> Result<(TokenRecord, bool)>;
+
     fn put_enrollment_secret(&self, hash: &Digest, secret: &EnrollmentSecretRecord) -> Result<()>;
     fn enrollment_secret(&self, hash: &Digest) -> Result<Option<EnrollmentSecretRecord>>;
+    /// Every enrollment secret, in no particular order.
+    fn enrollment_secrets(&self) -> Result<Vec<EnrollmentSecretRecord>>;
+    /// Revokes the secret with this public id, durably. Returns the record
+    /// and whether it was revoked already.
+    fn revoke_enrollment_secret(&self, id: &str) -> Result<(EnrollmentSecretRecord, bool)>;
+
+    // --- the audit log
+
+    /// Appends an entry, durably.
+    fn append_audit(&self, entry: &AuditRecord) -> Result<()>;
+    /// Entries at or after `since_unix_ms` that `keep` accepts, newest
+    /// first, at most `limit`.
+    fn audit_entries(&self, since_unix_ms: i64, keep: &dyn Fn(&AuditRecord) -> bool, limit: usize) -> Result<Vec<AuditRecord>>;
+    /// Deletes entries older than `before_unix_ms`; returns how many.
+    fn prune_audit(&self, before_unix_ms: i64) -> Result<usize>;
 
     // --- alerts (SPEC §5)
 

@@ -160,4 +160,74 @@ pub struct EnrollmentSecretRecord {
     /// How many agents enrolled with it.
     #[prost(uint64, tag = "7")]
     pub uses: u64,
+    /// Most enrollments it admits; 0: no limit (and what a record written
+    /// before the field existed reads as).
+    #[prost(uint64, tag = "8")]
+    pub max_uses: u64,
+}
+
+impl EnrollmentSecretRecord {
+    /// Why an enrollment with this secret is refused at `now`, if it is.
+    pub fn refusal(&self, now_unix_ms: i64) -> Option<String> {
+        if self.revoked {
+            return Some(format!("enrollment secret {} ({:?}) has been revoked by an administrator", self.id, self.name));
+        }
+        if self.expires_at_unix_ms != 0 && self.expires_at_unix_ms <= now_unix_ms {
+            return Some(format!(
+                "enrollment secret {} ({:?}) expired at {}",
+                self.id,
+                self.name,
+                crate::clock::rfc3339_seconds(self.expires_at_unix_ms)
+            ));
+        }
+        if self.max_uses != 0 && self.uses >= self.max_uses {
+            return Some(format!("enrollment secret {} ({:?}) has been used its {} times", self.id, self.name, self.max_uses));
+        }
+        None
+    }
+
+    /// "active", "expired", "revoked" or "used_up" at `now`.
+    pub fn state(&self, now_unix_ms: i64) -> &'static str {
+        if self.revoked {
+            "revoked"
+        } else if self.expires_at_unix_ms != 0 && self.expires_at_unix_ms <= now_unix_ms {
+            "expired"
+        } else if self.max_uses != 0 && self.uses >= self.max_uses {
+            "used_up"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// One entry of the audit log: a state-changing admin call, allowed or
+/// refused. Keyed by time and a unique id (`store/sled.rs`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuditRecord {
+    #[prost(uint32, tag = "1")]
+    pub schema: u32,
+    #[prost(int64, tag = "2")]
+    pub at_unix_ms: i64,
+    #[prost(string, tag = "3")]
+    pub token_id: String,
+    #[prost(string, tag = "4")]
+    pub token_name: String,
+    #[prost(string, tag = "5")]
+    pub role: String,
+    /// The call, e.g. "alert.ack".
+    #[prost(string, tag = "6")]
+    pub action: String,
+    #[prost(string, tag = "7")]
+    pub target: String,
+    /// "ok", "refused" or "failed".
+    #[prost(string, tag = "8")]
+    pub outcome: String,
+    #[prost(string, tag = "9")]
+    pub detail: String,
+    /// The caller's address, as the transport saw it.
+    #[prost(string, tag = "10")]
+    pub peer: String,
+    /// "grpc" or "http".
+    #[prost(string, tag = "11")]
+    pub api: String,
 }

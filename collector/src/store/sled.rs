@@ -24,6 +24,7 @@
 //! | `outbox_pending`   | sink 0 entry id (u64 BE)     | empty                   |
 //! | `tickets`          | sink 0 fingerprint           | ticket id               |
 //! | `ticket_members`   | sink 0 ticket id 0 fingerprint | empty                 |
+//! | `audit`            | time, id (u64 BE)            | `AuditRecord`           |
 //!
 //! Agent ids are 32 ASCII hex characters, so an agent's keys are a fixed
 //! 32-byte prefix. Times are i64 Unix ms stored big-endian with the sign
@@ -75,8 +76,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::RECORD_SCHEMA;
 use super::{
-    AgentRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView, Ingested,
-    InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
+    AgentRecord, AuditRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView,
+    Ingested, InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
 };
 use super::{AlertCommit, StoredAlerts};
 use crate::alert::book::{Alert, Silence};
@@ -113,6 +114,10 @@ pub struct SledStore {
     outbox_pending: sled::Tree,
     tickets: sled::Tree,
     ticket_members: sled::Tree,
+    audit: sled::Tree,
+    /// Token revocations run one at a time, so two concurrent revocations
+    /// cannot each see the other's token as the last admin standing.
+    token_revocation: std::sync::Mutex<()>,
 }
 
 impl SledStore {
@@ -149,6 +154,8 @@ impl SledStore {
             outbox_pending: db.open_tree("outbox_pending")?,
             tickets: db.open_tree("tickets")?,
             ticket_members: db.open_tree("ticket_members")?,
+            audit: db.open_tree("audit")?,
+            token_revocation: std::sync::Mutex::new(()),
             db,
             gate: RwLock::new(()),
         })
@@ -424,8 +431,15 @@ impl Store for SledStore {
                 agents.insert(record.agent_id.as_bytes(), record.encode_to_vec())?;
                 by_cert.insert(&new.cert_fingerprint[..], record.agent_id.as_bytes())?;
                 by_host.insert(new.host_uuid.as_bytes(), record.agent_id.as_bytes())?;
+                // Checked again here, where the use is counted: a secret
+                // expired, revoked or used up since the caller looked at it
+                // admits no one. (An unknown secret is the caller's to
+                // refuse; secrets are never deleted.)
                 if let Some(bytes) = secrets.get(&new.secret_hash[..])? {
                     let mut secret: EnrollmentSecretRecord = tx_decode(&bytes, "enrollment secret")?;
+                    if let Some(why) = secret.refusal(new.enrolled_at_unix_ms) {
+                        return Err(abort(Error::PermissionDenied(why)));
+                    }
                     secret.uses += 1;
                     secrets.insert(&new.secret_hash[..], secret.encode_to_vec())?;
                 }
@@ -838,6 +852,109 @@ impl Store for SledStore {
 
     fn enrollment_secret(&self, hash: &Digest) -> Result<Option<EnrollmentSecretRecord>> {
         self.enroll_secrets.get(&hash[..])?.map(|b| decode(&b, "enrollment secret")).transpose()
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.admin_tokens.iter().values().map(|v| decode(&v?, "admin token")).collect()
+    }
+
+    fn revoke_admin_token(&self, id: &str) -> Result<(TokenRecord, bool)> {
+        let _one_at_a_time = self.token_revocation.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _writing = self.writing();
+        let mut found = None;
+        let mut active_admins = 0;
+        for entry in self.admin_tokens.iter() {
+            let (key, value) = entry?;
+            let record: TokenRecord = decode(&value, "admin token")?;
+            if !record.revoked && record.role == "admin" {
+                active_admins += 1;
+            }
+            if record.id == id {
+                found = Some((key, record));
+            }
+        }
+        let (key, mut record) = found.ok_or_else(|| Error::NotFound(format!("no admin token {id} (`census tokens list` shows them)")))?;
+        if record.revoked {
+            return Ok((record, true));
+        }
+        if record.role == "admin" && active_admins <= 1 {
+            return Err(Error::FailedPrecondition(format!(
+                "token {id} is the last active admin token: revoking it would leave no one able to manage tokens online; \
+                 create another admin token first (census tokens create --role admin)"
+            )));
+        }
+        record.revoked = true;
+        self.admin_tokens.insert(key, record.encode_to_vec())?;
+        self.flush()?;
+        Ok((record, false))
+    }
+
+    fn enrollment_secrets(&self) -> Result<Vec<EnrollmentSecretRecord>> {
+        self.enroll_secrets.iter().values().map(|v| decode(&v?, "enrollment secret")).collect()
+    }
+
+    fn revoke_enrollment_secret(&self, id: &str) -> Result<(EnrollmentSecretRecord, bool)> {
+        let _writing = self.writing();
+        let found = self
+            .enroll_secrets
+            .iter()
+            .map(|entry| -> Result<_> {
+                let (key, value) = entry?;
+                Ok((key, decode::<EnrollmentSecretRecord>(&value, "enrollment secret")?))
+            })
+            .find(|r| r.as_ref().map_or(true, |(_, record)| record.id == id))
+            .transpose()?;
+        let (key, _) = found.ok_or_else(|| Error::NotFound(format!("no enrollment secret {id} (`census secrets list` shows them)")))?;
+        // Read and written in one transaction: an enrollment counting a use
+        // of the secret meanwhile is neither lost nor let through after.
+        let result = self.enroll_secrets.transaction(|tree| {
+            let bytes = tree.get(&key)?.ok_or_else(|| abort(Error::NotFound(format!("enrollment secret {id} vanished"))))?;
+            let mut record: EnrollmentSecretRecord = tx_decode(&bytes, "enrollment secret")?;
+            if record.revoked {
+                return Ok((record, true));
+            }
+            record.revoked = true;
+            tree.insert(&key, record.encode_to_vec())?;
+            Ok((record, false))
+        })?;
+        self.flush()?;
+        Ok(result)
+    }
+
+    fn append_audit(&self, entry: &AuditRecord) -> Result<()> {
+        let _writing = self.writing();
+        let mut key = time_key(entry.at_unix_ms).to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.audit.insert(key, entry.encode_to_vec())?;
+        self.flush()
+    }
+
+    fn audit_entries(&self, since_unix_ms: i64, keep: &dyn Fn(&AuditRecord) -> bool, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut out = Vec::new();
+        for entry in self.audit.range(time_key(since_unix_ms).to_vec()..).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, value) = entry?;
+            let record: AuditRecord = decode(&value, "audit entry")?;
+            if keep(&record) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune_audit(&self, before_unix_ms: i64) -> Result<usize> {
+        let _writing = self.writing();
+        let mut pruned = 0;
+        for key in self.audit.range(..time_key(before_unix_ms).to_vec()).keys() {
+            self.audit.remove(key?)?;
+            pruned += 1;
+        }
+        if pruned > 0 {
+            self.flush()?;
+        }
+        Ok(pruned)
     }
 
     fn load_alerts(&self) -> Result<StoredAlerts> {
