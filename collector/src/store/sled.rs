@@ -1436,7 +1436,7 @@ mod tests {
             store.db.open_tree("meta").expect("meta").insert("schema_version", &99u32.to_be_bytes()).expect("set");
             store.flush().expect("flush");
         }
-        let err = SledStore::open(dir.path()).err().expect("must refuse");
+        let err = reopening(|| SledStore::open(dir.path())).err().expect("must refuse");
         assert!(matches!(err, Error::SchemaTooNew { found: 99, .. }), "{err}");
     }
 
@@ -1448,7 +1448,7 @@ mod tests {
             store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
             store.put_reports("a1", &[heartbeat(7)], 10).expect("put");
         }
-        let store = SledStore::open(dir.path()).expect("reopen");
+        let store = reopening(|| SledStore::open(dir.path())).expect("reopen");
         assert_eq!(store.host("a1").expect("get").expect("exists").agent.last_seq, 7);
     }
 
@@ -1578,7 +1578,7 @@ mod tests {
         };
         assert!(ids[0] < ids[1] && ids[1] < ids[2], "ids grow in enqueue order: {ids:?}");
 
-        let store = SledStore::open(dir.path()).expect("reopen");
+        let store = reopening(|| SledStore::open(dir.path())).expect("reopen");
         assert_eq!(store.load_alerts().expect("load").next_sequence, 3);
         let mut head = store.outbox_head("rt").expect("head").expect("rt has entries");
         assert_eq!(head.notification.idempotency_key, "disk/firing/1");
