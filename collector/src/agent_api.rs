@@ -30,6 +30,7 @@ use crate::clock::now_ms;
 use crate::config::{AgentPolicy, Limits};
 use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
+use crate::rate_limit::ReportRateLimit;
 use crate::secrets::Secret;
 use crate::self_metrics::{Refusal, ReportKind, SelfMetrics};
 use crate::store::{AgentRecord, Digest, NewAgent, Store};
@@ -41,11 +42,13 @@ pub struct AgentApi {
     limits: Limits,
     policy: AgentPolicy,
     self_metrics: Arc<SelfMetrics>,
+    rate_limit: ReportRateLimit,
 }
 
 impl AgentApi {
     pub fn new(store: Arc<dyn Store>, pki: Arc<Pki>, limits: Limits, policy: AgentPolicy) -> AgentApi {
-        AgentApi { store, pki, limits, policy, self_metrics: Arc::default() }
+        let rate_limit = ReportRateLimit::new(&limits);
+        AgentApi { store, pki, limits, policy, self_metrics: Arc::default(), rate_limit }
     }
 
     /// Counts reports and ingest latency into `metrics` (served on /metrics).
@@ -129,6 +132,30 @@ fn same_agent(agent: &AgentRecord, claimed: &str) -> Result<(), Status> {
             "this certificate belongs to agent {}; it cannot act as agent {claimed}",
             agent.agent_id
         )));
+    }
+    Ok(())
+}
+
+/// Refuses inventory that describes another host than the one this agent
+/// enrolled as: the host uuid is the identity enrollment bound to the
+/// certificate, so a compromised endpoint cannot pass itself off as another
+/// machine (its hostname and inventory would otherwise sit under the other
+/// host's uuid). A machine whose uuid really changed enrolls again.
+fn same_host(agent: &AgentRecord, req: &pb::ReportRequest) -> Result<(), Status> {
+    for report in &req.reports {
+        let identity = match &report.body {
+            Some(pb::report::Body::Inventory(inv)) => inv.identity.as_ref(),
+            Some(pb::report::Body::InventoryDelta(d)) => d.changed.as_ref().and_then(|c| c.identity.as_ref()),
+            _ => None,
+        };
+        let Some(identity) = identity else { continue };
+        if !identity.host_uuid.is_empty() && identity.host_uuid != agent.host_uuid {
+            warn!(seq = report.seq, "inventory for another host refused");
+            return Err(Status::invalid_argument(format!(
+                "report seq {} describes host {:?}, but agent {} enrolled as host {:?}; a host whose uuid changed must enroll again (census-agent enroll)",
+                report.seq, identity.host_uuid, agent.agent_id, agent.host_uuid
+            )));
+        }
     }
     Ok(())
 }
@@ -226,6 +253,11 @@ impl AgentService for AgentApi {
         span.record("agent_id", agent.agent_id.as_str());
         let req = request.into_inner();
         same_agent(&agent, &req.agent_id).map_err(|s| refused(Refusal::WrongAgent, s))?;
+        // Before validation: malformed floods spend tokens too.
+        if let Err(throttled) = self.rate_limit.admit(&agent.agent_id, req.reports.len(), std::time::Instant::now()) {
+            warn!(reports, retry_after_ms = throttled.retry_after.as_millis() as u64, "reports refused: agent over its rate limit");
+            return Err(refused(Refusal::Throttled, Status::resource_exhausted(throttled.to_string())));
+        }
         if let (Some(first), Some(last)) = (req.reports.first(), req.reports.last()) {
             span.record("seq_first", first.seq);
             span.record("seq_last", last.seq);
@@ -238,6 +270,7 @@ impl AgentService for AgentApi {
             };
             return Err(refused(why, refuse(v)));
         }
+        same_host(&agent, &req).map_err(|s| refused(Refusal::WrongAgent, s))?;
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();

@@ -21,6 +21,7 @@ pub mod inventory_delta;
 pub mod metrics;
 pub mod notify;
 pub mod pki;
+pub mod rate_limit;
 pub mod secrets;
 pub mod self_metrics;
 pub mod server;
