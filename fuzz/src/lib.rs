@@ -172,6 +172,21 @@ fn apply(input: &mut Vec<u8>, m: &Mutation, seeds: &[Vec<u8>]) {
     }
 }
 
+/// Mutated seeds, nine times in ten, else raw random bytes.
+fn strategy(seeds: &[Vec<u8>]) -> impl Strategy<Value = Vec<u8>> {
+    let seeds = seeds.to_vec();
+    prop_oneof![
+        9 => (0..seeds.len(), proptest::collection::vec(mutation(), 1..8)).prop_map(move |(i, ms)| {
+            let mut input = seeds[i].clone();
+            for m in &ms {
+                apply(&mut input, m, &seeds);
+            }
+            input
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..256),
+    ]
+}
+
 /// What one target did.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -201,31 +216,26 @@ pub fn run(name: &str, seeds: Vec<Vec<u8>>, target: impl Fn(&[u8])) -> Outcome {
         execute(seed).unwrap_or_else(|e| panic!("{name}: a seed fails: {e}"));
     }
     let budget = budget();
-    let config = Config { cases: cases(), failure_persistence: None, max_shrink_iters: 4096, ..Config::default() };
-    let mut runner = TestRunner::new(config);
-    let strategy = prop_oneof![
-        9 => (0..seeds.len(), proptest::collection::vec(mutation(), 1..8)).prop_map({
-            let seeds = seeds.clone();
-            move |(i, ms)| {
-                let mut input = seeds[i].clone();
-                for m in &ms {
-                    apply(&mut input, m, &seeds);
-                }
-                input
+    let mut remaining = cases();
+    // Runs of at most CHUNK cases, each with a fresh random seed, until the
+    // case count or the budget is spent: a run cannot be stopped midway,
+    // and generating the unused cases of one huge run would cost time.
+    const CHUNK: u32 = 256;
+    while remaining > 0 && started.elapsed() < budget {
+        let chunk = remaining.min(CHUNK);
+        remaining -= chunk;
+        let config = Config { cases: chunk, failure_persistence: None, max_shrink_iters: 4096, ..Config::default() };
+        let mut runner = TestRunner::new(config);
+        let result = runner.run(&strategy(&seeds), |input| {
+            // Over budget: the rest of this chunk passes without running.
+            if started.elapsed() > budget {
+                return Ok(());
             }
-        }),
-        1 => proptest::collection::vec(any::<u8>(), 0..256),
-    ];
-    let result = runner.run(&strategy, |input| {
-        // Over budget: the remaining cases pass without running, so CI
-        // time stays bounded whatever the case count.
-        if started.elapsed() > budget {
-            return Ok(());
+            execute(&input)
+        });
+        if let Err(e) = result {
+            panic!("fuzz target {name} failed: {e}");
         }
-        execute(&input)
-    });
-    if let Err(e) = result {
-        panic!("fuzz target {name} failed: {e}");
     }
     let outcome = Outcome { executions: executions.load(Ordering::Relaxed), elapsed: started.elapsed() };
     eprintln!("fuzz {name}: {} executions in {:.2?} ({} seeds)", outcome.executions, outcome.elapsed, seeds.len());
