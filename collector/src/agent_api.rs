@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 use crate::clock::now_ms;
 use crate::config::{AgentPolicy, Limits};
+use crate::disk_space::DiskGuard;
 use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
 use crate::rate_limit::ReportRateLimit;
@@ -43,17 +44,25 @@ pub struct AgentApi {
     policy: AgentPolicy,
     self_metrics: Arc<SelfMetrics>,
     rate_limit: ReportRateLimit,
+    disk: Option<DiskGuard>,
 }
 
 impl AgentApi {
     pub fn new(store: Arc<dyn Store>, pki: Arc<Pki>, limits: Limits, policy: AgentPolicy) -> AgentApi {
         let rate_limit = ReportRateLimit::new(&limits);
-        AgentApi { store, pki, limits, policy, self_metrics: Arc::default(), rate_limit }
+        AgentApi { store, pki, limits, policy, self_metrics: Arc::default(), rate_limit, disk: None }
     }
 
     /// Counts reports and ingest latency into `metrics` (served on /metrics).
     pub fn with_self_metrics(mut self, metrics: Arc<SelfMetrics>) -> AgentApi {
         self.self_metrics = metrics;
+        self
+    }
+
+    /// Refuses reports while the data directory's filesystem is short of
+    /// `limits.min_free_disk_bytes` (see `disk_space`).
+    pub fn with_disk_guard(mut self, guard: DiskGuard) -> AgentApi {
+        self.disk = Some(guard);
         self
     }
 
@@ -271,6 +280,10 @@ impl AgentService for AgentApi {
             return Err(refused(why, refuse(v)));
         }
         same_host(&agent, &req).map_err(|s| refused(Refusal::WrongAgent, s))?;
+        if let Some(Err(full)) = self.disk.as_ref().map(DiskGuard::check) {
+            warn!(reason = %full, "reports refused");
+            return Err(refused(Refusal::Unavailable, Status::from(full)));
+        }
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();

@@ -220,6 +220,10 @@ pub struct Limits {
     /// Reports one agent may send at once above the sustained rate (the
     /// bucket's size): a spool replayed after an outage drains this fast.
     pub report_burst_per_agent: u32,
+    /// Free bytes kept in reserve on the data directory's filesystem: below
+    /// it, reports are refused with RESOURCE_EXHAUSTED ("disk full") before
+    /// anything is written, and accepted again once space is freed.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Config {
@@ -278,6 +282,7 @@ impl Default for Limits {
             // which sets its own.
             reports_per_agent_per_minute: 600,
             report_burst_per_agent: 1200,
+            min_free_disk_bytes: 128 * 1024 * 1024,
         }
     }
 }

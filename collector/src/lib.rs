@@ -12,6 +12,7 @@ pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod disk_space;
 pub mod error;
 pub mod filter;
 pub mod fsutil;

@@ -102,6 +102,13 @@ impl Enroller {
         let identity = Identity::from_pem(&agent.cert_pem, &agent.key_pem);
         self.endpoint(Some(identity)).connect().await.expect("connecting with the agent certificate")
     }
+
+    /// Like `channel`, connecting on first use: for senders that must keep
+    /// going while the collector is down or restarting.
+    pub fn channel_lazy(&self, agent: &SimAgent) -> Channel {
+        let identity = Identity::from_pem(&agent.cert_pem, &agent.key_pem);
+        self.endpoint(Some(identity)).connect_timeout(Duration::from_secs(2)).connect_lazy()
+    }
 }
 
 /// A `Report` call whose request body is given as encoded protobuf bytes,

@@ -1,0 +1,257 @@
+//! Fault injection with real processes (SPEC §9): the collector killed with
+//! SIGKILL at random points during ingest, many times, with a checker that
+//! every acknowledged report is stored exactly once; and the collector's
+//! disk filling up under a real agent.
+//!
+//! `CENSUS_KILL_ITERATIONS` (default 30) sets how many kills; the seed of
+//! the kill points is printed and can be replayed with `CENSUS_FAULT_SEED`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use census_proto::v1 as pb;
+use census_proto::v1::agent_service_client::AgentServiceClient;
+use census_tests::sim::{Enroller, SimAgent};
+use census_tests::{Agent, Collector, eventually, run, text};
+use serde_json::Value;
+
+/// A small deterministic generator (xorshift64*): the kill points of a
+/// failing run can be replayed from its printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// What the sending side knows: the highest seq the collector acknowledged
+/// for each simulated agent.
+struct Acks {
+    by_agent: HashMap<String, Arc<AtomicU64>>,
+}
+
+/// One report per request, alternating heartbeats and one-sample health
+/// batches (sample time = seq, so every stored sample has its own key).
+fn report(seq: u64) -> pb::Report {
+    let body = if seq % 2 == 0 {
+        pb::report::Body::Health(pb::HealthBatch {
+            samples: vec![pb::HealthSample {
+                taken_at_unix_ms: 1_700_000_000_000 + seq as i64,
+                cpu_percent: Some(1.0),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    } else {
+        pb::report::Body::Heartbeat(pb::Heartbeat { agent_uptime_s: seq, agent_version: "0.1.0".into() })
+    };
+    pb::Report { seq, created_at_unix_ms: 1_700_000_000_000, body: Some(body) }
+}
+
+/// Sends reports like a real agent: the next seq after the last
+/// acknowledged one, resent until acknowledged; a batch of 1 to 4.
+async fn send_forever(enroller: Enroller, agent: SimAgent, acked: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let mut client: Option<AgentServiceClient<tonic::transport::Channel>> = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        if client.is_none() {
+            client = Some(AgentServiceClient::new(enroller.channel_lazy(&agent)));
+        }
+        let first = acked.load(Ordering::Relaxed) + 1;
+        let reports = (first..first + 1 + n % 4).map(report).collect();
+        let answer =
+            client.as_mut().expect("client just made").report(pb::ReportRequest { agent_id: agent.agent_id.clone(), reports }).await;
+        match answer {
+            Ok(r) => {
+                acked.fetch_max(r.into_inner().acked_through, Ordering::Relaxed);
+            }
+            Err(s) => {
+                // The collector is down or restarting: back off briefly, as
+                // the agent does, and resend the same seqs.
+                assert_ne!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+                client = None;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn collector_killed_at_random_points_loses_and_duplicates_nothing_acknowledged() {
+    let iterations = env_u64("CENSUS_KILL_ITERATIONS").unwrap_or(30);
+    let seed = env_u64("CENSUS_FAULT_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+    });
+    eprintln!("kill -9 fault test: {iterations} iterations, CENSUS_FAULT_SEED={seed}");
+    let mut rng = Rng(seed);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut collector = Collector::start(dir.path(), "[limits]\nreports_per_agent_per_minute = 0\n");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let enroller = Enroller::new(&collector);
+    let agents = runtime.block_on(enroller.enroll_many("kill", 3, "0.1.0", 3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Acks { by_agent: agents.iter().map(|a| (a.agent_id.clone(), Arc::new(AtomicU64::new(0)))).collect() };
+    for agent in &agents {
+        let acked = Arc::clone(&acks.by_agent[&agent.agent_id]);
+        runtime.spawn(send_forever(enroller.clone(), agent.clone(), acked, Arc::clone(&stop)));
+    }
+
+    let total_acked = || acks.by_agent.values().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
+    let started = Instant::now();
+    for iteration in 0..iterations {
+        // Ingest is under way: every agent got something acknowledged
+        // since the last restart.
+        let before: HashMap<String, u64> = acks.by_agent.iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect();
+        eventually("every agent's reports to be acknowledged again", || {
+            acks.by_agent.iter().all(|(k, v)| v.load(Ordering::Relaxed) > before[k]).then_some(())
+        });
+        // The fault: a random point in the stream of writes. This pause
+        // is the injected timing, not a wait for a condition.
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        collector.stop();
+        // After SIGKILL no answer can arrive: these are final.
+        let acked_at_kill: HashMap<String, u64> = acks.by_agent.iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect();
+        collector.serve();
+        let hosts = collector.hosts();
+        for host in &hosts {
+            let id = host["agent_id"].as_str().expect("agent_id");
+            let acked = acked_at_kill[id];
+            let (last, stored, samples) = (num(host, "last_seq"), num(host, "reports_stored"), num(host, "health_samples_stored"));
+            assert!(
+                last >= acked,
+                "iteration {iteration} (seed {seed}): agent {id} was acknowledged through {acked}, the store has {last}"
+            );
+            assert_eq!(stored, last, "iteration {iteration} (seed {seed}): seqs 1..={last} stored exactly once: {host}");
+            assert_eq!(samples, last / 2, "iteration {iteration} (seed {seed}): one sample per even seq: {host}");
+        }
+        assert_eq!(hosts.len(), agents.len());
+    }
+    stop.store(true, Ordering::Relaxed);
+    eprintln!(
+        "kill -9 fault test: {iterations} kills, {} reports acknowledged, 0 lost, 0 duplicated, in {:.1?}",
+        total_acked(),
+        started.elapsed()
+    );
+    runtime.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// The collector's data directory on a tmpfs of `size`: mounted by the
+/// test (root only) and unmounted on drop.
+struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!(
+                "SKIPPED: mounting a small tmpfs for the disk-full test needs root (running as uid {:?})",
+                rustix::process::geteuid()
+            );
+            return None;
+        }
+        std::fs::create_dir_all(path).expect("mount point");
+        let out =
+            run(std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"]).arg(path));
+        assert!(out.status.success(), "mount tmpfs: {}", text(&out.stderr));
+        Some(Tmpfs { path: path.to_path_buf() })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run(std::process::Command::new("umount").arg("-l").arg(&self.path));
+    }
+}
+
+/// Fills the filesystem holding `path` until writes fail with ENOSPC.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    // sub-chunk remainders
+    while let Ok(n) = file.write(&chunk[..512]) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    written
+}
+
+fn spooled(state_dir: &Path) -> usize {
+    std::fs::read_dir(state_dir.join("spool")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn collector_disk_full_refuses_ingest_keeps_running_and_recovers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("collector"), "64m") else { return };
+    let mut collector = Collector::start(
+        dir.path(),
+        "[agents]\nheartbeat_interval = \"1s\"\ninventory_interval = \"2s\"\n[limits]\nmin_free_disk_bytes = 16777216\n",
+    );
+    let (mut agent, out) = Agent::enroll(dir.path(), &collector.agent_url(), &collector.init.ca, &collector.init.enrollment_secret);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "health_interval = \"1s\"\nhealth_batch_interval = \"1s\"\n").expect("agent config");
+    agent.run(&["--config", config.to_str().expect("utf-8")]);
+    let host = |c: &Collector| c.hosts().into_iter().next();
+    eventually("the first reports to be stored", || host(&collector).filter(|h| num(h, "last_seq") > 3));
+
+    // The disk fills up (something else wrote to it): 8 MiB stay free,
+    // below the collector's 16 MiB reserve.
+    let filler = tmpfs.path.join("filler");
+    let filled = fill(&filler);
+    std::fs::OpenOptions::new().write(true).open(&filler).and_then(|f| f.set_len(filled - 8 * 1024 * 1024)).expect("leaving 8 MiB");
+    let refused = agent.proc().wait_stderr(&["cannot deliver reports", "disk full", "limits.min_free_disk_bytes"]);
+    assert!(refused.contains("resource") || refused.contains("exhausted") || refused.contains("Resource"), "{refused}");
+    collector.proc.as_ref().expect("running").wait_stderr(&["reports refused", "disk full"]);
+    let during = host(&collector).expect("the collector is up and its admin API answers");
+    eventually("the agent to keep its reports spooled", || (spooled(&agent.state_dir) >= 3).then_some(()));
+    assert!(
+        !collector.proc.as_ref().expect("running").stderr().iter().any(|l| l.contains("No space left")),
+        "the reserve kept sled from ever hitting ENOSPC"
+    );
+    let still = host(&collector).expect("admin API");
+    assert_eq!(num(&still, "last_seq"), num(&during, "last_seq"), "nothing stored while the disk is full");
+
+    // Space returns: the spool drains by itself, everything exactly once.
+    std::fs::remove_file(&filler).expect("removing the filler");
+    let produced: u64 = std::fs::read_to_string(agent.state_dir.join("seq")).expect("seq").trim().parse().expect("seq number");
+    let after =
+        eventually("the spooled reports to arrive once space is back", || host(&collector).filter(|h| num(h, "last_seq") >= produced));
+    assert_eq!(num(&after, "reports_stored"), num(&after, "last_seq"), "stored exactly once: {after}");
+    assert!(num(&after, "last_seq") > num(&during, "last_seq"));
+    collector.stop();
+}
