@@ -255,3 +255,128 @@ fn collector_disk_full_refuses_ingest_keeps_running_and_recovers() {
     assert!(num(&after, "last_seq") > num(&during, "last_seq"));
     collector.stop();
 }
+
+/// The collector's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
+}
+
+const OUTDATED_RULE: &str = r#"
+[[rule]]
+name = "agent-too-old"
+severity = "warning"
+when = { kind = "agent_outdated", minimum = "99.0" }
+summary = "{{host}} runs agent {{value}}"
+"#;
+
+fn outbox(collector: &Collector) -> Vec<Value> {
+    let out = collector.census(&["outbox", "--output", "json"]);
+    assert!(out.status.success(), "census outbox: {}", text(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).expect("json").as_array().expect("array").clone()
+}
+
+#[test]
+fn a_sink_failing_and_slow_for_long_backs_off_stays_bounded_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recorder = census_tests::recorder::Recorder::start();
+    recorder.answer(500);
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "").expect("empty rule file");
+    let mut collector = Collector::start(
+        dir.path(),
+        &format!(
+            "[alerts]\nrules_file = {:?}\ndefault_rules = false\nevaluation_interval = \"100ms\"\nreload_interval = \"100ms\"\n\
+             [notify]\ninitial_backoff = \"100ms\"\nmax_backoff = \"2s\"\nmax_attempts = 1000\n\
+             [[sink]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"500ms\"\n",
+            rules.display().to_string(),
+            recorder.url("/census")
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(Enroller::new(&collector).enroll_many("sink", 3, "0.1.0", 3));
+    let pid = collector.proc.as_ref().expect("running").pid();
+    let firing = |c: &Collector| {
+        let out = c.census(&["alerts", "--state", "firing", "--output", "json"]);
+        assert!(out.status.success(), "census alerts: {}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("json").as_array().expect("array").len()
+    };
+
+    // Alerts keep changing while the sink answers 500: every firing and
+    // every resolution is one more notification in the outbox.
+    let toggles = env_u64("CENSUS_SINK_TOGGLES").unwrap_or(8);
+    let mut rss = Vec::new();
+    for t in 0..toggles {
+        std::fs::write(&rules, OUTDATED_RULE).expect("rule");
+        eventually("3 firing alerts", || (firing(&collector) == 3).then_some(()));
+        std::fs::write(&rules, "").expect("no rule");
+        eventually("the alerts to resolve", || (firing(&collector) == 0).then_some(()));
+        if t == 0 || t + 1 == toggles {
+            rss.push(rss_bytes(pid));
+        }
+    }
+    let expected = usize::try_from(2 * toggles).expect("small");
+    eventually("every notification enqueued", || (outbox(&collector).len() == expected).then_some(()));
+
+    // The outbox backs off: the head entry is retried at growing intervals,
+    // up to max_backoff (plus the request time).
+    let attempts = eventually("attempts up to the maximum backoff", || {
+        let r = recorder.requests();
+        let gaps: Vec<Duration> = r.windows(2).map(|w| w[1].at - w[0].at).collect();
+        gaps.iter().any(|g| *g >= Duration::from_millis(1000)).then_some(gaps)
+    });
+    assert!(attempts[0] < Duration::from_millis(400), "the first retry comes soon: {attempts:?}");
+    assert!(attempts.iter().all(|g| *g < Duration::from_millis(3500)), "never beyond max_backoff: {attempts:?}");
+    let failed = recorder.requests().len();
+    assert!(recorder.requests().iter().all(|r| r.status == 500));
+
+    // Slow: answers now take longer than the sink's timeout; still retried.
+    recorder.answer(200);
+    recorder.answer_after(Duration::from_millis(1500));
+    eventually("attempts that time out", || (recorder.requests().len() >= failed + 2).then_some(()));
+    assert!(outbox(&collector).iter().all(|e| e["state"] == "pending"), "a timed-out attempt is not a delivery");
+    rss.push(rss_bytes(pid));
+
+    // Recovery: every notification arrives, each idempotency key at least
+    // once, in enqueue order.
+    recorder.answer_after(Duration::ZERO);
+    let entries = eventually("every entry delivered", || {
+        let o = outbox(&collector);
+        o.iter().all(|e| e["state"] == "delivered").then_some(o)
+    });
+    assert_eq!(entries.len(), expected);
+    let answered: Vec<String> = recorder
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json()["idempotency_key"].as_str().expect("idempotency key").to_string())
+        .collect();
+    let mut first_seen: Vec<String> = Vec::new();
+    for k in &answered {
+        if !first_seen.contains(k) {
+            first_seen.push(k.clone());
+        }
+    }
+    let mut enqueued: Vec<(u64, String)> =
+        entries.iter().map(|e| (e["id"].as_u64().expect("id"), e["idempotency_key"].as_str().expect("key").to_string())).collect();
+    enqueued.sort();
+    // The outbox keys an entry per sink ("hook/<key>"); the payload carries
+    // the notification's own key.
+    let enqueued: Vec<String> = enqueued.into_iter().map(|e| e.1.strip_prefix("hook/").unwrap_or(&e.1).to_string()).collect();
+    assert_eq!(first_seen, enqueued, "every notification, in order");
+
+    let (first, last) = (rss[0], *rss.iter().max().expect("samples"));
+    eprintln!(
+        "sink failing/slow: {} attempts, {expected} notifications delivered after recovery; collector RSS {:.1} MiB -> max {:.1} MiB",
+        recorder.requests().len(),
+        first as f64 / 1048576.0,
+        last as f64 / 1048576.0
+    );
+    assert!(last < first + 64 * 1024 * 1024, "collector memory stays bounded: {rss:?}");
+    collector.stop();
+}
