@@ -46,7 +46,6 @@ fn report_seeds() -> Vec<Vec<u8>> {
                 total_bytes: 1 << 30,
                 ..Default::default()
             }],
-            ..Default::default()
         }),
         software: Some(pb::SoftwareSection { packages: vec![package("openssl", "3.0.2-0ubuntu1"), package("bash", "5.1")] }),
         ..Default::default()

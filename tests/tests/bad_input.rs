@@ -57,7 +57,7 @@ fn inventory(seq: u64, host_uuid: &str, hostname: &str, filesystems: usize) -> p
                 host_uuid_source: "machine-id".into(),
                 ..Default::default()
             }),
-            filesystems: Some(pb::FilesystemSection { filesystems: fs, ..Default::default() }),
+            filesystems: Some(pb::FilesystemSection { filesystems: fs }),
             ..Default::default()
         })),
     }
