@@ -66,6 +66,17 @@ impl AgentApi {
         self
     }
 
+    /// Refuses a write while the disk is short of its reserve.
+    fn disk_room(&self, what: &str) -> Result<(), Status> {
+        match self.disk.as_ref().map(DiskGuard::check) {
+            Some(Err(full)) => {
+                warn!(reason = %full, "{what} refused");
+                Err(Status::from(full))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn settings(&self) -> pb::AgentSettings {
         pb::AgentSettings {
             heartbeat_interval_s: u32::try_from(self.policy.heartbeat_interval.as_secs()).unwrap_or(u32::MAX),
@@ -209,6 +220,7 @@ impl AgentService for AgentApi {
             Some(_) => {}
         }
 
+        self.disk_room("enrollment")?;
         let store = Arc::clone(&self.store);
         let host_uuid = identity.host_uuid.clone();
         let agent_id = match blocking(move || store.agent_by_host(&host_uuid)).await? {
@@ -280,10 +292,7 @@ impl AgentService for AgentApi {
             return Err(refused(why, refuse(v)));
         }
         same_host(&agent, &req).map_err(|s| refused(Refusal::WrongAgent, s))?;
-        if let Some(Err(full)) = self.disk.as_ref().map(DiskGuard::check) {
-            warn!(reason = %full, "reports refused");
-            return Err(refused(Refusal::Unavailable, Status::from(full)));
-        }
+        self.disk_room("reports").map_err(|s| refused(Refusal::Unavailable, s))?;
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();
@@ -307,6 +316,7 @@ impl AgentService for AgentApi {
         let req = request.into_inner();
         same_agent(&agent, &req.agent_id)?;
         validate::renew_request(&req, &self.limits).map_err(refuse)?;
+        self.disk_room("certificate renewal")?;
         let now = SystemTime::now();
         let lifetime = self.policy.certificate_lifetime;
         let (cert_pem, cert_der) = self.pki.sign_agent_csr(&req.csr_pem, &agent.agent_id, lifetime, now).map_err(Status::from)?;

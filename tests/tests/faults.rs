@@ -243,16 +243,25 @@ fn collector_disk_full_refuses_ingest_keeps_running_and_recovers() {
         !collector.proc.as_ref().expect("running").stderr().iter().any(|l| l.contains("No space left")),
         "the reserve kept sled from ever hitting ENOSPC"
     );
+    // Enrollment writes too: refused the same way, with nothing half-done.
+    let t = Instant::now();
+    let (_, other) =
+        Agent::enroll(&dir.path().join("other"), &collector.agent_url(), &collector.init.ca, &collector.init.enrollment_secret);
+    assert!(!other.status.success() && text(&other.stderr).contains("disk full"), "{}", text(&other.stderr));
+    assert_eq!(collector.hosts().len(), 1, "no half-enrolled host");
+    eprintln!("enrollment refused in {:?}", t.elapsed());
     let still = host(&collector).expect("admin API");
     assert_eq!(num(&still, "last_seq"), num(&during, "last_seq"), "nothing stored while the disk is full");
 
     // Space returns: the spool drains by itself, everything exactly once.
     std::fs::remove_file(&filler).expect("removing the filler");
+    let t = Instant::now();
     let produced: u64 = std::fs::read_to_string(agent.state_dir.join("seq")).expect("seq").trim().parse().expect("seq number");
     let after =
         eventually("the spooled reports to arrive once space is back", || host(&collector).filter(|h| num(h, "last_seq") >= produced));
     assert_eq!(num(&after, "reports_stored"), num(&after, "last_seq"), "stored exactly once: {after}");
     assert!(num(&after, "last_seq") > num(&during, "last_seq"));
+    eprintln!("disk full: spool drained {:?} after space returned", t.elapsed());
     collector.stop();
 }
 
