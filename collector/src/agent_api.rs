@@ -7,6 +7,9 @@
 //!   lookup), so an agent can only ever write its own host; the `agent_id`
 //!   field must agree with the certificate.
 //! - A request outside `Limits` is refused whole; nothing of it is stored.
+//! - So is a report request over the agent's rate limit (`rate_limit`),
+//!   inventory naming another host uuid than the enrolled one, and any
+//!   write while the data directory is short of its reserve (`disk_space`).
 //! - A renewed certificate is durable before it is returned, and the
 //!   certificate the renewal was asked with keeps working until the agent
 //!   first calls with the new one (or it expires): a lost response never
