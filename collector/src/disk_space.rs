@@ -1,15 +1,16 @@
 //! Free space on the filesystem of the data directory, checked before each
 //! report is written (SPEC §9, "disk full").
 //!
-//! sled does not recover from ENOSPC in-process: after a write fails with
-//! "No space left on device" the database latches the I/O error, and in our
-//! tests the next writes hung rather than failed. So the collector keeps a
+//! sled does not recover from ENOSPC: after a write fails with "No space
+//! left on device", in our tests the next write was applied in memory but
+//! its flush never returned, later calls hung even once space was freed, and
+//! the store reopened after a restart had lost reports it then treated as
+//! already stored (docs/SECURITY.md). So the collector keeps a
 //! reserve (`limits.min_free_disk_bytes`) and refuses ingest with
 //! RESOURCE_EXHAUSTED ("disk full") while less than that is free: nothing
 //! reaches sled, agents keep their reports spooled and retry, and ingest
 //! resumes by itself once space is freed. A disk filled faster than the
-//! reserve can absorb between two checks still reaches sled's error; the
-//! collector then has to be restarted once space is back (docs/SECURITY.md).
+//! reserve can absorb between two checks still reaches sled's failure.
 //!
 //! Invariant: the check never refuses because it could not measure: a
 //! failed `statvfs` lets the write through (sled reports a real failure).
