@@ -526,6 +526,9 @@ mod tests {
     fn refusals_are_permanent_outages_are_not() {
         assert!(matches!(classify(&tonic::Status::invalid_argument("too large")), SendError::Refused(_)));
         assert!(matches!(classify(&tonic::Status::unavailable("down")), SendError::Transient(_)));
+        // The collector's per-agent rate limit and its disk-full refusal:
+        // back off and keep the reports spooled, never drop them.
+        assert!(matches!(classify(&tonic::Status::resource_exhausted("retry after 500 ms")), SendError::Transient(_)));
         assert!(
             matches!(classify(&tonic::Status::permission_denied("revoked")), SendError::Rejected(m) if m.contains("refuses this agent"))
         );

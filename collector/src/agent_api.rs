@@ -7,6 +7,9 @@
 //!   lookup), so an agent can only ever write its own host; the `agent_id`
 //!   field must agree with the certificate.
 //! - A request outside `Limits` is refused whole; nothing of it is stored.
+//! - So is a report request over the agent's rate limit (`rate_limit`),
+//!   inventory naming another host uuid than the enrolled one, and any
+//!   write while the data directory is short of its reserve (`disk_space`).
 //! - A renewed certificate is durable before it is returned, and the
 //!   certificate the renewal was asked with keeps working until the agent
 //!   first calls with the new one (or it expires): a lost response never
@@ -28,8 +31,10 @@ use tracing::{info, warn};
 
 use crate::clock::now_ms;
 use crate::config::{AgentPolicy, Limits};
+use crate::disk_space::DiskGuard;
 use crate::error::Error;
 use crate::pki::{Pki, certificate_fingerprint};
+use crate::rate_limit::ReportRateLimit;
 use crate::secrets::Secret;
 use crate::self_metrics::{Refusal, ReportKind, SelfMetrics};
 use crate::store::{AgentRecord, Digest, NewAgent, Store};
@@ -41,17 +46,38 @@ pub struct AgentApi {
     limits: Limits,
     policy: AgentPolicy,
     self_metrics: Arc<SelfMetrics>,
+    rate_limit: ReportRateLimit,
+    disk: Option<DiskGuard>,
 }
 
 impl AgentApi {
     pub fn new(store: Arc<dyn Store>, pki: Arc<Pki>, limits: Limits, policy: AgentPolicy) -> AgentApi {
-        AgentApi { store, pki, limits, policy, self_metrics: Arc::default() }
+        let rate_limit = ReportRateLimit::new(&limits);
+        AgentApi { store, pki, limits, policy, self_metrics: Arc::default(), rate_limit, disk: None }
     }
 
     /// Counts reports and ingest latency into `metrics` (served on /metrics).
     pub fn with_self_metrics(mut self, metrics: Arc<SelfMetrics>) -> AgentApi {
         self.self_metrics = metrics;
         self
+    }
+
+    /// Refuses reports while the data directory's filesystem is short of
+    /// `limits.min_free_disk_bytes` (see `disk_space`).
+    pub fn with_disk_guard(mut self, guard: DiskGuard) -> AgentApi {
+        self.disk = Some(guard);
+        self
+    }
+
+    /// Refuses a write while the disk is short of its reserve.
+    fn disk_room(&self, what: &str) -> Result<(), Status> {
+        match self.disk.as_ref().map(DiskGuard::check) {
+            Some(Err(full)) => {
+                warn!(reason = %full, "{what} refused");
+                Err(Status::from(full))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn settings(&self) -> pb::AgentSettings {
@@ -133,6 +159,30 @@ fn same_agent(agent: &AgentRecord, claimed: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Refuses inventory that describes another host than the one this agent
+/// enrolled as: the host uuid is the identity enrollment bound to the
+/// certificate, so a compromised endpoint cannot pass itself off as another
+/// machine (its hostname and inventory would otherwise sit under the other
+/// host's uuid). A machine whose uuid really changed enrolls again.
+fn same_host(agent: &AgentRecord, req: &pb::ReportRequest) -> Result<(), Status> {
+    for report in &req.reports {
+        let identity = match &report.body {
+            Some(pb::report::Body::Inventory(inv)) => inv.identity.as_ref(),
+            Some(pb::report::Body::InventoryDelta(d)) => d.changed.as_ref().and_then(|c| c.identity.as_ref()),
+            _ => None,
+        };
+        let Some(identity) = identity else { continue };
+        if !identity.host_uuid.is_empty() && identity.host_uuid != agent.host_uuid {
+            warn!(seq = report.seq, "inventory for another host refused");
+            return Err(Status::invalid_argument(format!(
+                "report seq {} describes host {:?}, but agent {} enrolled as host {:?}; a host whose uuid changed must enroll again (census-agent enroll)",
+                report.seq, identity.host_uuid, agent.agent_id, agent.host_uuid
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs store work off the async threads: sled flushes block.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Status> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("store task failed: {e}")))?.map_err(Status::from)
@@ -175,6 +225,7 @@ impl AgentService for AgentApi {
             }
         }
 
+        self.disk_room("enrollment")?;
         let store = Arc::clone(&self.store);
         let host_uuid = identity.host_uuid.clone();
         let agent_id = match blocking(move || store.agent_by_host(&host_uuid)).await? {
@@ -228,6 +279,11 @@ impl AgentService for AgentApi {
         span.record("agent_id", agent.agent_id.as_str());
         let req = request.into_inner();
         same_agent(&agent, &req.agent_id).map_err(|s| refused(Refusal::WrongAgent, s))?;
+        // Before validation: malformed floods spend tokens too.
+        if let Err(throttled) = self.rate_limit.admit(&agent.agent_id, req.reports.len(), std::time::Instant::now()) {
+            warn!(reports, retry_after_ms = throttled.retry_after.as_millis() as u64, "reports refused: agent over its rate limit");
+            return Err(refused(Refusal::Throttled, Status::resource_exhausted(throttled.to_string())));
+        }
         if let (Some(first), Some(last)) = (req.reports.first(), req.reports.last()) {
             span.record("seq_first", first.seq);
             span.record("seq_last", last.seq);
@@ -240,6 +296,8 @@ impl AgentService for AgentApi {
             };
             return Err(refused(why, refuse(v)));
         }
+        same_host(&agent, &req).map_err(|s| refused(Refusal::WrongAgent, s))?;
+        self.disk_room("reports").map_err(|s| refused(Refusal::Unavailable, s))?;
         let store = Arc::clone(&self.store);
         let agent_id = agent.agent_id.clone();
         let received = now_ms();
@@ -263,6 +321,7 @@ impl AgentService for AgentApi {
         let req = request.into_inner();
         same_agent(&agent, &req.agent_id)?;
         validate::renew_request(&req, &self.limits).map_err(refuse)?;
+        self.disk_room("certificate renewal")?;
         let now = SystemTime::now();
         let lifetime = self.policy.certificate_lifetime;
         let (cert_pem, cert_der) = self.pki.sign_agent_csr(&req.csr_pem, &agent.agent_id, lifetime, now).map_err(Status::from)?;

@@ -229,6 +229,17 @@ pub struct Limits {
     pub max_items_per_list: usize,
     /// Largest CSR accepted at enrollment, bytes.
     pub max_csr_bytes: usize,
+    /// Reports one agent may send per minute, sustained (token bucket per
+    /// agent id; 0 disables the limit). Over it: RESOURCE_EXHAUSTED with a
+    /// retry-after, which agents treat as transient.
+    pub reports_per_agent_per_minute: u32,
+    /// Reports one agent may send at once above the sustained rate (the
+    /// bucket's size): a spool replayed after an outage drains this fast.
+    pub report_burst_per_agent: u32,
+    /// Free bytes kept in reserve on the data directory's filesystem: below
+    /// it, reports are refused with RESOURCE_EXHAUSTED ("disk full") before
+    /// anything is written, and accepted again once space is freed.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Config {
@@ -283,6 +294,12 @@ impl Default for Limits {
             max_string_bytes: 4096,
             max_items_per_list: 10_000,
             max_csr_bytes: 16 * 1024,
+            // A normal agent sends a few reports a minute (heartbeat, health
+            // batch, inventory); ten a second is a flood, or a benchmark,
+            // which sets its own.
+            reports_per_agent_per_minute: 600,
+            report_burst_per_agent: 1200,
+            min_free_disk_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -316,6 +333,12 @@ impl Config {
             if value == 0 {
                 return Err(format!("{key} must be greater than 0"));
             }
+        }
+        if l.reports_per_agent_per_minute > 0 && (l.report_burst_per_agent as usize) < l.max_reports_per_request {
+            return Err(format!(
+                "limits.report_burst_per_agent ({}) must be at least limits.max_reports_per_request ({}), or a full request could never pass",
+                l.report_burst_per_agent, l.max_reports_per_request
+            ));
         }
         if l.max_report_bytes > l.max_message_bytes {
             return Err(format!(

@@ -28,7 +28,7 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "census_reports_refused_total",
         "counter",
-        "Reports in requests refused whole, by reason (unauthenticated, revoked, wrong_agent, too_large, invalid, unavailable).",
+        "Reports in requests refused whole, by reason (unauthenticated, revoked, wrong_agent, too_large, invalid, unavailable, throttled).",
     ),
     ("census_ingest_duration_seconds", "histogram", "Time from receiving a report request to acknowledging it (stored and flushed)."),
     ("census_store_size_bytes", "gauge", "Size of the store on disk (sled's size_on_disk)."),
@@ -99,11 +99,20 @@ pub enum Refusal {
     Invalid,
     /// The store failed; the agent retries.
     Unavailable,
+    /// Over the agent's rate limit; the agent retries later.
+    Throttled,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] =
-        [Refusal::Unauthenticated, Refusal::Revoked, Refusal::WrongAgent, Refusal::TooLarge, Refusal::Invalid, Refusal::Unavailable];
+    const ALL: [Refusal; 7] = [
+        Refusal::Unauthenticated,
+        Refusal::Revoked,
+        Refusal::WrongAgent,
+        Refusal::TooLarge,
+        Refusal::Invalid,
+        Refusal::Unavailable,
+        Refusal::Throttled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -113,6 +122,7 @@ impl Refusal {
             Refusal::TooLarge => "too_large",
             Refusal::Invalid => "invalid",
             Refusal::Unavailable => "unavailable",
+            Refusal::Throttled => "throttled",
         }
     }
 }

@@ -127,7 +127,8 @@ impl Collector {
         let limits = config.limits.clone();
         let self_metrics = Arc::new(SelfMetrics::default());
         let agent_api = AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone())
-            .with_self_metrics(Arc::clone(&self_metrics));
+            .with_self_metrics(Arc::clone(&self_metrics))
+            .with_disk_guard(crate::disk_space::DiskGuard::new(config.data_dir.clone(), limits.min_free_disk_bytes));
         let agent_service = AgentServiceServer::new(agent_api).max_decoding_message_size(limits.max_message_bytes);
         // One set of admin calls behind both the gRPC and the HTTP API.
         let calls = Arc::new(

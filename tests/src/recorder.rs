@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// The status the recorder answered.
     pub status: u16,
+    /// When the request was read (for backoff checks).
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -33,6 +35,8 @@ pub struct Recorder {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
     status: Arc<AtomicU16>,
+    /// Milliseconds to wait before answering (a slow sink).
+    delay_ms: Arc<AtomicU64>,
     running: Option<Arc<AtomicBool>>,
 }
 
@@ -44,6 +48,7 @@ impl Recorder {
             addr: listener.local_addr().expect("addr"),
             requests: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::default(),
             running: None,
         };
         r.serve(listener);
@@ -57,6 +62,13 @@ impl Recorder {
     /// The status every request gets from now on.
     pub fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// From now on every answer is sent `delay` after the request was
+    /// read: a slow sink (the pause is the peer's behaviour, not a test's
+    /// synchronisation).
+    pub fn answer_after(&self, delay: Duration) {
+        self.delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Every request received, in arrival order (also those answered with
@@ -89,15 +101,16 @@ impl Recorder {
     fn serve(&mut self, listener: TcpListener) {
         let running = Arc::new(AtomicBool::new(true));
         self.running = Some(Arc::clone(&running));
-        let (requests, status) = (Arc::clone(&self.requests), Arc::clone(&self.status));
+        let (requests, status, delay) = (Arc::clone(&self.requests), Arc::clone(&self.status), Arc::clone(&self.delay_ms));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if !running.load(Ordering::SeqCst) {
                     break; // drops the listener: the port refuses from now on
                 }
                 let Ok(stream) = stream else { continue };
-                let (requests, status, running) = (Arc::clone(&requests), Arc::clone(&status), Arc::clone(&running));
-                std::thread::spawn(move || handle(stream, &requests, &status, &running));
+                let (requests, status, running, delay) =
+                    (Arc::clone(&requests), Arc::clone(&status), Arc::clone(&running), Arc::clone(&delay));
+                std::thread::spawn(move || handle(stream, &requests, &status, &running, &delay));
             }
         });
     }
@@ -112,7 +125,7 @@ impl Drop for Recorder {
     }
 }
 
-fn handle(stream: TcpStream, requests: &Mutex<Vec<Recorded>>, status: &AtomicU16, running: &AtomicBool) {
+fn handle(stream: TcpStream, requests: &Mutex<Vec<Recorded>>, status: &AtomicU16, running: &AtomicBool, delay_ms: &AtomicU64) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -146,7 +159,12 @@ fn handle(stream: TcpStream, requests: &Mutex<Vec<Recorded>>, status: &AtomicU16
             return;
         }
         let code = status.load(Ordering::SeqCst);
-        requests.lock().expect("lock").push(Recorded { method, path, headers, body, status: code });
+        let at = std::time::Instant::now();
+        requests.lock().expect("lock").push(Recorded { method, path, headers, body, status: code, at });
+        let delay = delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         let response = format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}");
         if writer.write_all(response.as_bytes()).is_err() {
             return;

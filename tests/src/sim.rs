@@ -102,4 +102,61 @@ impl Enroller {
         let identity = Identity::from_pem(&agent.cert_pem, &agent.key_pem);
         self.endpoint(Some(identity)).connect().await.expect("connecting with the agent certificate")
     }
+
+    /// Like `channel`, connecting on first use: for senders that must keep
+    /// going while the collector is down or restarting.
+    pub fn channel_lazy(&self, agent: &SimAgent) -> Channel {
+        let identity = Identity::from_pem(&agent.cert_pem, &agent.key_pem);
+        self.endpoint(Some(identity)).connect_timeout(Duration::from_secs(2)).connect_lazy()
+    }
+}
+
+/// A `Report` call whose request body is given as encoded protobuf bytes,
+/// so tests can send what prost would never encode (invalid UTF-8 in a
+/// string field). The answer is decoded as usual.
+pub async fn report_raw(channel: Channel, encoded_request: Vec<u8>) -> Result<pb::ReportResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/census.v1.AgentService/Report");
+    let answer = grpc.unary(tonic::Request::new(encoded_request), path, RawCodec).await?.into_inner();
+    prost::Message::decode(answer.as_slice()).map_err(|e| tonic::Status::internal(format!("decoding the answer: {e}")))
+}
+
+/// Bytes in, bytes out: the message framing is tonic's, the content ours.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
 }
