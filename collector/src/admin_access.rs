@@ -134,6 +134,12 @@ impl AdminCalls {
             self.record(caller, action, &target, "refused", refused.to_string()).await;
             return Err(refused);
         }
+        // Below the disk reserve the call is refused before it writes, and
+        // not audited: the audit entry would be a write too.
+        if let Some(Err(full)) = self.disk.as_ref().map(crate::disk_space::DiskGuard::check) {
+            tracing::warn!(reason = %full, action, by = %caller.token_id, "admin call refused");
+            return Err(full);
+        }
         let result = call.await;
         match &result {
             Ok(answer) => self.record(caller, action, &target, "ok", detail(answer)).await,
@@ -308,6 +314,22 @@ mod tests {
 
     fn caller(id: &str, role: Role) -> Caller {
         Caller { token_id: id.into(), name: format!("{id} name"), role, peer: "192.0.2.7:5000".into(), api: "grpc" }
+    }
+
+    #[tokio::test]
+    async fn a_short_disk_refuses_changes_before_they_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let calls = calls(dir.path()).with_disk_guard(crate::disk_space::DiskGuard::new(dir.path().to_path_buf(), u64::MAX));
+        let first =
+            crate::init::create_admin_token(calls.store.as_ref(), "first", Role::Admin, std::time::SystemTime::now()).expect("token");
+        let admin = caller(&first.public_id(), Role::Admin);
+        let full = calls
+            .create_token(&admin, pb::CreateTokenRequest { name: "x".into(), role: "viewer".into() })
+            .await
+            .expect_err("no room for the write");
+        assert!(matches!(&full, Error::ResourceExhausted(m) if m.contains("disk full")), "{full:?}");
+        assert_eq!(calls.list_tokens(&admin, pb::ListTokensRequest {}).await.expect("list").tokens.len(), 1, "nothing created");
+        assert!(calls.list_audit(&admin, pb::ListAuditRequest::default()).await.expect("audit").entries.is_empty(), "nothing written");
     }
 
     #[tokio::test]

@@ -92,6 +92,9 @@ pub struct AdminCalls {
     pub(crate) alerting: Arc<Alerting>,
     /// Where `Backup` takes its file; unset: no backups served.
     pub(crate) backups: Option<crate::backup_calls::Backups>,
+    /// The data directory's free-space reserve; state-changing calls are
+    /// refused below it (`disk_space`). Unset: not checked.
+    pub(crate) disk: Option<crate::disk_space::DiskGuard>,
 }
 
 /// Most `columns` one host listing may ask for.
@@ -151,13 +154,20 @@ const MAX_SILENCE_MATCHERS: usize = 32;
 
 impl AdminCalls {
     pub fn new(store: Arc<dyn Store>, policy: AgentPolicy, metrics: crate::config::Metrics, alerting: Arc<Alerting>) -> AdminCalls {
-        AdminCalls { store, policy, metrics, alerting, backups: None }
+        AdminCalls { store, policy, metrics, alerting, backups: None, disk: None }
     }
 
     /// Serves `Backup` from this data directory: its `pki/` goes into
     /// backups, and `backups/` holds the one being sent.
     pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> AdminCalls {
         self.backups = Some(crate::backup_calls::Backups::new(data_dir));
+        self
+    }
+
+    /// Refuses state-changing calls while the data directory is short of
+    /// its reserve (`disk_space`).
+    pub fn with_disk_guard(mut self, guard: crate::disk_space::DiskGuard) -> AdminCalls {
+        self.disk = Some(guard);
         self
     }
 

@@ -12,10 +12,17 @@
 //! resumes by itself once space is freed. A disk filled faster than the
 //! reserve can absorb between two checks still reaches sled's failure.
 //!
+//! The same reserve holds back the collector's other writers: state-changing
+//! admin calls are refused with the same status, and the alert evaluation
+//! and the notification dispatcher pause (a delivery whose outcome cannot
+//! be recorded would be sent again) until space returns.
+//!
 //! Invariant: the check never refuses because it could not measure: a
 //! failed `statvfs` lets the write through (sled reports a real failure).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
 
@@ -23,11 +30,34 @@ use crate::error::Error;
 pub struct DiskGuard {
     dir: PathBuf,
     min_free_bytes: u64,
+    /// Whether `allows` last found the disk short, so that a background
+    /// writer's pause is logged when it starts and ends, not every round.
+    short: Arc<AtomicBool>,
 }
 
 impl DiskGuard {
     pub fn new(dir: PathBuf, min_free_bytes: u64) -> DiskGuard {
-        DiskGuard { dir, min_free_bytes }
+        DiskGuard { dir, min_free_bytes, short: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// For a background writer (`what`): whether to write now. Logs once
+    /// when the disk becomes short of the reserve and once when it is not
+    /// any more.
+    pub fn allows(&self, what: &str) -> bool {
+        match self.check() {
+            Ok(()) => {
+                if self.short.swap(false, Ordering::Relaxed) {
+                    tracing::info!("{what} resumes: the data directory has room again");
+                }
+                true
+            }
+            Err(full) => {
+                if !self.short.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(reason = %full, "{what} paused");
+                }
+                false
+            }
+        }
     }
 
     /// Bytes available to this (unprivileged-equivalent) process on the
@@ -85,5 +115,15 @@ mod tests {
         let guard = DiskGuard::new(dir.path().to_path_buf(), 0);
         assert!(guard.free_bytes().is_some_and(|f| f > 0));
         assert!(DiskGuard::new(dir.path().to_path_buf(), u64::MAX).check().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn background_writers_are_held_back_below_the_reserve() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(DiskGuard::new(dir.path().to_path_buf(), 0).allows("test writer"));
+        let short = DiskGuard::new(dir.path().to_path_buf(), u64::MAX);
+        assert!(!short.allows("test writer"));
+        assert!(!short.clone().allows("test writer"), "a clone shares the state and still refuses");
     }
 }

@@ -126,14 +126,16 @@ impl Collector {
 
         let limits = config.limits.clone();
         let self_metrics = Arc::new(SelfMetrics::default());
+        let disk = crate::disk_space::DiskGuard::new(config.data_dir.clone(), limits.min_free_disk_bytes);
         let agent_api = AgentApi::new(Arc::clone(&store), Arc::clone(&pki), limits.clone(), config.agents.clone())
             .with_self_metrics(Arc::clone(&self_metrics))
-            .with_disk_guard(crate::disk_space::DiskGuard::new(config.data_dir.clone(), limits.min_free_disk_bytes));
+            .with_disk_guard(disk.clone());
         let agent_service = AgentServiceServer::new(agent_api).max_decoding_message_size(limits.max_message_bytes);
         // One set of admin calls behind both the gRPC and the HTTP API.
         let calls = Arc::new(
             AdminCalls::new(Arc::clone(&store), config.agents.clone(), config.metrics.clone(), Arc::clone(&alerting))
-                .with_data_dir(config.data_dir.clone()),
+                .with_data_dir(config.data_dir.clone())
+                .with_disk_guard(disk.clone()),
         );
         let admin_service = tonic::service::interceptor::InterceptedService::new(
             AdminServiceServer::new(AdminApi::over(Arc::clone(&calls))).max_decoding_message_size(1024 * 1024),
@@ -168,12 +170,23 @@ impl Collector {
         let agent_task = tokio::spawn(agent_server);
         let admin_task = tokio::spawn(admin_server);
         let http_task = tokio::spawn(http_server);
-        let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone()));
+        let compactor = tokio::spawn(compact_metrics_forever(Arc::clone(&store), config.metrics.clone(), disk.clone()));
         let wakeup = Arc::new(Wakeup::default());
-        let evaluator =
-            tokio::spawn(evaluate_forever(Arc::clone(&alerting), Arc::clone(&wakeup), config.alerts.clone(), Arc::clone(&self_metrics)));
-        let mut background =
-            dispatch::spawn(Arc::clone(&store), &sinks, config.notify.retry_policy(), Arc::clone(&wakeup), Arc::clone(&self_metrics));
+        let evaluator = tokio::spawn(evaluate_forever(
+            Arc::clone(&alerting),
+            Arc::clone(&wakeup),
+            config.alerts.clone(),
+            Arc::clone(&self_metrics),
+            disk.clone(),
+        ));
+        let mut background = dispatch::spawn(
+            Arc::clone(&store),
+            &sinks,
+            config.notify.retry_policy(),
+            Arc::clone(&wakeup),
+            Arc::clone(&self_metrics),
+            &disk,
+        );
         for sink in &config.sinks {
             if let (notify::SinkKind::Alertmanager(am), Some(client)) = (&sink.kind, sinks.get(&sink.name)) {
                 let client = Arc::clone(client);
@@ -207,11 +220,14 @@ impl Collector {
 /// blocking thread: ingest never waits for it (sled serves both at once).
 /// A failed round is logged and retried next interval. Aborting this task
 /// mid-round is safe: compaction only rewrites what it can recompute.
-async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config::Metrics) {
+async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config::Metrics, disk: crate::disk_space::DiskGuard) {
     let mut every = tokio::time::interval(retention.compaction_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        if !disk.allows("metrics compaction") {
+            continue;
+        }
         let (store, retention) = (Arc::clone(&store), retention.clone());
         let round = tokio::task::spawn_blocking(move || store.compact_metrics(crate::clock::now_ms(), &retention)).await;
         match round {
@@ -234,7 +250,13 @@ async fn compact_metrics_forever(store: Arc<dyn Store>, retention: crate::config
 /// operator acknowledged or silenced something), reloads the rule file
 /// when it changes, and wakes the sink tasks when entries were enqueued.
 /// Evaluation reads the store, so it runs on a blocking thread.
-async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: crate::config::Alerts, metrics: Arc<SelfMetrics>) {
+async fn evaluate_forever(
+    alerting: Arc<Alerting>,
+    wakeup: Arc<Wakeup>,
+    alerts: crate::config::Alerts,
+    metrics: Arc<SelfMetrics>,
+    disk: crate::disk_space::DiskGuard,
+) {
     let mut evaluate = tokio::time::interval(alerts.evaluation_interval);
     evaluate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload = tokio::time::interval(alerts.reload_interval);
@@ -250,6 +272,10 @@ async fn evaluate_forever(alerting: Arc<Alerting>, wakeup: Arc<Wakeup>, alerts: 
             }
             _ = evaluate.tick() => {}
             _ = alerting.evaluation_requested() => {}
+        }
+        // An evaluation commits alert changes and outbox entries.
+        if !disk.allows("alert evaluation") {
+            continue;
         }
         let started = std::time::Instant::now();
         let round = {

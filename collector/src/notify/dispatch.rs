@@ -28,12 +28,16 @@ use super::outbox::{DeliveryState, OutboxEntry, RetryPolicy};
 use super::{Client, SinkError, TicketClient, render};
 use crate::alert::engine::{Notification, Transition};
 use crate::clock;
+use crate::disk_space::DiskGuard;
 use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
 
 /// How long an idle sink task waits before looking at the store again
 /// when nobody woke it (a safety net: enqueues and retries wake it).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// How often a sink task paused by a short disk looks again.
+const DISK_FULL_POLL: Duration = Duration::from_secs(5);
 
 /// Wakes the sink tasks: after an evaluation enqueued entries, or an
 /// operator retried one.
@@ -60,13 +64,22 @@ pub fn spawn(
     policy: RetryPolicy,
     wakeup: Arc<Wakeup>,
     metrics: Arc<SelfMetrics>,
+    disk: &DiskGuard,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     clients
         .iter()
         .map(|(sink, client)| {
             metrics.sink_configured(sink);
             let span = info_span!("sink", sink = %sink);
-            let task = run_sink(Arc::clone(&store), sink.clone(), Arc::clone(client), policy, Arc::clone(&wakeup), Arc::clone(&metrics));
+            let task = run_sink(
+                Arc::clone(&store),
+                sink.clone(),
+                Arc::clone(client),
+                policy,
+                Arc::clone(&wakeup),
+                Arc::clone(&metrics),
+                disk.clone(),
+            );
             tokio::spawn(task.instrument(span))
         })
         .collect()
@@ -79,6 +92,7 @@ async fn run_sink(
     policy: RetryPolicy,
     wakeup: Arc<Wakeup>,
     metrics: Arc<SelfMetrics>,
+    disk: DiskGuard,
 ) {
     loop {
         let head = {
@@ -110,6 +124,12 @@ async fn run_sink(
             continue;
         }
 
+        // A delivery whose outcome could not be recorded would be sent
+        // again: wait for room first.
+        if !disk.allows("notification delivery") {
+            wakeup.wait(DISK_FULL_POLL).await;
+            continue;
+        }
         let outcome = deliver(store.as_ref(), &sink, &client, &entry.notification)
             .instrument(info_span!("delivery", entry = entry.id, key = %entry.idempotency_key))
             .await;
