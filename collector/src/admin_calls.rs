@@ -177,13 +177,15 @@ impl AdminCalls {
         } else {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
-        let query = HostQuery::parse(&req, self.filter_context(now_ms()))?;
-        let mut hosts = self.with_store(|s| s.hosts()).await?;
-        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
-        hosts.sort_by(|a, b| {
-            let by_name = || {
-                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
-            };
+        let query = Arc::new(HostQuery::parse(&req, self.filter_context(now_ms()))?);
+        // Summaries (no package lists) unless the filter or sort needs them
+        // (crate::host_query); package columns are read for the page only.
+        let q = Arc::clone(&query);
+        let hosts = self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await?;
+        // Lower-cased once per host, not twice per comparison.
+        let mut hosts: Vec<(String, Arc<HostView>)> = hosts.into_iter().map(|h| (h.agent.hostname.to_lowercase(), h)).collect();
+        hosts.sort_by(|(a_name, a), (b_name, b)| {
+            let by_name = || a_name.cmp(b_name).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id));
             let order = match &query.sort {
                 Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
                 None => by_name(),
@@ -192,10 +194,18 @@ impl AdminCalls {
         });
         let total = hosts.len();
         let now = query.ctx.now_unix_ms;
-        let page: Vec<pb::HostSummary> = hosts
+        let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|(_, h)| Arc::clone(h)).collect();
+        if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
+            let ids: Vec<String> = page_hosts.iter().map(|h| h.agent.agent_id.clone()).collect();
+            let full = self.with_store(move |s| ids.iter().map(|id| s.host(id)).collect::<Result<Vec<_>>>()).await?;
+            for (slot, host) in page_hosts.iter_mut().zip(full) {
+                if let Some(host) = host {
+                    *slot = Arc::new(host);
+                }
+            }
+        }
+        let page: Vec<pb::HostSummary> = page_hosts
             .iter()
-            .skip(offset)
-            .take(page_size)
             .map(|h| {
                 let mut summary = self.summary(h, now);
                 summary.columns = query.columns(h);
@@ -214,7 +224,10 @@ impl AdminCalls {
             return Err(Error::InvalidArgument("id_or_hostname must be 1 to 255 bytes".into()));
         }
         let host: HostView = self.with_store(move |s| resolve_host(s, &key)).await?;
-        Ok(pb::GetHostResponse { summary: Some(self.summary(&host, now_ms())), inventory: host.inventory.and_then(|r| r.inventory) })
+        Ok(pb::GetHostResponse {
+            summary: Some(self.summary(&host, now_ms())),
+            inventory: host.inventory.and_then(|r| Arc::unwrap_or_clone(r).inventory),
+        })
     }
 
     pub async fn list_software(&self, caller: &Caller, req: pb::ListSoftwareRequest) -> Result<pb::ListSoftwareResponse> {
@@ -226,13 +239,15 @@ impl AdminCalls {
         let (installs, hostnames) = self
             .with_store(move |s| {
                 let installs = s.software_installs(&name)?;
-                let mut hostnames = std::collections::HashMap::new();
-                for i in &installs {
-                    if !hostnames.contains_key(&i.agent_id) {
-                        let hostname = s.host(&i.agent_id)?.map(|h| h.agent.hostname).unwrap_or_default();
-                        hostnames.insert(i.agent_id.clone(), hostname);
-                    }
-                }
+                // Host names from the in-memory summaries: reading each
+                // host's full inventory for its name cost seconds at 100,000 hosts.
+                let wanted: std::collections::HashSet<&str> = installs.iter().map(|i| i.agent_id.as_str()).collect();
+                let hostnames: std::collections::HashMap<String, String> = s
+                    .host_summaries()?
+                    .iter()
+                    .filter(|h| wanted.contains(h.agent.agent_id.as_str()))
+                    .map(|h| (h.agent.agent_id.clone(), h.agent.hostname.clone()))
+                    .collect();
                 Ok((installs, hostnames))
             })
             .await?;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod fsutil;
+pub mod host_query;
 pub mod http_api;
 pub mod init;
 pub mod inventory_delta;
