@@ -668,10 +668,23 @@ impl Store for SledStore {
                 if let Some(identity) = &inv.identity {
                     agent.hostname = identity.hostname.clone();
                 }
+                // The software index changes by the difference only: a
+                // delta or a daily snapshot of an unchanged host rewrote
+                // thousands of index keys before.
+                let new_keys: std::collections::HashSet<Vec<u8>> = software_installs_of(agent_id, &inv).iter().map(software_key).collect();
+                let mut old_keys = std::collections::HashSet::new();
                 if let Some(old) = inventory.get(agent_id.as_bytes())? {
                     let old: InventoryRecord = tx_decode(&old, "inventory")?;
-                    for install in old.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default() {
-                        software.remove(software_key(&install))?;
+                    old_keys = old
+                        .inventory
+                        .as_ref()
+                        .map(|i| software_installs_of(agent_id, i))
+                        .unwrap_or_default()
+                        .iter()
+                        .map(software_key)
+                        .collect();
+                    for key in old_keys.difference(&new_keys) {
+                        software.remove(key.as_slice())?;
                     }
                     if let Some(old_inv) = &old.inventory {
                         let at = if inv.collected_at_unix_ms > 0 { inv.collected_at_unix_ms } else { received_at_unix_ms };
@@ -689,8 +702,8 @@ impl Store for SledStore {
                         }
                     }
                 }
-                for install in software_installs_of(agent_id, &inv) {
-                    software.insert(software_key(&install), &[])?;
+                for key in new_keys.difference(&old_keys) {
+                    software.insert(key.as_slice(), &[])?;
                 }
                 let mut record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
                 summaries.insert(agent_id.as_bytes(), summary_of(&mut record).encode_to_vec())?;
