@@ -41,7 +41,10 @@ if [ ! -e "$dir/init.json" ]; then
   cp "$work/init.json" "$dir/init.json"
   echo "== filling $dir with $hosts hosts, $packages packages each" >&2
   $bench fill --data-dir "$dir" --hosts "$hosts" --packages "$packages" | tee "$work/fill.json" >&2
+  echo "$hosts $packages" > "$dir/filled-with"
 fi
+# A kept store reports what it was filled with, not this run's settings.
+[ -e "$dir/filled-with" ] && read -r hosts packages < "$dir/filled-with"
 token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$dir/init.json")
 port=$((20000 + RANDOM % 20000)); admin=$((port + 1)); http=$((port + 2))
 printf 'data_dir = "%s"\n[agent_api]\nlisten = "127.0.0.1:%s"\n[admin_api]\nlisten = "127.0.0.1:%s"\n[http_api]\nlisten = "127.0.0.1:%s"\n' \

@@ -259,7 +259,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn query(target: Target, runs: usize) -> Result<()> {
-    let mut client = census_collector::cli::connect::admin_client(&target).await?;
+    // A package on every one of 100,000 hosts lists them all in one
+    // ListSoftware answer (about 5.6 MB), above tonic's 4 MiB default.
+    let mut client = census_collector::cli::connect::admin_client(&target).await?.max_decoding_message_size(64 << 20);
     let hosts = |filter: &str, sort: &str, page_size: u32| pb::ListHostsRequest {
         page_size,
         filter: filter.into(),
