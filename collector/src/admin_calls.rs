@@ -184,15 +184,24 @@ impl AdminCalls {
         let hosts = self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await?;
         // Lower-cased once per host, not twice per comparison.
         let mut hosts: Vec<(String, Arc<HostView>)> = hosts.into_iter().map(|h| (h.agent.hostname.to_lowercase(), h)).collect();
-        hosts.sort_by(|(a_name, a), (b_name, b)| {
+        let order = |(a_name, a): &(String, Arc<HostView>), (b_name, b): &(String, Arc<HostView>)| {
             let by_name = || a_name.cmp(b_name).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id));
             let order = match &query.sort {
                 Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
                 None => by_name(),
             };
             if req.descending { order.reverse() } else { order }
-        });
+        };
         let total = hosts.len();
+        // Only the hosts up to the end of the page need their order: select
+        // them (linear), then sort those. The order is total (agent ids are
+        // unique), so the page is the one a full sort gives.
+        let end = offset.saturating_add(page_size).min(total);
+        if end > 0 && end < total {
+            hosts.select_nth_unstable_by(end - 1, order);
+            hosts.truncate(end);
+        }
+        hosts.sort_by(order);
         let now = query.ctx.now_unix_ms;
         let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|(_, h)| Arc::clone(h)).collect();
         if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
