@@ -1373,6 +1373,27 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_store_gets_its_host_summaries_when_opened() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let store = SledStore::open(dir.path()).expect("open");
+            store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+            store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1")])], 1).expect("put");
+            // What a schema-1 collector leaves: no summaries.
+            store.host_summary.clear().expect("clear");
+            store.db.open_tree("meta").expect("meta").insert("schema_version", &1u32.to_be_bytes()).expect("version");
+            store.db.flush().expect("flush");
+        }
+        let store = reopening(|| SledStore::open(dir.path())).expect("reopen");
+        let hosts = store.host_summaries().expect("summaries");
+        assert_eq!(hosts.len(), 1);
+        let inv = hosts[0].inventory.as_ref().and_then(|r| r.inventory.as_ref()).expect("a summary");
+        assert!(inv.software.as_ref().expect("the section is kept").packages.is_empty());
+        let version = store.db.open_tree("meta").expect("meta").get("schema_version").expect("get").expect("version");
+        assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes()[..]);
+    }
+
+    #[test]
     fn software_index_follows_the_latest_inventory() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = SledStore::open(dir.path()).expect("open");
