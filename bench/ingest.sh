@@ -9,6 +9,10 @@
 #
 #   bench/ingest.sh [N...]            (default: 1000 10000)
 #   DURATION=60s RATE=10000 PACKAGES=1000..3000 CONCURRENCY=256 bench/ingest.sh 1000
+#   BIN_DIR=/tmp/before bench/ingest.sh 1000     (binaries built elsewhere: no build;
+#                                                 for before/after runs of two commits)
+#   PERF_OUT=/tmp/ingest.perf bench/ingest.sh 1000 (perf record -g of the collector
+#                                                 during the health phase)
 #
 # The full run, `bench/ingest.sh 100000`, enrolls 100,000 hosts (about
 # 100k CSR signings) and stores 100,000 full inventories before the health
@@ -22,8 +26,12 @@ rate=${RATE:-10000}
 packages=${PACKAGES:-1000..3000}
 concurrency=${CONCURRENCY:-256}
 cd "$(dirname "$0")/.."
-cargo build -q --release -p census-collector -p census-loadgen
-bin=${CARGO_TARGET_DIR:-target}/release
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR
+else
+  cargo build -q --release -p census-collector -p census-loadgen
+  bin=${CARGO_TARGET_DIR:-target}/release
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -45,11 +53,18 @@ for n in "${sizes[@]}"; do
   pid=$!
   wait_ready "$work/c$n.log" > /dev/null
   interval=$(python3 -c "print(f'{$n / $rate * 1000:.0f}ms')")
+  if [ -n "${PERF_OUT:-}" ]; then
+    # Samples the whole run (enrollment and inventories included); the
+    # health phase dominates at the default DURATION.
+    perf record -F 499 -g -o "$PERF_OUT" -p "$pid" > "$work/perf$n.log" 2>&1 &
+    perf_pid=$!
+  fi
   echo "== N=$n: health every $interval per host, $duration, packages $packages" >&2
   $bin/census-loadgen --server "https://127.0.0.1:$port" --ca "$dir/pki/ca.pem" --domain localhost \
     --secret "$secret" --agents "$n" --duration "$duration" --health-interval "$interval" \
     --inventory-packages "$packages" --concurrency "$concurrency" --collector-pid "$pid" --json > "$work/lg$n.json"
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), indent=1))' "$work/lg$n.json" >&2
+  if [ -n "${PERF_OUT:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   kill -TERM "$pid"; wait "$pid" || true
   db_bytes=$(du -sb "$dir" | cut -f1)
   $bin/census-collector serve --config "$work/c$n.toml" > "$work/c$n.restart.log" 2>&1 &

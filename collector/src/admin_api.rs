@@ -258,7 +258,10 @@ mod tests {
     use crate::store::sled::SledStore;
 
     fn api(dir: &std::path::Path) -> AdminApi {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("open store"));
+        api_over(Arc::new(SledStore::open(dir).expect("open store")))
+    }
+
+    fn api_over(store: Arc<dyn Store>) -> AdminApi {
         let config = AlertingConfig {
             rules_file: None,
             default_rules: true,
@@ -280,6 +283,48 @@ mod tests {
             api: "grpc",
         });
         request
+    }
+
+    /// Pages are cut from the selected first hosts (`select_nth`), not a
+    /// full sort: every page size must give the same order as one page.
+    #[tokio::test]
+    async fn pages_concatenate_to_the_fully_sorted_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open store"));
+        for n in 0..9u8 {
+            let id = format!("{n:032x}");
+            let mut new = crate::store::test_agent(&id, &format!("u{n}"), n + 1);
+            new.hostname = ["web", "Db", "app"][usize::from(n % 3)].to_string();
+            store.enroll_agent(new).expect("enroll");
+            let inventory = pb::Inventory {
+                memory: Some(pb::MemorySection { total_bytes: u64::from(n % 4) << 30, ..Default::default() }),
+                ..Default::default()
+            };
+            let report = pb::Report { seq: 1, created_at_unix_ms: 1, body: Some(pb::report::Body::Inventory(inventory)) };
+            store.put_reports(&id, &[report], 1).expect("put");
+        }
+        let api = api_over(store);
+        for (sort, descending) in [("", false), ("", true), ("memory.total", false), ("memory.total", true)] {
+            let list = |page_size: u32, page_token: String| {
+                let req = pb::ListHostsRequest { page_size, page_token, sort: sort.into(), descending, ..Default::default() };
+                api.list_hosts(as_role(Role::Viewer, req))
+            };
+            let all: Vec<String> =
+                list(100, String::new()).await.expect("one page").into_inner().hosts.into_iter().map(|h| h.agent_id).collect();
+            assert_eq!(all.len(), 9);
+            for page_size in [1, 2, 4] {
+                let (mut paged, mut token) = (Vec::new(), String::new());
+                loop {
+                    let page = list(page_size, token).await.expect("page").into_inner();
+                    paged.extend(page.hosts.into_iter().map(|h| h.agent_id));
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    token = page.next_page_token;
+                }
+                assert_eq!(paged, all, "sort {sort:?} descending {descending} pages of {page_size}");
+            }
+        }
     }
 
     const RULE: &str = "[[rule]]\nname = \"no-telnet\"\nwhen = { kind = \"software_forbidden\", package = \"telnetd\" }\n";

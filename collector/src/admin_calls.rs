@@ -97,6 +97,23 @@ pub struct AdminCalls {
     pub(crate) disk: Option<crate::disk_space::DiskGuard>,
 }
 
+/// A listing's order: its sort field, then the host name (case-insensitive,
+/// pre-lowered in the pair), then the agent id, so the order is total and
+/// a page is the one a full sort gives.
+fn host_order(
+    query: &HostQuery,
+    descending: bool,
+) -> impl Fn(&(String, Arc<HostView>), &(String, Arc<HostView>)) -> std::cmp::Ordering + '_ {
+    move |(a_name, a), (b_name, b)| {
+        let by_name = || a_name.cmp(b_name).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id));
+        let order = match &query.sort {
+            Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
+            None => by_name(),
+        };
+        if descending { order.reverse() } else { order }
+    }
+}
+
 /// Most `columns` one host listing may ask for.
 const MAX_COLUMNS: usize = 32;
 
@@ -252,13 +269,32 @@ impl AdminCalls {
         } else {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
-        let (hosts, query) = self.query_hosts(&req).await?;
+        let query = Arc::new(HostQuery::parse(&req, self.filter_context(now_ms()))?);
+        let mut hosts = self.matching_hosts(&query).await?;
+        let order = host_order(&query, req.descending);
         let total = hosts.len();
+        // Only the hosts up to the end of the page need their order: select
+        // them (linear), then sort those. The order is total (agent ids are
+        // unique), so the page is the one a full sort gives.
+        let end = offset.saturating_add(page_size).min(total);
+        if end > 0 && end < total {
+            hosts.select_nth_unstable_by(end - 1, &order);
+            hosts.truncate(end);
+        }
+        hosts.sort_by(&order);
         let now = query.ctx.now_unix_ms;
-        let page: Vec<pb::HostSummary> = hosts
+        let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|(_, h)| Arc::clone(h)).collect();
+        if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
+            let ids: Vec<String> = page_hosts.iter().map(|h| h.agent.agent_id.clone()).collect();
+            let full = self.with_store(move |s| ids.iter().map(|id| s.host(id)).collect::<Result<Vec<_>>>()).await?;
+            for (slot, host) in page_hosts.iter_mut().zip(full) {
+                if let Some(host) = host {
+                    *slot = Arc::new(host);
+                }
+            }
+        }
+        let page: Vec<pb::HostSummary> = page_hosts
             .iter()
-            .skip(offset)
-            .take(page_size)
             .map(|h| {
                 let mut summary = self.summary(h, now);
                 summary.columns = query.columns(h);
@@ -270,29 +306,24 @@ impl AdminCalls {
         Ok(pb::ListHostsResponse { hosts: page, next_page_token })
     }
 
-    /// The hosts a listing's filter matches, in its order, with its query.
-    async fn query_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<HostView>, HostQuery)> {
-        let query = HostQuery::parse(req, self.filter_context(now_ms()))?;
-        let mut hosts = self.with_store(|s| s.hosts()).await?;
-        hosts.retain(|h| query.filter.as_ref().is_none_or(|f| f.matches_in(h, &query.ctx)));
-        hosts.sort_by(|a, b| {
-            let by_name = || {
-                a.agent.hostname.to_lowercase().cmp(&b.agent.hostname.to_lowercase()).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id))
-            };
-            let order = match &query.sort {
-                Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
-                None => by_name(),
-            };
-            if req.descending { order.reverse() } else { order }
-        });
-        Ok((hosts, query))
+    /// The hosts a listing's filter matches, unordered, each with its
+    /// lower-cased name (the default order's key, computed once per host).
+    /// Summaries (no package lists) unless the filter or sort needs them
+    /// (crate::host_query).
+    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<(String, Arc<HostView>)>> {
+        let q = Arc::clone(query);
+        let hosts = self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await?;
+        Ok(hosts.into_iter().map(|h| (h.agent.hostname.to_lowercase(), h)).collect())
     }
 
-    /// `query_hosts` for callers outside this module: the hosts and their count.
-    pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<HostView>, usize)> {
-        let (hosts, _) = self.query_hosts(req).await?;
+    /// Every host a listing's filter matches, in the listing's order, and
+    /// their count (the export: every row, no page).
+    pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<Arc<HostView>>, usize)> {
+        let query = Arc::new(HostQuery::parse(req, self.filter_context(now_ms()))?);
+        let mut hosts = self.matching_hosts(&query).await?;
+        hosts.sort_by(host_order(&query, req.descending));
         let total = hosts.len();
-        Ok((hosts, total))
+        Ok((hosts.into_iter().map(|(_, h)| h).collect(), total))
     }
 
     pub async fn get_host(&self, caller: &Caller, req: pb::GetHostRequest) -> Result<pb::GetHostResponse> {
@@ -302,7 +333,10 @@ impl AdminCalls {
             return Err(Error::InvalidArgument("id_or_hostname must be 1 to 255 bytes".into()));
         }
         let host: HostView = self.with_store(move |s| resolve_host(s, &key)).await?;
-        Ok(pb::GetHostResponse { summary: Some(self.summary(&host, now_ms())), inventory: host.inventory.and_then(|r| r.inventory) })
+        Ok(pb::GetHostResponse {
+            summary: Some(self.summary(&host, now_ms())),
+            inventory: host.inventory.and_then(|r| Arc::unwrap_or_clone(r).inventory),
+        })
     }
 
     pub async fn list_software(&self, caller: &Caller, req: pb::ListSoftwareRequest) -> Result<pb::ListSoftwareResponse> {
@@ -314,13 +348,15 @@ impl AdminCalls {
         let (installs, hostnames) = self
             .with_store(move |s| {
                 let installs = s.software_installs(&name)?;
-                let mut hostnames = std::collections::HashMap::new();
-                for i in &installs {
-                    if !hostnames.contains_key(&i.agent_id) {
-                        let hostname = s.host(&i.agent_id)?.map(|h| h.agent.hostname).unwrap_or_default();
-                        hostnames.insert(i.agent_id.clone(), hostname);
-                    }
-                }
+                // Host names from the in-memory summaries: reading each
+                // host's full inventory for its name cost seconds at 100,000 hosts.
+                let wanted: std::collections::HashSet<&str> = installs.iter().map(|i| i.agent_id.as_str()).collect();
+                let hostnames: std::collections::HashMap<String, String> = s
+                    .host_summaries()?
+                    .iter()
+                    .filter(|h| wanted.contains(h.agent.agent_id.as_str()))
+                    .map(|h| (h.agent.agent_id.clone(), h.agent.hostname.clone()))
+                    .collect();
                 Ok((installs, hostnames))
             })
             .await?;

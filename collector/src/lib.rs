@@ -19,6 +19,7 @@ pub mod error;
 pub mod export;
 pub mod filter;
 pub mod fsutil;
+pub mod host_query;
 pub mod http_api;
 pub mod init;
 pub mod inventory_delta;

@@ -24,10 +24,31 @@ impl Expr {
             Expr::Condition(c) => c.holds(host, ctx),
         }
     }
+
+    /// `eval`, except that a condition `decided` answers for is taken
+    /// from it (an index answered it for this host beforehand).
+    pub(crate) fn eval_with(&self, host: &HostView, ctx: &Context, decided: &dyn Fn(&Condition) -> Option<bool>) -> bool {
+        match self {
+            Expr::Or(items) => items.iter().any(|e| e.eval_with(host, ctx, decided)),
+            Expr::And(items) => items.iter().all(|e| e.eval_with(host, ctx, decided)),
+            Expr::Not(inner) => !inner.eval_with(host, ctx, decided),
+            Expr::Condition(c) => decided(c).unwrap_or_else(|| c.holds(host, ctx)),
+        }
+    }
+
+    /// Every condition of the tree, left to right.
+    pub(crate) fn conditions<'e>(&'e self, out: &mut Vec<&'e Condition>) {
+        match self {
+            Expr::Or(items) | Expr::And(items) => items.iter().for_each(|e| e.conditions(out)),
+            Expr::Not(inner) => inner.conditions(out),
+            Expr::Condition(c) => out.push(c),
+        }
+    }
 }
 
 impl Condition {
-    fn holds(&self, host: &HostView, ctx: &Context) -> bool {
+    /// Whether the condition holds on this host.
+    pub fn holds(&self, host: &HostView, ctx: &Context) -> bool {
         let now = ctx.now_unix_ms;
         match &self.test {
             Test::Present => self.field.any(host, ctx, |_| true),

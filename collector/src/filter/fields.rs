@@ -164,6 +164,12 @@ impl Key {
         self.glob.as_string()
     }
 
+    /// The key when it names one member exactly (no wildcard, and no
+    /// suffix it may leave out): what an index can look up.
+    pub fn exact(&self) -> Option<&str> {
+        if self.suffix.is_some() { None } else { self.exact.as_deref() }
+    }
+
     pub fn matches(&self, name: &str) -> bool {
         let matches = |n: &str| match &self.exact {
             Some(exact) => n == exact,

@@ -64,6 +64,21 @@ impl Filter {
     pub fn matches_in(&self, host: &HostView, ctx: &Context) -> bool {
         self.expr.eval(host, ctx)
     }
+
+    /// `matches_in`, with the conditions `decided` answers for (`Some`)
+    /// taken from it: an index evaluated them for this host beforehand
+    /// (`host_query`). The same boolean logic, so the answer is the same
+    /// as long as `decided` agrees with `Condition::holds`.
+    pub fn matches_with(&self, host: &HostView, ctx: &Context, decided: &dyn Fn(&Condition) -> Option<bool>) -> bool {
+        self.expr.eval_with(host, ctx, decided)
+    }
+
+    /// Every condition of the filter, left to right.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut out = Vec::new();
+        self.expr.conditions(&mut out);
+        out
+    }
 }
 
 /// The canonical text, which parses back to the same filter.

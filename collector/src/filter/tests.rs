@@ -30,7 +30,7 @@ fn agent(hostname: &str, last_seen: i64) -> AgentRecord {
 }
 
 fn with_inventory(agent: AgentRecord, inventory: pb::Inventory) -> HostView {
-    HostView { agent, inventory: Some(InventoryRecord { inventory: Some(inventory), ..Default::default() }) }
+    HostView { agent, inventory: Some(std::sync::Arc::new(InventoryRecord { inventory: Some(inventory), ..Default::default() })) }
 }
 
 fn package(name: &str, version: &str, source: &str) -> pb::Package {
@@ -684,7 +684,7 @@ fn host() -> impl Strategy<Value = HostView> {
         proptest::option::of(services),
         proptest::option::of(certificates),
         proptest::option::of(updates),
-        proptest::option::of(Just(web1().inventory.and_then(|r| r.inventory).unwrap_or_default())),
+        proptest::option::of(Just(web1().inventory.and_then(|r| std::sync::Arc::unwrap_or_clone(r).inventory).unwrap_or_default())),
     )
         .prop_map(|(os, memory, filesystems, network, software, services, certificates, updates, rest)| pb::Inventory {
             os,
@@ -701,7 +701,7 @@ fn host() -> impl Strategy<Value = HostView> {
     (name(), 0i64..NOW + DAY, any::<bool>(), proptest::option::of(inventory)).prop_map(|(hostname, last_seen, revoked, inventory)| {
         let mut agent = agent(hostname, last_seen);
         agent.revoked = revoked;
-        HostView { agent, inventory: inventory.map(|i| InventoryRecord { inventory: Some(i), ..Default::default() }) }
+        HostView { agent, inventory: inventory.map(|i| std::sync::Arc::new(InventoryRecord { inventory: Some(i), ..Default::default() })) }
     })
 }
 

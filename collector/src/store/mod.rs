@@ -7,6 +7,8 @@
 //! reports as stored is durable (survives kill -9 and power loss as far as
 //! the filesystem's fsync guarantees).
 
+mod group_flush;
+mod host_cache;
 pub mod records;
 pub mod sled;
 
@@ -139,11 +141,31 @@ pub struct DumpSummary {
     pub entries: u64,
 }
 
-/// A host as the admin API shows it: its agent and latest inventory.
+/// A host as the admin API shows it: its agent and latest inventory
+/// (shared: the in-memory host summaries hand out the same inventory to
+/// every query without copying it).
 #[derive(Debug, Clone)]
 pub struct HostView {
     pub agent: AgentRecord,
-    pub inventory: Option<InventoryRecord>,
+    pub inventory: Option<std::sync::Arc<InventoryRecord>>,
+}
+
+/// An inventory as the host summaries keep it: everything but the package
+/// list, which only the software index holds in a form a query can afford
+/// (2,000 packages a host are most of an inventory's bytes).
+pub fn summary_of(record: &mut InventoryRecord) -> InventoryRecord {
+    // Taken out and put back, so the packages are never copied.
+    let software = record.inventory.as_mut().and_then(|i| i.software.take());
+    let mut summary = record.clone();
+    if let Some(software) = software {
+        if let Some(inv) = summary.inventory.as_mut() {
+            inv.software = Some(pb::SoftwareSection::default());
+        }
+        if let Some(inv) = record.inventory.as_mut() {
+            inv.software = Some(software);
+        }
+    }
+    summary
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -222,6 +244,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// One host by agent id.
     fn host(&self, agent_id: &str) -> Result<Option<HostView>>;
+
+    /// Every host with its inventory summary (`summary_of`: no package
+    /// list), what host-list queries read: from memory after the first
+    /// call, kept in step with every write. In no particular order.
+    fn host_summaries(&self) -> Result<Vec<std::sync::Arc<HostView>>>;
 
     /// Every enrolled agent without its inventory (cheap: the fleet gauges
     /// of /metrics read it at every scrape), in no particular order.

@@ -9,6 +9,7 @@
 //! | `agent_by_cert`    | SHA-256 of client cert DER (current, and previous during a renewal's overlap) | agent id |
 //! | `agent_by_host`    | host UUID                    | agent id                |
 //! | `inventory`        | agent id                     | `InventoryRecord`       |
+//! | `host_summary`     | agent id                     | `InventoryRecord` without the package list (`summary_of`) |
 //! | `admin_tokens`     | SHA-256 of the token         | `TokenRecord`           |
 //! | `enroll_secrets`   | SHA-256 of the secret        | `EnrollmentSecretRecord`|
 //! | `software`         | name 0 version 0 source 0 arch 0 agent id | empty  |
@@ -38,6 +39,11 @@
 //! samples (an agent replaying its spool after an outage) are rolled up
 //! too and rerunning is harmless; it clears a mark only if ingest has not
 //! moved it meanwhile (compare-and-swap).
+//!
+//! `host_summary` is written in the transaction that replaces an
+//! inventory; the host summaries in memory (`host_cache`) are loaded from
+//! it and `agents` on the first host query and refreshed after every write
+//! to an agent. Schema 2 added it (built from `inventory` by `migrate`).
 //!
 //! The `software` index is rewritten for an agent in the same transaction
 //! that replaces its inventory (old entries removed, new ones added), so a
@@ -74,10 +80,12 @@ use prost::Message;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use super::group_flush::GroupFlush;
+use super::host_cache::HostCache;
 use super::records::RECORD_SCHEMA;
 use super::{
     AgentRecord, AuditRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView,
-    Ingested, InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of,
+    Ingested, InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of, summary_of,
 };
 use super::{AlertCommit, StoredAlerts};
 use crate::alert::book::{Alert, Silence};
@@ -88,17 +96,22 @@ use crate::notify::outbox::{DeliveryState, OutboxEntry};
 
 /// Layout version of the whole database. Bump it with a migration in
 /// `migrate` when the key layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub struct SledStore {
     db: sled::Db,
     /// Every write holds this shared; `export` holds it exclusively, so a
     /// dump sees no write half done (sled has no snapshot of its own).
     gate: RwLock<()>,
+    /// One flush for all writers waiting at the same time.
+    flushes: GroupFlush,
     agents: sled::Tree,
     agent_by_cert: sled::Tree,
     agent_by_host: sled::Tree,
     inventory: sled::Tree,
+    host_summary: sled::Tree,
+    /// What host queries read (see `host_cache`).
+    hosts: HostCache,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
@@ -133,12 +146,14 @@ impl SledStore {
             .open()
             .map_err(|e| Error::Store(format!("opening {}: {e}", dir.display())))?;
         let meta = db.open_tree("meta")?;
-        migrate(&meta, dir)?;
-        Ok(SledStore {
+        let found = schema_version(&meta, dir)?;
+        let store = SledStore {
             agents: db.open_tree("agents")?,
             agent_by_cert: db.open_tree("agent_by_cert")?,
             agent_by_host: db.open_tree("agent_by_host")?,
             inventory: db.open_tree("inventory")?,
+            host_summary: db.open_tree("host_summary")?,
+            hosts: HostCache::default(),
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
@@ -158,7 +173,46 @@ impl SledStore {
             token_revocation: std::sync::Mutex::new(()),
             db,
             gate: RwLock::new(()),
-        })
+            flushes: GroupFlush::default(),
+        };
+        store.migrate(found, &meta)?;
+        Ok(store)
+    }
+
+    /// Brings a store of an older layout (`found`; `None`: a new store) to
+    /// `SCHEMA_VERSION`, one step at a time, each made durable before the
+    /// version that records it.
+    fn migrate(&self, found: Option<u32>, meta: &sled::Tree) -> Result<()> {
+        let Some(mut version) = found else {
+            meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            meta.flush()?;
+            return Ok(());
+        };
+        if version == 1 {
+            // 1 -> 2: the host summaries, from the stored inventories.
+            for entry in self.inventory.iter() {
+                let (key, value) = entry?;
+                let mut record: InventoryRecord = decode(&value, "inventory")?;
+                self.host_summary.insert(key, summary_of(&mut record).encode_to_vec())?;
+            }
+            self.db.flush()?;
+            version = 2;
+            meta.insert("schema_version", &version.to_be_bytes())?;
+            meta.flush()?;
+        }
+        Ok(())
+    }
+
+    /// After a write to an agent is durable: its host summary follows.
+    fn refresh_host(&self, agent_id: &str, inventory_changed: bool) {
+        let agent = || self.agents.get(agent_id.as_bytes())?.map(|b| decode::<AgentRecord>(&b, "agent")).transpose();
+        let inventory = || self.host_summary.get(agent_id.as_bytes())?.map(|b| decode::<InventoryRecord>(&b, "host summary")).transpose();
+        let read_inventory: Option<&dyn Fn() -> Result<Option<InventoryRecord>>> = if inventory_changed { Some(&inventory) } else { None };
+        if let Err(e) = self.hosts.refresh(agent_id, agent, read_inventory) {
+            // The write itself is durable; the summaries reload on the next query.
+            tracing::warn!(%agent_id, error = %e, "refreshing a host summary failed; host summaries will be reloaded");
+            self.hosts.invalidate();
+        }
     }
 
     /// Where the database lives inside a data directory.
@@ -166,9 +220,11 @@ impl SledStore {
         data_dir.join("db")
     }
 
+    /// Makes every write committed before the call durable. Concurrent
+    /// callers share one flush (`group_flush`): this is the fsync every
+    /// acknowledgement waits for.
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.flushes.flush(|| self.db.flush().map(drop).map_err(|e| e.to_string())).map_err(|e| Error::Store(format!("flush: {e}")))
     }
 
     /// Taken by every method that writes, for as long as it writes.
@@ -279,26 +335,15 @@ fn reopening<T>(mut open: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
-fn migrate(meta: &sled::Tree, dir: &Path) -> Result<()> {
-    let found = match meta.get("schema_version")? {
-        None => {
-            meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-            meta.flush()?;
-            return Ok(());
-        }
-        Some(bytes) => {
-            let arr: [u8; 4] =
-                bytes.as_ref().try_into().map_err(|_| Error::Store(format!("{}: corrupt schema_version entry", dir.display())))?;
-            u32::from_be_bytes(arr)
-        }
-    };
+/// The stored layout version (`None` for a new store); refuses a newer one.
+fn schema_version(meta: &sled::Tree, dir: &Path) -> Result<Option<u32>> {
+    let Some(bytes) = meta.get("schema_version")? else { return Ok(None) };
+    let arr: [u8; 4] = bytes.as_ref().try_into().map_err(|_| Error::Store(format!("{}: corrupt schema_version entry", dir.display())))?;
+    let found = u32::from_be_bytes(arr);
     if found > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew { path: dir.to_path_buf(), found, supported: SCHEMA_VERSION });
     }
-    // Version 1 is the first layout: nothing to migrate yet. Future
-    // migrations run here in order, each in its own transaction, bumping
-    // `schema_version` as they go.
-    Ok(())
+    Ok(Some(found))
 }
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
@@ -447,6 +492,7 @@ impl Store for SledStore {
             },
         )?;
         self.flush()?;
+        self.refresh_host(&record.agent_id, false);
         Ok(record)
     }
 
@@ -495,6 +541,7 @@ impl Store for SledStore {
             Ok(agent)
         })?;
         self.flush()?;
+        self.refresh_host(agent_id, false);
         Ok(record)
     }
 
@@ -529,6 +576,7 @@ impl Store for SledStore {
             Some((agent, changed)) => {
                 if changed {
                     self.flush()?;
+                    self.refresh_host(agent_id, false);
                 }
                 Ok(Some(agent))
             }
@@ -551,6 +599,7 @@ impl Store for SledStore {
         })?;
         if changed {
             self.flush()?;
+            self.refresh_host(agent_id, false);
         }
         Ok(())
     }
@@ -571,18 +620,21 @@ impl Store for SledStore {
         })?;
         if !already {
             self.flush()?;
+            self.refresh_host(agent_id, false);
         }
         Ok((record, already))
     }
 
     fn put_reports(&self, agent_id: &str, reports: &[pb::Report], received_at_unix_ms: i64) -> Result<Ingested> {
         let _writing = self.writing();
-        let trees = (&self.agents, &self.inventory, &self.software, &self.changes, &self.metrics_raw, &self.metrics_dirty);
-        let outcome = trees.transaction(|(agents, inventory, software, changes, raw, dirty)| {
+        let trees =
+            (&self.agents, &self.inventory, &self.host_summary, &self.software, &self.changes, &self.metrics_raw, &self.metrics_dirty);
+        let outcome = trees.transaction(|(agents, inventory, summaries, software, changes, raw, dirty)| {
             let Some(mut agent) = get_agent_tx(agents, agent_id)? else {
                 return Err(abort(Error::NotFound(format!("agent {agent_id} is not enrolled"))));
             };
             let mut changed = false;
+            let mut inventory_changed = false;
             let mut full_inventory_requested = false;
             let mut earliest_sample: Option<i64> = None;
             let already_stored = agent.last_seq;
@@ -630,10 +682,23 @@ impl Store for SledStore {
                 if let Some(identity) = &inv.identity {
                     agent.hostname = identity.hostname.clone();
                 }
+                // The software index changes by the difference only: a
+                // delta or a daily snapshot of an unchanged host rewrote
+                // thousands of index keys before.
+                let new_keys: std::collections::HashSet<Vec<u8>> = software_installs_of(agent_id, &inv).iter().map(software_key).collect();
+                let mut old_keys = std::collections::HashSet::new();
                 if let Some(old) = inventory.get(agent_id.as_bytes())? {
                     let old: InventoryRecord = tx_decode(&old, "inventory")?;
-                    for install in old.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default() {
-                        software.remove(software_key(&install))?;
+                    old_keys = old
+                        .inventory
+                        .as_ref()
+                        .map(|i| software_installs_of(agent_id, i))
+                        .unwrap_or_default()
+                        .iter()
+                        .map(software_key)
+                        .collect();
+                    for key in old_keys.difference(&new_keys) {
+                        software.remove(key.as_slice())?;
                     }
                     if let Some(old_inv) = &old.inventory {
                         let at = if inv.collected_at_unix_ms > 0 { inv.collected_at_unix_ms } else { received_at_unix_ms };
@@ -651,11 +716,13 @@ impl Store for SledStore {
                         }
                     }
                 }
-                for install in software_installs_of(agent_id, &inv) {
-                    software.insert(software_key(&install), &[])?;
+                for key in new_keys.difference(&old_keys) {
+                    software.insert(key.as_slice(), &[])?;
                 }
-                let record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
+                let mut record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
+                summaries.insert(agent_id.as_bytes(), summary_of(&mut record).encode_to_vec())?;
                 inventory.insert(agent_id.as_bytes(), record.encode_to_vec())?;
+                inventory_changed = true;
             }
             if let Some(t) = earliest_sample {
                 let mark = dirty.get(agent_id.as_bytes())?.map(|v| time_from_key(&v)).map_or(t, |m| m.min(t));
@@ -664,10 +731,11 @@ impl Store for SledStore {
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             }
-            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed))
+            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed))
         })?;
         if outcome.1 {
             self.flush()?;
+            self.refresh_host(agent_id, outcome.2);
         }
         Ok(outcome.0)
     }
@@ -788,7 +856,7 @@ impl Store for SledStore {
         for entry in self.agents.iter() {
             let (key, value) = entry?;
             let agent: AgentRecord = decode(&value, "agent")?;
-            let inventory = self.inventory.get(&key)?.map(|b| decode(&b, "inventory")).transpose()?;
+            let inventory = self.inventory.get(&key)?.map(|b| decode(&b, "inventory")).transpose()?.map(std::sync::Arc::new);
             out.push(HostView { agent, inventory });
         }
         Ok(out)
@@ -797,8 +865,21 @@ impl Store for SledStore {
     fn host(&self, agent_id: &str) -> Result<Option<HostView>> {
         let Some(value) = self.agents.get(agent_id.as_bytes())? else { return Ok(None) };
         let agent = decode(&value, "agent")?;
-        let inventory = self.inventory.get(agent_id.as_bytes())?.map(|b| decode(&b, "inventory")).transpose()?;
+        let inventory = self.inventory.get(agent_id.as_bytes())?.map(|b| decode(&b, "inventory")).transpose()?.map(std::sync::Arc::new);
         Ok(Some(HostView { agent, inventory }))
+    }
+
+    fn host_summaries(&self) -> Result<Vec<std::sync::Arc<HostView>>> {
+        self.hosts.all(|| {
+            let mut out = Vec::with_capacity(self.agents.len());
+            for entry in self.agents.iter() {
+                let (key, value) = entry?;
+                let agent: AgentRecord = decode(&value, "agent")?;
+                let inventory = self.host_summary.get(&key)?.map(|b| decode(&b, "host summary")).transpose()?.map(std::sync::Arc::new);
+                out.push(HostView { agent, inventory });
+            }
+            Ok(out)
+        })
     }
 
     fn agents(&self) -> Result<Vec<AgentRecord>> {
@@ -1409,6 +1490,27 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_store_gets_its_host_summaries_when_opened() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let store = SledStore::open(dir.path()).expect("open");
+            store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+            store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1")])], 1).expect("put");
+            // What a schema-1 collector leaves: no summaries.
+            store.host_summary.clear().expect("clear");
+            store.db.open_tree("meta").expect("meta").insert("schema_version", &1u32.to_be_bytes()).expect("version");
+            store.db.flush().expect("flush");
+        }
+        let store = reopening(|| SledStore::open(dir.path())).expect("reopen");
+        let hosts = store.host_summaries().expect("summaries");
+        assert_eq!(hosts.len(), 1);
+        let inv = hosts[0].inventory.as_ref().and_then(|r| r.inventory.as_ref()).expect("a summary");
+        assert!(inv.software.as_ref().expect("the section is kept").packages.is_empty());
+        let version = store.db.open_tree("meta").expect("meta").get("schema_version").expect("get").expect("version");
+        assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes()[..]);
+    }
+
+    #[test]
     fn software_index_follows_the_latest_inventory() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = SledStore::open(dir.path()).expect("open");
@@ -1493,8 +1595,15 @@ mod tests {
         assert!(stale.full_inventory_requested, "base 2 is no longer what is stored");
         let inv = store.host(AGENT).expect("get").expect("host").inventory.expect("inv");
         assert_eq!(inv.seq, 3);
-        let names: Vec<_> =
-            inv.inventory.expect("inv").software.expect("sw").packages.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+        let names: Vec<_> = std::sync::Arc::unwrap_or_clone(inv)
+            .inventory
+            .expect("inv")
+            .software
+            .expect("sw")
+            .packages
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect();
         assert_eq!(names, ["bash=5.1", "openssl=3.0.13", "vim=9"]);
         let changes: Vec<_> = store.changes(Some(AGENT), 0).expect("changes").into_iter().map(|(_, c)| (c.kind, c.old, c.new)).collect();
         assert_eq!(
