@@ -80,6 +80,13 @@ impl AdminService for AdminApi {
         call!(self, request, get_host)
     }
 
+    async fn get_fleet_summary(
+        &self,
+        request: Request<pb::GetFleetSummaryRequest>,
+    ) -> Result<Response<pb::GetFleetSummaryResponse>, Status> {
+        call!(self, request, get_fleet_summary)
+    }
+
     async fn list_software(&self, request: Request<pb::ListSoftwareRequest>) -> Result<Response<pb::ListSoftwareResponse>, Status> {
         call!(self, request, list_software)
     }

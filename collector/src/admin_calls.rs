@@ -97,13 +97,13 @@ pub struct AdminCalls {
     pub(crate) disk: Option<crate::disk_space::DiskGuard>,
 }
 
+/// A host with its lower-cased name, the default order's key.
+type NamedHost = (String, Arc<HostView>);
+
 /// A listing's order: its sort field, then the host name (case-insensitive,
 /// pre-lowered in the pair), then the agent id, so the order is total and
 /// a page is the one a full sort gives.
-fn host_order(
-    query: &HostQuery,
-    descending: bool,
-) -> impl Fn(&(String, Arc<HostView>), &(String, Arc<HostView>)) -> std::cmp::Ordering + '_ {
+fn host_order(query: &HostQuery, descending: bool) -> impl Fn(&NamedHost, &NamedHost) -> std::cmp::Ordering + '_ {
     move |(a_name, a), (b_name, b)| {
         let by_name = || a_name.cmp(b_name).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id));
         let order = match &query.sort {
@@ -310,7 +310,7 @@ impl AdminCalls {
     /// lower-cased name (the default order's key, computed once per host).
     /// Summaries (no package lists) unless the filter or sort needs them
     /// (crate::host_query).
-    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<(String, Arc<HostView>)>> {
+    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<NamedHost>> {
         let q = Arc::clone(query);
         let hosts = self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await?;
         Ok(hosts.into_iter().map(|h| (h.agent.hostname.to_lowercase(), h)).collect())
@@ -324,6 +324,26 @@ impl AdminCalls {
         hosts.sort_by(host_order(&query, req.descending));
         let total = hosts.len();
         Ok((hosts.into_iter().map(|(_, h)| h).collect(), total))
+    }
+
+    pub async fn get_fleet_summary(&self, caller: &Caller, req: pb::GetFleetSummaryRequest) -> Result<pb::GetFleetSummaryResponse> {
+        caller.require(Role::Viewer)?;
+        // Over the host summaries (no package lists), as an unfiltered listing.
+        let ctx = self.filter_context(now_ms());
+        let (vendor, model) = (FieldRef::parse("hardware.vendor"), FieldRef::parse("hardware.model"));
+        let (vendor, model) = (vendor.map_err(|e| Error::Internal(e.to_string()))?, model.map_err(|e| Error::Internal(e.to_string()))?);
+        self.with_store(move |s| {
+            let hosts = crate::host_query::matching(s, None, None, &ctx)?;
+            let text = |field: &FieldRef, h: &HostView| field.value(h, &ctx).map(|v| v.to_string()).unwrap_or_default();
+            let lines = hosts.iter().map(|h| crate::fleet_summary::HostLine {
+                os: wire::host_summary(h, false).os,
+                hardware_model: crate::fleet_summary::hardware_model(&text(&vendor, h), &text(&model, h)),
+                online: ctx.online(h.agent.last_seen_unix_ms),
+                revoked: h.agent.revoked,
+            });
+            Ok(crate::fleet_summary::summarize(lines, req.top))
+        })
+        .await
     }
 
     pub async fn get_host(&self, caller: &Caller, req: pb::GetHostRequest) -> Result<pb::GetHostResponse> {

@@ -18,6 +18,7 @@ pub mod disk_space;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod fleet_summary;
 pub mod fsutil;
 pub mod host_query;
 pub mod http_api;

@@ -76,16 +76,3 @@ export function withQuery(path, params) {
   const s = q.toString();
   return s ? `${path}?${s}` : path;
 }
-
-/// Every host the filter matches, following pages (bounded: 50 pages).
-export async function allHosts(params) {
-  const hosts = [];
-  let token = '';
-  for (let page = 0; page < 50; page++) {
-    const answer = await get(withQuery('/api/v1/hosts', { ...params, page_size: 10000, page_token: token }));
-    hosts.push(...answer.hosts);
-    token = answer.next_page_token;
-    if (!token) break;
-  }
-  return hosts;
-}

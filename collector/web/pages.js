@@ -1,6 +1,6 @@
 // Sign-in, fleet overview, host list, alerts and outbox.
 
-import { allHosts, ApiError, can, get, post, session, withQuery } from './api.js';
+import { ApiError, can, get, post, session, withQuery } from './api.js';
 import { go, notify, rerender } from './app.js';
 import { barList, donut } from './charts.js';
 import { badge, bytes, errorBox, h, onlineBadge, panel, severityBadge, table, when } from './dom.js';
@@ -63,10 +63,11 @@ function countBy(items, key) {
   return [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-function top(entries, n) {
-  if (entries.length <= n) return entries;
-  const rest = entries.slice(n).reduce((a, e) => a + e[1], 0);
-  return [...entries.slice(0, n), ['(other)', rest]];
+// A GetFleetSummary distribution as [label, hosts] entries, the rest as "(other)".
+function distribution(d) {
+  const entries = ((d && d.top) || []).map((c) => [c.value || '(unknown)', Number(c.hosts)]);
+  const other = Number((d && d.other) || 0);
+  return other ? [...entries, ['(other)', other]] : entries;
 }
 
 function stat(label, value, kind, href) {
@@ -75,17 +76,14 @@ function stat(label, value, kind, href) {
 }
 
 export async function overviewPage() {
-  const [hosts, alerts] = await Promise.all([allHosts({ columns: 'hardware.model,hardware.vendor' }), get('/api/v1/alerts?state=firing')]);
-  const live = hosts.filter((x) => !x.revoked);
-  const online = live.filter((x) => x.online).length;
+  // The collector counts the fleet (GET /api/v1/fleet): one small answer at any fleet size.
+  const [fleet, alerts] = await Promise.all([get('/api/v1/fleet?top=8'), get('/api/v1/alerts?state=firing')]);
+  const total = Number(fleet.hosts);
+  const online = Number(fleet.online);
+  const offline = Number(fleet.offline);
   const firing = alerts.alerts;
   const bySeverity = countBy(firing, (a) => a.severity);
   const sevCount = (s) => firing.filter((a) => a.severity === s).length;
-  const model = (x) => {
-    const m = (x.columns['hardware.model'] || '').trim();
-    const v = (x.columns['hardware.vendor'] || '').trim();
-    return m ? (v && !m.startsWith(v) ? `${v} ${m}` : m) : '';
-  };
   return h(
     'div',
     { class: 'page' },
@@ -93,19 +91,19 @@ export async function overviewPage() {
     h(
       'div',
       { class: 'stats', id: 'stats' },
-      stat('Hosts', live.length, 'neutral', '#/hosts'),
+      stat('Hosts', total, 'neutral', '#/hosts'),
       stat('Online', online, 'ok', `#/hosts?filter=${encodeURIComponent('online = true')}`),
-      stat('Offline', live.length - online, live.length - online ? 'muted' : 'neutral', `#/hosts?filter=${encodeURIComponent('online = false')}`),
+      stat('Offline', offline, offline ? 'muted' : 'neutral', `#/hosts?filter=${encodeURIComponent('online = false')}`),
       stat('Critical alerts', sevCount('critical'), sevCount('critical') ? 'danger' : 'neutral', '#/alerts'),
       stat('Warnings', sevCount('warning'), sevCount('warning') ? 'warning' : 'neutral', '#/alerts'),
     ),
     h(
       'div',
       { class: 'grid' },
-      panel('Availability', h('div', { class: 'donut-row' }, donut(online, live.length - online), h('dl', { class: 'legend' }, h('dt', {}, 'Online'), h('dd', {}, online), h('dt', {}, 'Offline'), h('dd', {}, live.length - online)))),
+      panel('Availability', h('div', { class: 'donut-row' }, donut(online, offline), h('dl', { class: 'legend' }, h('dt', {}, 'Online'), h('dd', {}, online), h('dt', {}, 'Offline'), h('dd', {}, offline)))),
       panel('Firing alerts by severity', barList('Firing alerts by severity', bySeverity, (s) => `sev-${s}`)),
-      panel('Operating systems', barList('Operating systems', top(countBy(live, (x) => x.os), 8))),
-      panel('Hardware models', barList('Hardware models', top(countBy(live, model), 8))),
+      panel('Operating systems', barList('Operating systems', distribution(fleet.operating_systems))),
+      panel('Hardware models', barList('Hardware models', distribution(fleet.hardware_models))),
     ),
     panel(
       'Firing alerts',

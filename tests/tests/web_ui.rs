@@ -168,6 +168,18 @@ fn dashboard_in_headless_chromium() {
     sign_in(&browser, &base, &operator);
     let stats = browser.text("#stats");
     assert!(stats.contains("4\nHosts"), "one real and three simulated hosts: {stats}");
+    // The distributions come from the collector's fleet summary: this
+    // machine's OS (oracle: /etc/os-release) for the real host, "(unknown)"
+    // for the three simulated hosts, which sent no inventory.
+    let panels = browser.text(".grid");
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())));
+    if let Some(pretty) = pretty {
+        let shown: String = pretty.chars().take(12).collect();
+        assert!(panels.contains(&shown), "the overview names this machine's OS {pretty:?}: {panels}");
+    }
+    assert!(panels.contains("(unknown)"), "the simulated hosts have no OS: {panels}");
     shot(&browser, "web-03-overview.png");
 
     // Host list: a filter typed in; the rows are exactly its hosts.

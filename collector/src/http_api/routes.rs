@@ -57,6 +57,7 @@ impl Verb {
 pub enum Endpoint {
     ListHosts,
     GetHost,
+    GetFleetSummary,
     ListSoftware,
     ListChanges,
     GetMetrics,
@@ -102,6 +103,7 @@ const fn route(verb: Verb, path: &'static str, endpoint: Endpoint) -> Route {
 pub const ROUTES: &[Route] = &[
     route(Verb::Get, "/api/v1/hosts", Endpoint::ListHosts),
     route(Verb::Get, "/api/v1/hosts/{host}", Endpoint::GetHost),
+    route(Verb::Get, "/api/v1/fleet", Endpoint::GetFleetSummary),
     route(Verb::Get, "/api/v1/hosts/{host}/metrics", Endpoint::GetMetrics),
     route(Verb::Get, "/api/v1/software/{name}", Endpoint::ListSoftware),
     route(Verb::Get, "/api/v1/changes", Endpoint::ListChanges),
@@ -257,6 +259,7 @@ async fn handle(
             let b: RuleTextBody = parse_body(&body)?;
             json(calls.test_rules(c, pb::TestRulesRequest { toml: b.toml }).await?)
         }
+        Endpoint::GetFleetSummary => json(calls.get_fleet_summary(c, pb::GetFleetSummaryRequest { top: query.u32("top")? }).await?),
         Endpoint::ListOutbox => {
             let req = pb::ListOutboxRequest { state: query.string("state"), sink: query.string("sink"), limit: query.u32("limit")? };
             json(calls.list_outbox(c, req).await?)
@@ -311,6 +314,7 @@ pub(crate) fn query_parameter_names(endpoint: Endpoint) -> &'static [&'static st
         Endpoint::ListChanges => &["host", "since_unix_ms"],
         Endpoint::ListAlerts => &["state"],
         Endpoint::ListOutbox => &["state", "sink", "limit"],
+        Endpoint::GetFleetSummary => &["top"],
         Endpoint::ListAudit => &["since_unix_ms", "actor", "action", "limit"],
         Endpoint::Export => &["format", "filter"],
         _ => &[],
