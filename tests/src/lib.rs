@@ -106,6 +106,23 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A blocking HTTPS client (the collector's HTTP API) trusting only the
+/// CA in the PEM file `ca`, with rustls' safe default protocol versions.
+pub fn https_client(ca: &Path) -> ureq::Agent {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("CA certificate")).expect("a usable CA");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build()
+}
+
 /// A free loopback port (bound then released: good enough on a test box).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

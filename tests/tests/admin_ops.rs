@@ -7,7 +7,6 @@
 //! against `census hosts`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use census_tests::sim::Enroller;
 use census_tests::{Agent, Collector, eventually, text};
@@ -20,18 +19,7 @@ fn json_of(out: &std::process::Output, what: &str) -> Value {
 
 /// A blocking HTTPS client trusting only the collector's CA.
 fn http(ca: &Path) -> ureq::Agent {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
-        roots.add(cert.expect("CA certificate")).expect("a usable CA");
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build()
+    census_tests::https_client(ca)
 }
 
 /// (status, body) of an HTTP call.

@@ -9,7 +9,6 @@
 //! below the one its `x-census-role` states (403) and with that role (2xx).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use census_tests::recorder::Recorder;
 use census_tests::{Agent, Collector, eventually, text};
@@ -56,18 +55,7 @@ impl Answer {
 
 impl Http {
     fn new(base: String, ca: &Path) -> Http {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
-            roots.add(cert.expect("CA certificate")).expect("a usable CA");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Http { agent: ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build(), base }
+        Http { agent: census_tests::https_client(ca), base }
     }
 
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Answer {
