@@ -146,8 +146,8 @@ fn scan_unit_dirs(root: &Path) -> (Vec<UnitFileEntry>, HashSet<String>) {
                 continue;
             }
             let link_target = std::fs::read_link(&path).ok().map(|t| t.to_string_lossy().into_owned());
-            let has_install = read_bounded(&path, MAX_UNIT_FILE_BYTES).map(|t| systemd::has_install_section(&t)).unwrap_or(false);
-            entries.push(UnitFileEntry { name, precedence, link_target, has_install });
+            let install = read_bounded(&path, MAX_UNIT_FILE_BYTES).map(|t| systemd::install_section(&t)).unwrap_or_default();
+            entries.push(UnitFileEntry { name, precedence, link_target, install });
         }
     }
     (entries, wanted)

@@ -85,8 +85,21 @@ pub struct UnitFileEntry {
     pub precedence: usize,
     /// Where it links to, when it is a symlink.
     pub link_target: Option<String>,
-    /// Whether its text has an `[Install]` section with at least one setting.
-    pub has_install: bool,
+    /// What its `[Install]` section holds.
+    pub install: Install,
+}
+
+/// A unit file's `[Install]` section as systemd classifies it for its
+/// unit-file state when nothing links to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Install {
+    /// No install settings: "static".
+    #[default]
+    Nothing,
+    /// Only `Also=` (it enables other units): "indirect".
+    AlsoOnly,
+    /// `WantedBy=`, `RequiredBy=`, `UpheldBy=` or `Alias=`: "disabled".
+    Rules,
 }
 
 /// Unit-file states from directory entries and the names linked from
@@ -115,30 +128,37 @@ pub fn unit_file_states(entries: &[UnitFileEntry], wanted: &HashSet<String>) -> 
                 Some("/dev/null") => "masked",
                 Some(t) if t.rsplit('/').next() != Some(name) => "alias",
                 _ if wanted.contains(name) || wanted_templates.contains(name) => "enabled",
-                _ if !e.has_install => "static",
-                _ => "disabled",
+                _ => match e.install {
+                    Install::Nothing => "static",
+                    Install::AlsoOnly => "indirect",
+                    Install::Rules => "disabled",
+                },
             };
             (name.to_string(), state.to_string())
         })
         .collect()
 }
 
-/// True when a unit file has an `[Install]` section with at least one
-/// `WantedBy=`, `RequiredBy=`, `Also=`, `Alias=` or `UpheldBy=` setting.
-pub fn has_install_section(text: &str) -> bool {
-    let mut in_install = false;
+/// What a unit file's `[Install]` section holds: install rules
+/// (`WantedBy=`, `RequiredBy=`, `UpheldBy=`, `Alias=`), only `Also=`, or
+/// nothing (empty values do not count).
+pub fn install_section(text: &str) -> Install {
+    let (mut in_install, mut also) = (false, false);
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_install = line == "[Install]";
         } else if in_install
             && let Some((key, value)) = line.split_once('=')
-            && matches!(key.trim(), "WantedBy" | "RequiredBy" | "Also" | "Alias" | "UpheldBy")
             && !value.trim().is_empty()
         {
-            return true;
+            match key.trim() {
+                "WantedBy" | "RequiredBy" | "UpheldBy" | "Alias" => return Install::Rules,
+                "Also" => also = true,
+                _ => {}
+            }
         }
     }
-    false
+    if also { Install::AlsoOnly } else { Install::Nothing }
 }
 
 fn check_size(text: &str, what: &str) -> Result<()> {
@@ -180,19 +200,21 @@ mod tests {
 
     #[test]
     fn install_section_detection() {
-        assert!(has_install_section("[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target\n"));
-        assert!(!has_install_section("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n"));
-        assert!(!has_install_section("[Install]\n# nothing\n"));
-        assert!(!has_install_section("[Service]\nWantedBy=x\n"));
+        assert_eq!(install_section("[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target\n"), Install::Rules);
+        assert_eq!(install_section("[Install]\nAlso=uuidd.socket\nAlias=x.service\n"), Install::Rules);
+        assert_eq!(install_section("[Install]\nAlso=uuidd.socket\n"), Install::AlsoOnly, "uuidd.service: indirect");
+        assert_eq!(install_section("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n"), Install::Nothing);
+        assert_eq!(install_section("[Install]\n# nothing\nWantedBy=\n"), Install::Nothing);
+        assert_eq!(install_section("[Service]\nWantedBy=x\n"), Install::Nothing);
     }
 
     #[test]
     fn directory_states() {
-        let e = |name: &str, precedence, link: Option<&str>, has_install| UnitFileEntry {
+        let e = |name: &str, precedence, link: Option<&str>, has_install: bool| UnitFileEntry {
             name: name.into(),
             precedence,
             link_target: link.map(String::from),
-            has_install,
+            install: if has_install { Install::Rules } else { Install::Nothing },
         };
         let entries = [
             e("postgresql.service", 3, None, true),
@@ -201,6 +223,7 @@ mod tests {
             e("hwclock.service", 3, Some("/dev/null"), false),
             e("kmod.service", 3, Some("systemd-modules-load.service"), false),
             e("getty@.service", 3, None, true),
+            UnitFileEntry { install: Install::AlsoOnly, ..e("uuidd.service", 3, None, false) },
             // An /etc override masks a vendor unit.
             e("ssh.service", 3, None, true),
             e("ssh.service", 0, Some("/dev/null"), false),
@@ -211,6 +234,7 @@ mod tests {
         assert_eq!(get("postgresql.service"), Some("enabled"));
         assert_eq!(get("apt-daily.service"), Some("static"));
         assert_eq!(get("debug-shell.service"), Some("disabled"));
+        assert_eq!(get("uuidd.service"), Some("indirect"));
         assert_eq!(get("hwclock.service"), Some("masked"));
         assert_eq!(get("kmod.service"), Some("alias"));
         assert_eq!(get("getty@.service"), Some("enabled"));
