@@ -108,6 +108,10 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A blocking HTTPS client (the collector's HTTP API) trusting only the
 /// CA in the PEM file `ca`, with rustls' safe default protocol versions.
+/// A fresh connection per request: the collector closes a keep-alive
+/// connection that sends no request for 30 s (its header-read timeout), and
+/// ureq does not always retry a request that meets such a closed pooled
+/// connection ("Unexpected EOF" in a slow test run).
 pub fn https_client(ca: &Path) -> ureq::Agent {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
@@ -120,7 +124,7 @@ pub fn https_client(ca: &Path) -> ureq::Agent {
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build()
+    ureq::AgentBuilder::new().tls_config(Arc::new(tls)).max_idle_connections(0).build()
 }
 
 /// A free loopback port (bound then released: good enough on a test box).
