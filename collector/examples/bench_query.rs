@@ -71,7 +71,7 @@ fn main() -> Result<()> {
             if runs == 0 {
                 bail!("--runs must be at least 1");
             }
-            let target = Target { server, token: census_collector::secrets::Secret::new(token), ca };
+            let target = Target { server, token: census_collector::secrets::Secret::new(token), ca, tls_name: None };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(query(target, runs))
         }
     }

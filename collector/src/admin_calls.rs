@@ -360,7 +360,7 @@ impl AdminCalls {
                 Ok((installs, hostnames))
             })
             .await?;
-        let versions = crate::software::versions_newest_first(installs)
+        let versions = crate::software::versions_newest_first(&installs)
             .into_iter()
             .filter(|g| req.version.is_empty() || g.version == req.version)
             .map(|g| wire::software_version(g, &hostnames))
