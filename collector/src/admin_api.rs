@@ -291,10 +291,14 @@ mod tests {
     async fn pages_concatenate_to_the_fully_sorted_list() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open store"));
+        // Non-ASCII names take the lower-casing path the ASCII ones skip.
+        let names = ["web", "Db", "app", "Édition", "édition2", "ZÜRICH"];
+        let mut expected: Vec<(String, String)> = Vec::new();
         for n in 0..9u8 {
             let id = format!("{n:032x}");
             let mut new = crate::store::test_agent(&id, &format!("u{n}"), n + 1);
-            new.hostname = ["web", "Db", "app"][usize::from(n % 3)].to_string();
+            new.hostname = names[usize::from(n) % names.len()].to_string();
+            expected.push((new.hostname.to_lowercase(), id.clone()));
             store.enroll_agent(new).expect("enroll");
             let inventory = pb::Inventory {
                 memory: Some(pb::MemorySection { total_bytes: u64::from(n % 4) << 30, ..Default::default() }),
@@ -312,6 +316,15 @@ mod tests {
             let all: Vec<String> =
                 list(100, String::new()).await.expect("one page").into_inner().hosts.into_iter().map(|h| h.agent_id).collect();
             assert_eq!(all.len(), 9);
+            if sort.is_empty() {
+                // The default order: lower-cased name, then agent id.
+                expected.sort();
+                let mut ids: Vec<String> = expected.iter().map(|(_, id)| id.clone()).collect();
+                if descending {
+                    ids.reverse();
+                }
+                assert_eq!(all, ids, "descending {descending}");
+            }
             for page_size in [1, 2, 4] {
                 let (mut paged, mut token) = (Vec::new(), String::new());
                 loop {
