@@ -131,6 +131,10 @@ fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Most hosts in one ListSoftware answer (the default too): about 600 KB,
+/// well under gRPC's 4 MiB default message limit.
+const MAX_SOFTWARE_PAGE: usize = 10_000;
+
 /// Most `columns` one host listing may ask for.
 const MAX_COLUMNS: usize = 32;
 
@@ -361,6 +365,15 @@ impl AdminCalls {
         if req.name.is_empty() || req.name.len() > 255 || req.name.contains('\0') {
             return Err(Error::InvalidArgument("name must be 1 to 255 bytes without NUL".into()));
         }
+        let page_size = match req.page_size as usize {
+            0 => MAX_SOFTWARE_PAGE,
+            n => n.min(MAX_SOFTWARE_PAGE),
+        };
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
+        };
         let name = req.name.clone();
         let (installs, hostnames) = self
             .with_store(move |s| {
@@ -377,12 +390,24 @@ impl AdminCalls {
                 Ok((installs, hostnames))
             })
             .await?;
-        let versions = crate::software::versions_newest_first(&installs)
+        let mut versions: Vec<pb::SoftwareVersion> = crate::software::versions_newest_first(&installs)
             .into_iter()
             .filter(|g| req.version.is_empty() || g.version == req.version)
             .map(|g| wire::software_version(g, &hostnames))
             .collect();
-        Ok(pb::ListSoftwareResponse { name: req.name, versions })
+        // The page: hosts [offset, offset + page_size) of the versions'
+        // host lists laid end to end; every version keeps its count.
+        let end = offset.saturating_add(page_size);
+        let mut before = 0usize;
+        for v in &mut versions {
+            let len = v.hosts.len();
+            let (from, to) = (offset.saturating_sub(before).min(len), end.saturating_sub(before).min(len));
+            v.hosts.truncate(to);
+            v.hosts.drain(..from);
+            before += len;
+        }
+        let next_page_token = if end < before { end.to_string() } else { String::new() };
+        Ok(pb::ListSoftwareResponse { name: req.name, versions, next_page_token })
     }
 
     pub async fn list_changes(&self, caller: &Caller, req: pb::ListChangesRequest) -> Result<pb::ListChangesResponse> {
