@@ -390,22 +390,20 @@ impl AdminCalls {
                 Ok((installs, hostnames))
             })
             .await?;
-        let mut versions: Vec<pb::SoftwareVersion> = crate::software::versions_newest_first(&installs)
-            .into_iter()
-            .filter(|g| req.version.is_empty() || g.version == req.version)
-            .map(|g| wire::software_version(g, &hostnames))
-            .collect();
         // The page: hosts [offset, offset + page_size) of the versions'
-        // host lists laid end to end; every version keeps its count.
+        // host lists laid end to end; every version keeps its count, and
+        // only the page's hosts are built.
         let end = offset.saturating_add(page_size);
         let mut before = 0usize;
-        for v in &mut versions {
-            let len = v.hosts.len();
-            let (from, to) = (offset.saturating_sub(before).min(len), end.saturating_sub(before).min(len));
-            v.hosts.truncate(to);
-            v.hosts.drain(..from);
-            before += len;
-        }
+        let versions: Vec<pb::SoftwareVersion> = crate::software::versions_newest_first(&installs)
+            .into_iter()
+            .filter(|g| req.version.is_empty() || g.version == req.version)
+            .map(|g| {
+                let window = offset.saturating_sub(before)..end.saturating_sub(before);
+                before += g.agents.len();
+                wire::software_version(g, &hostnames, window)
+            })
+            .collect();
         let next_page_token = if end < before { end.to_string() } else { String::new() };
         Ok(pb::ListSoftwareResponse { name: req.name, versions, next_page_token })
     }
