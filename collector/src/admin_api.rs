@@ -298,10 +298,14 @@ mod tests {
     async fn pages_concatenate_to_the_fully_sorted_list() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open store"));
+        // Non-ASCII names take the lower-casing path the ASCII ones skip.
+        let names = ["web", "Db", "app", "Édition", "édition2", "ZÜRICH"];
+        let mut expected: Vec<(String, String)> = Vec::new();
         for n in 0..9u8 {
             let id = format!("{n:032x}");
             let mut new = crate::store::test_agent(&id, &format!("u{n}"), n + 1);
-            new.hostname = ["web", "Db", "app"][usize::from(n % 3)].to_string();
+            new.hostname = names[usize::from(n) % names.len()].to_string();
+            expected.push((new.hostname.to_lowercase(), id.clone()));
             store.enroll_agent(new).expect("enroll");
             let inventory = pb::Inventory {
                 memory: Some(pb::MemorySection { total_bytes: u64::from(n % 4) << 30, ..Default::default() }),
@@ -319,6 +323,15 @@ mod tests {
             let all: Vec<String> =
                 list(100, String::new()).await.expect("one page").into_inner().hosts.into_iter().map(|h| h.agent_id).collect();
             assert_eq!(all.len(), 9);
+            if sort.is_empty() {
+                // The default order: lower-cased name, then agent id.
+                expected.sort();
+                let mut ids: Vec<String> = expected.iter().map(|(_, id)| id.clone()).collect();
+                if descending {
+                    ids.reverse();
+                }
+                assert_eq!(all, ids, "descending {descending}");
+            }
             for page_size in [1, 2, 4] {
                 let (mut paged, mut token) = (Vec::new(), String::new());
                 loop {
@@ -332,6 +345,55 @@ mod tests {
                 assert_eq!(paged, all, "sort {sort:?} descending {descending} pages of {page_size}");
             }
         }
+    }
+
+    /// ListSoftware pages split the versions' host lists laid end to end;
+    /// every page keeps every version and its full count.
+    #[tokio::test]
+    async fn software_pages_concatenate_to_the_whole_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open store"));
+        for n in 0..7u8 {
+            let id = format!("{n:032x}");
+            let mut new = crate::store::test_agent(&id, &format!("u{n}"), n + 1);
+            new.hostname = format!("h{n}");
+            store.enroll_agent(new).expect("enroll");
+            let version = ["3.0.13-1", "3.0.11-1", "1.1.1w-0"][usize::from(n % 3)];
+            let package = pb::Package { name: "openssl".into(), version: version.into(), source: "dpkg".into(), ..Default::default() };
+            let inventory = pb::Inventory { software: Some(pb::SoftwareSection { packages: vec![package] }), ..Default::default() };
+            let report = pb::Report { seq: 1, created_at_unix_ms: 1, body: Some(pb::report::Body::Inventory(inventory)) };
+            store.put_reports(&id, &[report], 1).expect("put");
+        }
+        let api = api_over(store);
+        let list = |page_size: u32, page_token: String| {
+            let req = pb::ListSoftwareRequest { name: "openssl".into(), page_size, page_token, ..Default::default() };
+            api.list_software(as_role(Role::Viewer, req))
+        };
+        let whole = list(0, String::new()).await.expect("one page").into_inner();
+        assert!(whole.next_page_token.is_empty());
+        let counts: Vec<u64> = whole.versions.iter().map(|v| v.host_count).collect();
+        assert_eq!(counts, [3, 2, 2], "newest first: 3.0.13-1 on hosts 0, 3, 6");
+        let all: Vec<String> = whole.versions.iter().flat_map(|v| v.hosts.iter().map(|h| h.hostname.clone())).collect();
+        assert_eq!(all.len(), 7);
+        for page_size in [1, 2, 3, 5] {
+            let (mut paged, mut token, mut pages) = (Vec::new(), String::new(), 0);
+            loop {
+                let page = list(page_size, token).await.expect("page").into_inner();
+                pages += 1;
+                assert_eq!(page.versions.iter().map(|v| v.host_count).collect::<Vec<_>>(), counts, "counts on every page");
+                let hosts: Vec<String> = page.versions.iter().flat_map(|v| v.hosts.iter().map(|h| h.hostname.clone())).collect();
+                assert!(hosts.len() <= page_size as usize);
+                paged.extend(hosts);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            assert_eq!(paged, all, "pages of {page_size}");
+            assert_eq!(pages, 7usize.div_ceil(page_size as usize), "pages of {page_size}");
+        }
+        let refused = list(1, "x".into()).await.expect_err("a token the server did not issue");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 
     const RULE: &str = "[[rule]]\nname = \"no-telnet\"\nwhen = { kind = \"software_forbidden\", package = \"telnetd\" }\n";

@@ -97,22 +97,43 @@ pub struct AdminCalls {
     pub(crate) disk: Option<crate::disk_space::DiskGuard>,
 }
 
-/// A host with its lower-cased name, the default order's key.
-type NamedHost = (String, Arc<HostView>);
+/// One matching host with its sort field's value, taken once per host
+/// rather than twice per comparison.
+struct Keyed<'h> {
+    sort: Option<crate::filter::Value<'h>>,
+    host: &'h Arc<HostView>,
+}
 
-/// A listing's order: its sort field, then the host name (case-insensitive,
-/// pre-lowered in the pair), then the agent id, so the order is total and
-/// a page is the one a full sort gives.
-fn host_order(query: &HostQuery, descending: bool) -> impl Fn(&NamedHost, &NamedHost) -> std::cmp::Ordering + '_ {
-    move |(a_name, a), (b_name, b)| {
-        let by_name = || a_name.cmp(b_name).then_with(|| a.agent.agent_id.cmp(&b.agent.agent_id));
-        let order = match &query.sort {
-            Some(field) => field.compare_hosts(a, b, &query.ctx).then_with(by_name),
-            None => by_name(),
-        };
+fn keyed<'h>(query: &HostQuery, hosts: &'h [Arc<HostView>]) -> Vec<Keyed<'h>> {
+    hosts.iter().map(|host| Keyed { sort: query.sort.as_ref().and_then(|f| f.value(host, &query.ctx)), host }).collect()
+}
+
+/// A listing's order: its sort field, then the host name
+/// (case-insensitive), then the agent id, so the order is total and a page
+/// is the one a full sort gives.
+fn host_order(descending: bool) -> impl Fn(&Keyed<'_>, &Keyed<'_>) -> std::cmp::Ordering {
+    move |a, b| {
+        let order = crate::filter::sort_cmp(a.sort.as_ref(), b.sort.as_ref())
+            .then_with(|| name_order(&a.host.agent.hostname, &b.host.agent.hostname))
+            .then_with(|| a.host.agent.agent_id.cmp(&b.host.agent.agent_id));
         if descending { order.reverse() } else { order }
     }
 }
+
+/// The order of the lower-cased names, without lower-casing (an
+/// allocation per host per query) when both are ASCII, as host names
+/// nearly always are: there `to_lowercase` is the ASCII one.
+fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    } else {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    }
+}
+
+/// Most hosts in one ListSoftware answer (the default too): about 600 KB,
+/// well under gRPC's 4 MiB default message limit.
+const MAX_SOFTWARE_PAGE: usize = 10_000;
 
 /// Most `columns` one host listing may ask for.
 const MAX_COLUMNS: usize = 32;
@@ -270,8 +291,9 @@ impl AdminCalls {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
         let query = Arc::new(HostQuery::parse(&req, self.filter_context(now_ms()))?);
-        let mut hosts = self.matching_hosts(&query).await?;
-        let order = host_order(&query, req.descending);
+        let matching = self.matching_hosts(&query).await?;
+        let mut hosts = keyed(&query, &matching);
+        let order = host_order(req.descending);
         let total = hosts.len();
         // Only the hosts up to the end of the page need their order: select
         // them (linear), then sort those. The order is total (agent ids are
@@ -283,7 +305,7 @@ impl AdminCalls {
         }
         hosts.sort_by(&order);
         let now = query.ctx.now_unix_ms;
-        let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|(_, h)| Arc::clone(h)).collect();
+        let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|k| Arc::clone(k.host)).collect();
         if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
             let ids: Vec<String> = page_hosts.iter().map(|h| h.agent.agent_id.clone()).collect();
             let full = self.with_store(move |s| ids.iter().map(|id| s.host(id)).collect::<Result<Vec<_>>>()).await?;
@@ -306,24 +328,23 @@ impl AdminCalls {
         Ok(pb::ListHostsResponse { hosts: page, next_page_token })
     }
 
-    /// The hosts a listing's filter matches, unordered, each with its
-    /// lower-cased name (the default order's key, computed once per host).
-    /// Summaries (no package lists) unless the filter or sort needs them
+    /// The hosts a listing's filter matches, unordered. Summaries (no
+    /// package lists) unless the filter or sort needs them
     /// (crate::host_query).
-    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<NamedHost>> {
+    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<Arc<HostView>>> {
         let q = Arc::clone(query);
-        let hosts = self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await?;
-        Ok(hosts.into_iter().map(|h| (h.agent.hostname.to_lowercase(), h)).collect())
+        self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await
     }
 
     /// Every host a listing's filter matches, in the listing's order, and
     /// their count (the export: every row, no page).
     pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<Arc<HostView>>, usize)> {
         let query = Arc::new(HostQuery::parse(req, self.filter_context(now_ms()))?);
-        let mut hosts = self.matching_hosts(&query).await?;
-        hosts.sort_by(host_order(&query, req.descending));
+        let matching = self.matching_hosts(&query).await?;
+        let mut hosts = keyed(&query, &matching);
+        hosts.sort_by(host_order(req.descending));
         let total = hosts.len();
-        Ok((hosts.into_iter().map(|(_, h)| h).collect(), total))
+        Ok((hosts.into_iter().map(|k| Arc::clone(k.host)).collect(), total))
     }
 
     pub async fn get_fleet_summary(&self, caller: &Caller, req: pb::GetFleetSummaryRequest) -> Result<pb::GetFleetSummaryResponse> {
@@ -364,6 +385,15 @@ impl AdminCalls {
         if req.name.is_empty() || req.name.len() > 255 || req.name.contains('\0') {
             return Err(Error::InvalidArgument("name must be 1 to 255 bytes without NUL".into()));
         }
+        let page_size = match req.page_size as usize {
+            0 => MAX_SOFTWARE_PAGE,
+            n => n.min(MAX_SOFTWARE_PAGE),
+        };
+        let offset: usize = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
+        };
         let name = req.name.clone();
         let (installs, hostnames) = self
             .with_store(move |s| {
@@ -380,12 +410,22 @@ impl AdminCalls {
                 Ok((installs, hostnames))
             })
             .await?;
-        let versions = crate::software::versions_newest_first(installs)
+        // The page: hosts [offset, offset + page_size) of the versions'
+        // host lists laid end to end; every version keeps its count, and
+        // only the page's hosts are built.
+        let end = offset.saturating_add(page_size);
+        let mut before = 0usize;
+        let versions: Vec<pb::SoftwareVersion> = crate::software::versions_newest_first(&installs)
             .into_iter()
             .filter(|g| req.version.is_empty() || g.version == req.version)
-            .map(|g| wire::software_version(g, &hostnames))
+            .map(|g| {
+                let window = offset.saturating_sub(before)..end.saturating_sub(before);
+                before += g.agents.len();
+                wire::software_version(g, &hostnames, window)
+            })
             .collect();
-        Ok(pb::ListSoftwareResponse { name: req.name, versions })
+        let next_page_token = if end < before { end.to_string() } else { String::new() };
+        Ok(pb::ListSoftwareResponse { name: req.name, versions, next_page_token })
     }
 
     pub async fn list_changes(&self, caller: &Caller, req: pb::ListChangesRequest) -> Result<pb::ListChangesResponse> {

@@ -25,7 +25,7 @@ use census_proto::v1 as pb;
 
 use crate::error::Result;
 use crate::filter::{Condition, Context, FieldRef, Filter};
-use crate::store::{AgentRecord, HostView, InventoryRecord, Store};
+use crate::store::{AgentRecord, HostView, InventoryRecord, SoftwareInstall, Store};
 
 /// Whether the field reads package lists, which host summaries leave out.
 pub fn reads_packages(field: &FieldRef) -> bool {
@@ -85,15 +85,16 @@ pub fn matching(store: &dyn Store, filter: Option<&Filter>, sort: Option<&FieldR
         Path::Indexed => {
             let Some(filter) = filter else { return store.host_summaries() };
             let conditions: Vec<&Condition> = filter.conditions().into_iter().filter(|c| reads_packages(&c.field)).collect();
-            let mut answered: Vec<HashSet<String>> = Vec::with_capacity(conditions.len());
+            let mut installs = Vec::with_capacity(conditions.len());
             for c in &conditions {
-                answered.push(hosts_where(store, c, ctx)?);
+                installs.push(store.software_installs(c.field.key().and_then(|k| k.exact()).unwrap_or_default())?);
             }
+            let answered: Vec<HashSet<&str>> = conditions.iter().zip(&installs).map(|(c, i)| hosts_where(i, c, ctx)).collect();
             let mut hosts = store.host_summaries()?;
             hosts.retain(|h| {
                 let decided = |c: &Condition| {
                     let i = conditions.iter().position(|known| std::ptr::eq(*known, c))?;
-                    Some(answered[i].contains(&h.agent.agent_id))
+                    Some(answered[i].contains(h.agent.agent_id.as_str()))
                 };
                 filter.matches_with(h, ctx, &decided)
             });
@@ -104,21 +105,16 @@ pub fn matching(store: &dyn Store, filter: Option<&Filter>, sort: Option<&FieldR
 
 /// The agents on which a condition over one named package holds, from the
 /// software index: the condition is evaluated on a host holding only that
-/// package's installs, which is all it reads.
-fn hosts_where(store: &dyn Store, condition: &Condition, ctx: &Context) -> Result<HashSet<String>> {
-    let name = condition.field.key().and_then(|k| k.exact()).unwrap_or_default();
-    let mut by_agent: HashMap<String, Vec<pb::Package>> = HashMap::new();
-    for install in store.software_installs(name)? {
-        by_agent.entry(install.agent_id).or_default().push(pb::Package {
-            name: install.name,
-            version: install.version,
-            source: install.source,
-            arch: install.arch,
-            vendor: None,
-            install_time_unix_ms: None,
-        });
+/// package's installs, which is all it reads. Hosts with the same installs
+/// (most of a fleet has one of a few versions) share one evaluation.
+fn hosts_where<'a>(installs: &'a [SoftwareInstall], condition: &Condition, ctx: &Context) -> HashSet<&'a str> {
+    type Install<'a> = (&'a str, &'a str, Option<&'a str>);
+    let mut by_agent: HashMap<&str, Vec<Install<'a>>> = HashMap::new();
+    for i in installs {
+        by_agent.entry(i.agent_id.as_str()).or_default().push((&i.version, &i.source, i.arch.as_deref()));
     }
-    // One scratch host, its package list swapped per agent.
+    let name = condition.field.key().and_then(|k| k.exact()).unwrap_or_default();
+    // One scratch host, its package list swapped per distinct list.
     let mut scratch = HostView {
         agent: AgentRecord::default(),
         inventory: Some(Arc::new(InventoryRecord {
@@ -126,18 +122,40 @@ fn hosts_where(store: &dyn Store, condition: &Condition, ctx: &Context) -> Resul
             ..Default::default()
         })),
     };
+    let mut decided: HashMap<Vec<Install<'a>>, bool> = HashMap::new();
     let mut out = HashSet::new();
-    for (agent_id, packages) in by_agent {
-        if let Some(software) =
-            scratch.inventory.as_mut().and_then(Arc::get_mut).and_then(|r| r.inventory.as_mut()).and_then(|i| i.software.as_mut())
-        {
-            software.packages = packages;
-        }
-        if condition.holds(&scratch, ctx) {
+    for (agent_id, mut list) in by_agent {
+        // Order does not matter to an any-match condition; sorting makes
+        // equal lists equal keys.
+        list.sort_unstable();
+        let holds = match decided.get(&list) {
+            Some(known) => *known,
+            None => {
+                if let Some(software) =
+                    scratch.inventory.as_mut().and_then(Arc::get_mut).and_then(|r| r.inventory.as_mut()).and_then(|i| i.software.as_mut())
+                {
+                    software.packages = list
+                        .iter()
+                        .map(|(version, source, arch)| pb::Package {
+                            name: name.to_string(),
+                            version: version.to_string(),
+                            source: source.to_string(),
+                            arch: arch.map(str::to_string),
+                            vendor: None,
+                            install_time_unix_ms: None,
+                        })
+                        .collect();
+                }
+                let holds = condition.holds(&scratch, ctx);
+                decided.insert(list, holds);
+                holds
+            }
+        };
+        if holds {
             out.insert(agent_id);
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -252,5 +270,25 @@ mod tests {
             let packages = h.inventory.as_ref().and_then(|r| r.inventory.as_ref()).and_then(|i| i.software.as_ref());
             assert!(packages.is_none_or(|s| s.packages.is_empty()));
         }
+    }
+
+    #[test]
+    fn software_answers_follow_writes_after_the_first_query() {
+        let (_dir, store) = fleet();
+        let ctx = Context { now_unix_ms: 10_000, offline_after_ms: 60_000 };
+        let old = Filter::parse(r#"software("openssl") < "3.0.13""#).unwrap();
+        // The first query holds openssl's installs in memory.
+        assert_eq!(ids(matching(&store, Some(&old), None, &ctx).unwrap()), ["a", "b"]);
+        // a upgrades, d installs an old one, b drops its old second install.
+        let report = |inv| pb::Report { seq: 2, created_at_unix_ms: 2, body: Some(pb::report::Body::Inventory(inv)) };
+        let write = |id: &str, inv| store.put_reports(&format!("{id:0>32}"), &[report(inv)], 2_000).unwrap();
+        write("a", inventory("Ubuntu", 4, vec![package("openssl", "3.0.13-1", "dpkg")]));
+        write("d", inventory("Debian GNU/Linux", 2, vec![package("openssl", "1.1.1n-0", "dpkg")]));
+        write("b", inventory("Ubuntu", 16, vec![package("openssl", "3.0.13-1", "dpkg")]));
+        let fast = ids(matching(&store, Some(&old), None, &ctx).unwrap());
+        let mut scan: Vec<Arc<HostView>> = store.hosts().unwrap().into_iter().map(Arc::new).collect();
+        scan.retain(|h| old.matches_in(h, &ctx));
+        assert_eq!(fast, ids(scan));
+        assert_eq!(fast, ["d"]);
     }
 }

@@ -19,19 +19,23 @@ pub struct VersionGroup {
 
 /// Groups installs by (source, version), newest version first. A
 /// multi-arch package installed twice on one host counts that host once.
-pub fn versions_newest_first(installs: Vec<SoftwareInstall>) -> Vec<VersionGroup> {
-    let mut groups: BTreeMap<(String, String), BTreeMap<String, Option<String>>> = BTreeMap::new();
+pub fn versions_newest_first(installs: &[SoftwareInstall]) -> Vec<VersionGroup> {
+    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, Option<String>>> = BTreeMap::new();
     for i in installs {
-        let agents = groups.entry((i.source, i.version)).or_default();
-        let arch = agents.entry(i.agent_id).or_insert(None);
-        *arch = match (arch.take(), i.arch) {
+        let agents = groups.entry((&i.source, &i.version)).or_default();
+        let arch = agents.entry(&i.agent_id).or_insert(None);
+        *arch = match (arch.take(), i.arch.clone()) {
             (Some(a), Some(b)) if a != b => Some(format!("{a},{b}")),
             (a, b) => a.or(b),
         };
     }
     let mut out: Vec<VersionGroup> = groups
         .into_iter()
-        .map(|((source, version), agents)| VersionGroup { version, source, agents: agents.into_iter().collect() })
+        .map(|((source, version), agents)| VersionGroup {
+            version: version.to_string(),
+            source: source.to_string(),
+            agents: agents.into_iter().map(|(id, arch)| (id.to_string(), arch)).collect(),
+        })
         .collect();
     out.sort_by(newest_first);
     out
@@ -57,7 +61,7 @@ mod tests {
 
     #[test]
     fn groups_and_orders_by_dpkg_rules() {
-        let groups = versions_newest_first(vec![
+        let groups = versions_newest_first(&[
             install("3.0.11-1~deb12u2", "a", "amd64"),
             install("3.0.11-1", "b", "amd64"),
             install("1:1.0", "c", "amd64"),

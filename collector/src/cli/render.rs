@@ -82,10 +82,26 @@ pub async fn software(
     with_hosts: bool,
     output: Output,
 ) -> Result<String, Status> {
-    let reply = client
-        .list_software(pb::ListSoftwareRequest { name: name.to_string(), version: version.unwrap_or_default().to_string() })
-        .await?
-        .into_inner();
+    // Every page, merged: each lists every version, with its share of hosts.
+    let request = |page_token: String| pb::ListSoftwareRequest {
+        name: name.to_string(),
+        version: version.unwrap_or_default().to_string(),
+        page_size: 0,
+        page_token,
+    };
+    let mut reply = client.list_software(request(String::new())).await?.into_inner();
+    while !reply.next_page_token.is_empty() {
+        let page = client.list_software(request(std::mem::take(&mut reply.next_page_token))).await?.into_inner();
+        let same = |a: &pb::SoftwareVersion, b: &pb::SoftwareVersion| (&a.version, &a.source) == (&b.version, &b.source);
+        if page.versions.len() != reply.versions.len() || !page.versions.iter().zip(&reply.versions).all(|(a, b)| same(a, b)) {
+            // Installs changed between pages: the merge would mix versions.
+            return Err(Status::aborted("the package's versions changed while paging; run the command again"));
+        }
+        for (all, more) in reply.versions.iter_mut().zip(page.versions) {
+            all.hosts.extend(more.hosts);
+        }
+        reply.next_page_token = page.next_page_token;
+    }
     Ok(match output {
         Output::Json => json(&reply),
         Output::Table => software_table(&reply, with_hosts),

@@ -224,7 +224,12 @@ async fn handle(
             json(calls.get_metrics(c, req).await?)
         }
         Endpoint::ListSoftware => {
-            let req = pb::ListSoftwareRequest { name: path.get("name"), version: query.string("version") };
+            let req = pb::ListSoftwareRequest {
+                name: path.get("name"),
+                version: query.string("version"),
+                page_size: query.u32("page_size")?,
+                page_token: query.string("page_token"),
+            };
             json(calls.list_software(c, req).await?)
         }
         Endpoint::ListChanges => {
@@ -310,7 +315,7 @@ pub(crate) fn query_parameter_names(endpoint: Endpoint) -> &'static [&'static st
     match endpoint {
         Endpoint::ListHosts => &["page_size", "page_token", "filter", "sort", "descending", "columns"],
         Endpoint::GetMetrics => &["metric", "since_unix_ms", "resolution"],
-        Endpoint::ListSoftware => &["version"],
+        Endpoint::ListSoftware => &["version", "page_size", "page_token"],
         Endpoint::ListChanges => &["host", "since_unix_ms"],
         Endpoint::ListAlerts => &["state"],
         Endpoint::ListOutbox => &["state", "sink", "limit"],

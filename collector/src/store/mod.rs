@@ -11,6 +11,7 @@ mod group_flush;
 mod host_cache;
 pub mod records;
 pub mod sled;
+mod software_cache;
 
 use census_proto::v1 as pb;
 
@@ -258,8 +259,9 @@ pub trait Store: Send + Sync + 'static {
     fn size_on_disk(&self) -> Result<u64>;
 
     /// Every (version, source, arch, agent id) of the package `name`, from
-    /// the software index kept in step with stored inventories.
-    fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>>;
+    /// the software index kept in step with stored inventories. Shared:
+    /// held in memory per name after the first query.
+    fn software_installs(&self, name: &str) -> Result<std::sync::Arc<Vec<SoftwareInstall>>>;
 
     /// Agents whose hostname equals `hostname`, ignoring ASCII case.
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>>;

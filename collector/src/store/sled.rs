@@ -83,6 +83,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::group_flush::GroupFlush;
 use super::host_cache::HostCache;
 use super::records::RECORD_SCHEMA;
+use super::software_cache::SoftwareCache;
 use super::{
     AgentRecord, AuditRecord, BucketRecord, ChangeRecord, Compaction, Digest, DumpItem, DumpSummary, EnrollmentSecretRecord, HostView,
     Ingested, InventoryRecord, IssuedCertificate, NewAgent, SoftwareInstall, Store, TokenRecord, software_installs_of, summary_of,
@@ -112,6 +113,8 @@ pub struct SledStore {
     host_summary: sled::Tree,
     /// What host queries read (see `host_cache`).
     hosts: HostCache,
+    /// What `software(...)` filters and ListSoftware read (see `software_cache`).
+    software_names: SoftwareCache,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
@@ -154,6 +157,7 @@ impl SledStore {
             inventory: db.open_tree("inventory")?,
             host_summary: db.open_tree("host_summary")?,
             hosts: HostCache::default(),
+            software_names: SoftwareCache::default(),
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
@@ -212,6 +216,20 @@ impl SledStore {
             // The write itself is durable; the summaries reload on the next query.
             tracing::warn!(%agent_id, error = %e, "refreshing a host summary failed; host summaries will be reloaded");
             self.hosts.invalidate();
+        }
+    }
+
+    /// After an inventory write is durable: the cached installs of the
+    /// package names it touched follow.
+    fn refresh_software(&self, agent_id: &str, touched: &std::collections::HashSet<String>) {
+        let committed = || -> Result<Vec<SoftwareInstall>> {
+            let Some(bytes) = self.inventory.get(agent_id.as_bytes())? else { return Ok(Vec::new()) };
+            let record: InventoryRecord = decode(&bytes, "inventory")?;
+            Ok(record.inventory.as_ref().map(|i| software_installs_of(agent_id, i)).unwrap_or_default())
+        };
+        if let Err(e) = self.software_names.refresh(agent_id, touched, committed) {
+            tracing::warn!(%agent_id, error = %e, "refreshing cached software installs failed; they will be reloaded");
+            self.software_names.invalidate();
         }
     }
 
@@ -360,6 +378,12 @@ fn software_key(i: &SoftwareInstall) -> Vec<u8> {
         key.extend_from_slice(part.as_bytes());
     }
     key
+}
+
+/// The package name a software index key starts with.
+fn name_of_software_key(key: &[u8]) -> String {
+    let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+    String::from_utf8_lossy(&key[..end]).into_owned()
 }
 
 fn parse_software_key(key: &[u8]) -> Option<SoftwareInstall> {
@@ -637,6 +661,9 @@ impl Store for SledStore {
             let mut inventory_changed = false;
             let mut full_inventory_requested = false;
             let mut earliest_sample: Option<i64> = None;
+            // Package names whose installs on this agent changed: their
+            // cached lists follow after the commit.
+            let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
             let already_stored = agent.last_seq;
             for report in reports.iter().filter(|r| r.seq > already_stored) {
                 changed = true;
@@ -698,6 +725,7 @@ impl Store for SledStore {
                         .map(software_key)
                         .collect();
                     for key in old_keys.difference(&new_keys) {
+                        touched.insert(name_of_software_key(key));
                         software.remove(key.as_slice())?;
                     }
                     if let Some(old_inv) = &old.inventory {
@@ -717,6 +745,7 @@ impl Store for SledStore {
                     }
                 }
                 for key in new_keys.difference(&old_keys) {
+                    touched.insert(name_of_software_key(key));
                     software.insert(key.as_slice(), &[])?;
                 }
                 let mut record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
@@ -731,11 +760,14 @@ impl Store for SledStore {
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             }
-            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed))
+            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed, touched))
         })?;
         if outcome.1 {
             self.flush()?;
             self.refresh_host(agent_id, outcome.2);
+            if !outcome.3.is_empty() {
+                self.refresh_software(agent_id, &outcome.3);
+            }
         }
         Ok(outcome.0)
     }
@@ -890,17 +922,19 @@ impl Store for SledStore {
         Ok(self.db.size_on_disk()?)
     }
 
-    fn software_installs(&self, name: &str) -> Result<Vec<SoftwareInstall>> {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for entry in self.software.scan_prefix(&prefix) {
-            let (key, _) = entry?;
-            if let Some(install) = parse_software_key(&key) {
-                out.push(install);
+    fn software_installs(&self, name: &str) -> Result<std::sync::Arc<Vec<SoftwareInstall>>> {
+        self.software_names.installs(name, || {
+            let mut prefix = name.as_bytes().to_vec();
+            prefix.push(0);
+            let mut out = Vec::new();
+            for entry in self.software.scan_prefix(&prefix) {
+                let (key, _) = entry?;
+                if let Some(install) = parse_software_key(&key) {
+                    out.push(install);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>> {
@@ -1518,14 +1552,16 @@ mod tests {
         store.enroll_agent(new_agent("a2", "u2", 2)).expect("enroll");
         store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1"), ("curl", "7.88")])], 1).expect("put");
         store.put_reports("a2", &[inventory_with(1, &[("openssl", "3.0.13-1"), ("openssl-dev", "3.0.13-1")])], 1).expect("put");
-        let mut openssl = store.software_installs("openssl").expect("query");
+        let mut openssl = store.software_installs("openssl").expect("query").to_vec();
         openssl.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         assert_eq!(openssl.len(), 2, "a prefix of another name (openssl-dev) is not matched");
         assert_eq!((openssl[0].agent_id.as_str(), openssl[0].version.as_str()), ("a1", "3.0.11-1"));
         assert_eq!(openssl[0].arch.as_deref(), Some("amd64"));
+        // Both names are now held in memory: the writes below must update them.
+        assert_eq!(store.software_installs("curl").expect("q").len(), 1);
         // a1 upgrades openssl and removes curl: the index follows.
         store.put_reports("a1", &[inventory_with(2, &[("openssl", "3.0.13-1")])], 2).expect("put");
-        let versions: Vec<String> = store.software_installs("openssl").expect("q").into_iter().map(|i| i.version).collect();
+        let versions: Vec<String> = store.software_installs("openssl").expect("q").iter().map(|i| i.version.clone()).collect();
         assert_eq!(versions, vec!["3.0.13-1".to_string(), "3.0.13-1".to_string()]);
         assert!(store.software_installs("curl").expect("q").is_empty());
     }
