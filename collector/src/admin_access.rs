@@ -295,21 +295,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::alerting::{Alerting, AlertingConfig};
-    use crate::store::Store;
     use crate::store::sled::SledStore;
 
     fn calls(dir: &std::path::Path) -> AdminCalls {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("open store"));
-        let config = AlertingConfig {
-            rules_file: None,
-            default_rules: true,
-            heartbeat_interval: std::time::Duration::from_secs(30),
-            sinks: Vec::new(),
-            routes: Vec::new(),
-        };
-        let alerting = Arc::new(Alerting::open(Arc::clone(&store), config).expect("alert service"));
-        AdminCalls::new(store, crate::config::AgentPolicy::default(), crate::config::Metrics::default(), alerting)
+        AdminCalls::over_store(Arc::new(SledStore::open(dir).expect("open store")))
     }
 
     fn caller(id: &str, role: Role) -> Caller {

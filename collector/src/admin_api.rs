@@ -261,7 +261,6 @@ fn backup_failed(e: Error) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::AlertingConfig;
     use crate::store::sled::SledStore;
 
     fn api(dir: &std::path::Path) -> AdminApi {
@@ -269,15 +268,7 @@ mod tests {
     }
 
     fn api_over(store: Arc<dyn Store>) -> AdminApi {
-        let config = AlertingConfig {
-            rules_file: None,
-            default_rules: true,
-            heartbeat_interval: std::time::Duration::from_secs(30),
-            sinks: Vec::new(),
-            routes: Vec::new(),
-        };
-        let alerting = Arc::new(Alerting::open(Arc::clone(&store), config).expect("alert service"));
-        AdminApi::new(store, AgentPolicy::default(), crate::config::Metrics::default(), alerting)
+        AdminApi::over(Arc::new(AdminCalls::over_store(store)))
     }
 
     fn as_role<T>(role: Role, message: T) -> Request<T> {

@@ -202,6 +202,21 @@ impl AdminCalls {
         self
     }
 
+    /// Test fixture: the calls over `store` with the default policy,
+    /// metrics and shipped alert rules, no sinks.
+    #[cfg(test)]
+    pub(crate) fn over_store(store: Arc<dyn Store>) -> AdminCalls {
+        let config = crate::alerting::AlertingConfig {
+            rules_file: None,
+            default_rules: true,
+            heartbeat_interval: std::time::Duration::from_secs(30),
+            sinks: Vec::new(),
+            routes: Vec::new(),
+        };
+        let alerting = Arc::new(Alerting::open(Arc::clone(&store), config).expect("alert service"));
+        AdminCalls::new(store, AgentPolicy::default(), crate::config::Metrics::default(), alerting)
+    }
+
     /// Refuses state-changing calls while the data directory is short of
     /// its reserve (`disk_space`).
     pub fn with_disk_guard(mut self, guard: crate::disk_space::DiskGuard) -> AdminCalls {
@@ -357,7 +372,7 @@ impl AdminCalls {
             let hosts = crate::host_query::matching(s, None, None, &ctx)?;
             let text = |field: &FieldRef, h: &HostView| field.value(h, &ctx).map(|v| v.to_string()).unwrap_or_default();
             let lines = hosts.iter().map(|h| crate::fleet_summary::HostLine {
-                os: wire::host_summary(h, false).os,
+                os: wire::os_name(h),
                 hardware_model: crate::fleet_summary::hardware_model(&text(&vendor, h), &text(&model, h)),
                 online: ctx.online(h.agent.last_seen_unix_ms),
                 revoked: h.agent.revoked,

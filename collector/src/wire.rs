@@ -8,6 +8,14 @@ use crate::alerting::RuleInForce;
 use crate::notify::outbox::OutboxEntry;
 use crate::store::HostView;
 
+/// The host's OS as the host list shows it: the pretty name, else name and
+/// version; empty before any inventory.
+pub fn os_name(host: &HostView) -> String {
+    let os = host.inventory.as_ref().and_then(|r| r.inventory.as_ref()).and_then(|i| i.os.as_ref());
+    os.map(|o| o.pretty_name.clone().unwrap_or_else(|| format!("{} {}", o.name, o.version.clone().unwrap_or_default()).trim().to_string()))
+        .unwrap_or_default()
+}
+
 /// The host-list line for one host.
 pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
     let inv = host.inventory.as_ref().and_then(|r| r.inventory.as_ref());
@@ -16,11 +24,7 @@ pub fn host_summary(host: &HostView, online: bool) -> pb::HostSummary {
         agent_id: host.agent.agent_id.clone(),
         hostname: host.agent.hostname.clone(),
         host_uuid: host.agent.host_uuid.clone(),
-        os: os
-            .map(|o| {
-                o.pretty_name.clone().unwrap_or_else(|| format!("{} {}", o.name, o.version.clone().unwrap_or_default()).trim().to_string())
-            })
-            .unwrap_or_default(),
+        os: os_name(host),
         kernel: os.map(|o| o.kernel.clone()).unwrap_or_default(),
         arch: os.map(|o| o.arch.clone()).unwrap_or_default(),
         cpu_logical_cores: inv.and_then(|i| i.cpu.as_ref()).map(|c| c.logical_cores).unwrap_or(0),

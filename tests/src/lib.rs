@@ -36,19 +36,8 @@ pub fn patience() -> Duration {
 }
 
 /// Polls `check` until it returns Some, or panics with `what` after the patience.
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + patience();
-    let mut pause = Duration::from_millis(20);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {:?} waiting for: {what}", patience());
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(250));
-    }
+pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    within(patience(), check).unwrap_or_else(|| panic!("timed out after {:?} waiting for: {what}", patience()))
 }
 
 /// Polls `check` until it returns Some, or None after `limit`.

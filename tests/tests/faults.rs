@@ -126,9 +126,10 @@ fn collector_killed_at_random_points_loses_and_duplicates_nothing_acknowledged()
         eventually("every agent's reports to be acknowledged again", || {
             acks.by_agent.iter().all(|(k, v)| v.load(Ordering::Relaxed) > before[k]).then_some(())
         });
-        // The fault: a random point in the stream of writes. This pause
-        // is the injected timing, not a wait for a condition.
-        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        // The fault: a random point in the stream of writes, after a
+        // random number (0-39) of further acknowledgements.
+        let kill_after = total_acked() + rng.below(40);
+        eventually("the acknowledgements before the kill point", || (total_acked() >= kill_after).then_some(()));
         collector.stop();
         // After SIGKILL no answer can arrive: these are final.
         let acked_at_kill: HashMap<String, u64> = acks.by_agent.iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect();
