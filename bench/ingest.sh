@@ -11,6 +11,7 @@
 #   DURATION=60s RATE=10000 PACKAGES=1000..3000 CONCURRENCY=256 bench/ingest.sh 1000
 #   BIN_DIR=/tmp/before bench/ingest.sh 1000     (binaries built elsewhere: no build;
 #                                                 for before/after runs of two commits)
+#   LOADGEN_ARGS="--delta-chance 0" bench/ingest.sh 1000  (more census-loadgen flags)
 #   PERF_OUT=/tmp/ingest.perf bench/ingest.sh 1000 (perf record -g of the collector
 #                                                 during the health phase)
 #
@@ -62,7 +63,7 @@ for n in "${sizes[@]}"; do
   echo "== N=$n: health every $interval per host, $duration, packages $packages" >&2
   $bin/census-loadgen --server "https://127.0.0.1:$port" --ca "$dir/pki/ca.pem" --domain localhost \
     --secret "$secret" --agents "$n" --duration "$duration" --health-interval "$interval" \
-    --inventory-packages "$packages" --concurrency "$concurrency" --collector-pid "$pid" --json > "$work/lg$n.json"
+    --inventory-packages "$packages" --concurrency "$concurrency" --collector-pid "$pid" --json ${LOADGEN_ARGS:-} > "$work/lg$n.json"
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), indent=1))' "$work/lg$n.json" >&2
   if [ -n "${PERF_OUT:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   kill -TERM "$pid"; wait "$pid" || true

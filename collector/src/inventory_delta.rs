@@ -53,9 +53,11 @@ pub fn apply(d: &pb::InventoryDelta, base: &pb::Inventory, base_seq: u64) -> Opt
                     }
                 }
                 sw.packages.extend(d.packages_added.iter().cloned());
-                // The agent's canonical order, so a later full snapshot compares equal.
-                sw.packages
-                    .sort_by_cached_key(|p| (p.source.clone(), p.name.clone(), p.arch.clone(), p.version.clone(), p.encode_to_vec()));
+                // The agent's canonical order, so a later full snapshot
+                // compares equal: (source, name, arch, version), then the
+                // encoded package. Compared in place: building owned keys
+                // for ~2,000 packages was most of a delta's cost.
+                sw.packages.sort_by(canonical_order);
             } else if !d.packages_added.is_empty() || !d.packages_removed.is_empty() {
                 // Packages changed on a section we do not hold: out of step.
                 return None;
@@ -63,6 +65,13 @@ pub fn apply(d: &pb::InventoryDelta, base: &pb::Inventory, base_seq: u64) -> Opt
         }
     }
     Some(out)
+}
+
+/// The agent's package order (`census_agent::inventory::software`).
+fn canonical_order(a: &pb::Package, b: &pb::Package) -> std::cmp::Ordering {
+    (&a.source, &a.name, &a.arch, &a.version)
+        .cmp(&(&b.source, &b.name, &b.arch, &b.version))
+        .then_with(|| if a == b { std::cmp::Ordering::Equal } else { a.encode_to_vec().cmp(&b.encode_to_vec()) })
 }
 
 #[cfg(test)]

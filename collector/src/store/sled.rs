@@ -106,6 +106,9 @@ pub struct SledStore {
     gate: RwLock<()>,
     /// One flush for all writers waiting at the same time.
     flushes: GroupFlush,
+    /// sled's `blobs` directory, held open for `flush` (see there).
+    blobs: std::fs::File,
+    blobs_dir: PathBuf,
     agents: sled::Tree,
     agent_by_cert: sled::Tree,
     agent_by_host: sled::Tree,
@@ -148,6 +151,8 @@ impl SledStore {
             .idgen_persist_interval(IDGEN_PERSIST_INTERVAL)
             .open()
             .map_err(|e| Error::Store(format!("opening {}: {e}", dir.display())))?;
+        let blobs_dir = dir.join("blobs");
+        let blobs = std::fs::File::open(&blobs_dir).map_err(|e| Error::Store(format!("opening {}: {e}", blobs_dir.display())))?;
         let meta = db.open_tree("meta")?;
         let found = schema_version(&meta, dir)?;
         let store = SledStore {
@@ -178,6 +183,8 @@ impl SledStore {
             db,
             gate: RwLock::new(()),
             flushes: GroupFlush::default(),
+            blobs,
+            blobs_dir,
         };
         store.migrate(found, &meta)?;
         Ok(store)
@@ -241,8 +248,23 @@ impl SledStore {
     /// Makes every write committed before the call durable. Concurrent
     /// callers share one flush (`group_flush`): this is the fsync every
     /// acknowledgement waits for.
+    ///
+    /// sled 0.34 writes any log item larger than a quarter of its 512 KiB
+    /// segment (a 2,000-package inventory, or a consolidated node of the
+    /// inventory tree) to its own file under `blobs/` and never fsyncs
+    /// those files: its flush syncs the log alone (spacejam/sled#1077
+    /// shows the same trace). After a power loss the log would point at
+    /// blob files that never reached the disk, losing acknowledged
+    /// inventories and the nodes that hold them. So the flush also syncs
+    /// the file system holding the store, which covers the blob files and
+    /// their directory entries.
     fn flush(&self) -> Result<()> {
-        self.flushes.flush(|| self.db.flush().map(drop).map_err(|e| e.to_string())).map_err(|e| Error::Store(format!("flush: {e}")))
+        self.flushes
+            .flush(|| {
+                self.db.flush().map_err(|e| e.to_string())?;
+                sync_blob_files(&self.blobs, &self.blobs_dir).map_err(|e| format!("syncing the store's blob files: {e}"))
+            })
+            .map_err(|e| Error::Store(format!("flush: {e}")))
     }
 
     /// Taken by every method that writes, for as long as it writes.
@@ -251,6 +273,28 @@ impl SledStore {
         // transactions made it; the gate itself guards no data.
         self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// One `syncfs` of the file system holding the store.
+#[cfg(target_os = "linux")]
+fn sync_blob_files(blobs: &std::fs::File, _blobs_dir: &Path) -> std::io::Result<()> {
+    rustix::fs::syncfs(blobs).map_err(std::io::Error::from)
+}
+
+/// Without `syncfs`: every blob file, then the directory.
+#[cfg(not(target_os = "linux"))]
+fn sync_blob_files(blobs: &std::fs::File, blobs_dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(blobs_dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            match std::fs::File::open(entry.path()).and_then(|f| f.sync_all()) {
+                // Removed by sled's log cleaning meanwhile: nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    blobs.sync_all()
 }
 
 /// Largest id floor `import` accepts: sled adds twice the floor to its id
@@ -309,6 +353,12 @@ pub fn import(dir: &Path, items: &mut dyn Iterator<Item = Result<DumpItem>>) -> 
         t.apply_batch(batch)?;
     }
     db.flush()?;
+    // The imported inventories are mostly blob files, which sled's flush
+    // leaves unsynced (see `SledStore::flush`).
+    let blobs_dir = dir.join("blobs");
+    std::fs::File::open(&blobs_dir)
+        .and_then(|blobs| sync_blob_files(&blobs, &blobs_dir))
+        .map_err(|e| Error::Store(format!("syncing {}: {e}", blobs_dir.display())))?;
     // The last handle closes the database (and releases its lock).
     drop(db);
     if floor > 0 {
@@ -368,16 +418,13 @@ fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
     M::decode(bytes).map_err(|e| Error::Store(format!("corrupt {what} record: {e}")))
 }
 
-fn software_key(i: &SoftwareInstall) -> Vec<u8> {
-    let arch = i.arch.as_deref().unwrap_or("");
-    let mut key = Vec::with_capacity(i.name.len() + i.version.len() + i.source.len() + arch.len() + i.agent_id.len() + 4);
-    for (n, part) in [i.name.as_str(), i.version.as_str(), i.source.as_str(), arch, i.agent_id.as_str()].into_iter().enumerate() {
-        if n > 0 {
-            key.push(0);
-        }
-        key.extend_from_slice(part.as_bytes());
-    }
-    key
+/// The software index keys an inventory implies, one per entry of
+/// `software_installs_of` (name, version, source, arch, agent id; the
+/// inverse of `parse_software_key`), without building the installs: an
+/// inventory write computes them for the old and the new inventory.
+fn software_keys_of(agent_id: &str, inventory: Option<&pb::Inventory>) -> std::collections::HashSet<Vec<u8>> {
+    let packages = inventory.and_then(|i| i.software.as_ref()).map_or(&[][..], |s| s.packages.as_slice());
+    packages.iter().map(|p| joined(&[&p.name, &p.version, &p.source, p.arch.as_deref().unwrap_or(""), agent_id])).collect()
 }
 
 /// The package name a software index key starts with.
@@ -441,6 +488,19 @@ fn abort(e: Error) -> ConflictableTransactionError<Error> {
 
 fn tx_decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, ConflictableTransactionError<Error>> {
     decode(bytes, what).map_err(abort)
+}
+
+/// The agent's stored inventory record, read from the transaction on first
+/// use and kept in `cache` for the rest of the request.
+fn stored_inventory<'c>(
+    inventory: &TransactionalTree,
+    cache: &'c mut Option<Option<InventoryRecord>>,
+    agent_id: &str,
+) -> Result<Option<&'c InventoryRecord>, ConflictableTransactionError<Error>> {
+    if cache.is_none() {
+        *cache = Some(inventory.get(agent_id.as_bytes())?.map(|b| tx_decode(&b, "inventory")).transpose()?);
+    }
+    Ok(cache.as_ref().and_then(Option::as_ref))
 }
 
 fn get_agent_tx(agents: &TransactionalTree, agent_id: &str) -> Result<Option<AgentRecord>, ConflictableTransactionError<Error>> {
@@ -665,6 +725,9 @@ impl Store for SledStore {
             // cached lists follow after the commit.
             let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
             let already_stored = agent.last_seq;
+            // The agent's stored inventory, decoded at most once per request
+            // (a delta and the diff against it both need it): `None` until read.
+            let mut stored: Option<Option<InventoryRecord>> = None;
             for report in reports.iter().filter(|r| r.seq > already_stored) {
                 changed = true;
                 agent.last_seq = report.seq;
@@ -689,14 +752,13 @@ impl Store for SledStore {
                     }
                     Some(pb::report::Body::Inventory(inv)) => Some(inv.clone()),
                     Some(pb::report::Body::InventoryDelta(delta)) => {
-                        let stored: Option<InventoryRecord> =
-                            inventory.get(agent_id.as_bytes())?.map(|b| tx_decode(&b, "inventory")).transpose()?;
-                        let applied = stored.as_ref().and_then(|r| crate::inventory_delta::apply(delta, r.inventory.as_ref()?, r.seq));
+                        let stored = stored_inventory(inventory, &mut stored, agent_id)?;
+                        let applied = stored.and_then(|r| crate::inventory_delta::apply(delta, r.inventory.as_ref()?, r.seq));
                         if applied.is_none() {
                             tracing::warn!(
                                 seq = report.seq,
                                 base_seq = delta.base_seq,
-                                stored_seq = stored.as_ref().map(|r| r.seq),
+                                stored_seq = stored.map(|r| r.seq),
                                 "inventory delta does not apply to the stored inventory; asking for a full snapshot"
                             );
                             full_inventory_requested = true;
@@ -712,36 +774,26 @@ impl Store for SledStore {
                 // The software index changes by the difference only: a
                 // delta or a daily snapshot of an unchanged host rewrote
                 // thousands of index keys before.
-                let new_keys: std::collections::HashSet<Vec<u8>> = software_installs_of(agent_id, &inv).iter().map(software_key).collect();
-                let mut old_keys = std::collections::HashSet::new();
-                if let Some(old) = inventory.get(agent_id.as_bytes())? {
-                    let old: InventoryRecord = tx_decode(&old, "inventory")?;
-                    old_keys = old
-                        .inventory
-                        .as_ref()
-                        .map(|i| software_installs_of(agent_id, i))
-                        .unwrap_or_default()
-                        .iter()
-                        .map(software_key)
-                        .collect();
-                    for key in old_keys.difference(&new_keys) {
-                        touched.insert(name_of_software_key(key));
-                        software.remove(key.as_slice())?;
-                    }
-                    if let Some(old_inv) = &old.inventory {
-                        let at = if inv.collected_at_unix_ms > 0 { inv.collected_at_unix_ms } else { received_at_unix_ms };
-                        for (i, c) in crate::changes::changes(old_inv, &inv, at, &newer).into_iter().enumerate() {
-                            let record = ChangeRecord {
-                                schema: RECORD_SCHEMA,
-                                at_unix_ms: c.at_unix_ms,
-                                kind: c.kind.as_str().to_string(),
-                                subject: c.subject,
-                                old: c.old,
-                                new: c.new,
-                                seq: report.seq,
-                            };
-                            changes.insert(change_key(agent_id, c.at_unix_ms, report.seq, i), record.encode_to_vec())?;
-                        }
+                let new_keys = software_keys_of(agent_id, Some(&inv));
+                let old = stored_inventory(inventory, &mut stored, agent_id)?;
+                let old_keys = software_keys_of(agent_id, old.and_then(|r| r.inventory.as_ref()));
+                for key in old_keys.difference(&new_keys) {
+                    touched.insert(name_of_software_key(key));
+                    software.remove(key.as_slice())?;
+                }
+                if let Some(old_inv) = old.and_then(|r| r.inventory.as_ref()) {
+                    let at = if inv.collected_at_unix_ms > 0 { inv.collected_at_unix_ms } else { received_at_unix_ms };
+                    for (i, c) in crate::changes::changes(old_inv, &inv, at, &newer).into_iter().enumerate() {
+                        let record = ChangeRecord {
+                            schema: RECORD_SCHEMA,
+                            at_unix_ms: c.at_unix_ms,
+                            kind: c.kind.as_str().to_string(),
+                            subject: c.subject,
+                            old: c.old,
+                            new: c.new,
+                            seq: report.seq,
+                        };
+                        changes.insert(change_key(agent_id, c.at_unix_ms, report.seq, i), record.encode_to_vec())?;
                     }
                 }
                 for key in new_keys.difference(&old_keys) {
@@ -751,11 +803,17 @@ impl Store for SledStore {
                 let mut record = InventoryRecord { schema: RECORD_SCHEMA, seq: report.seq, received_at_unix_ms, inventory: Some(inv) };
                 summaries.insert(agent_id.as_bytes(), summary_of(&mut record).encode_to_vec())?;
                 inventory.insert(agent_id.as_bytes(), record.encode_to_vec())?;
+                // A later report of this request builds on this one.
+                stored = Some(Some(record));
                 inventory_changed = true;
             }
             if let Some(t) = earliest_sample {
-                let mark = dirty.get(agent_id.as_bytes())?.map(|v| time_from_key(&v)).map_or(t, |m| m.min(t));
-                dirty.insert(agent_id.as_bytes(), time_key(mark).to_vec())?;
+                // Only an earlier mark is news: most batches land after the
+                // last rollup's mark, and an unchanged key is not rewritten.
+                let mark = dirty.get(agent_id.as_bytes())?.map(|v| time_from_key(&v));
+                if mark.is_none_or(|m| t < m) {
+                    dirty.insert(agent_id.as_bytes(), time_key(t).to_vec())?;
+                }
             }
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
