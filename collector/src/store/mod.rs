@@ -263,6 +263,12 @@ pub trait Store: Send + Sync + 'static {
     /// held in memory per name after the first query.
     fn software_installs(&self, name: &str) -> Result<std::sync::Arc<Vec<SoftwareInstall>>>;
 
+    /// Every distinct package name in the software index that starts with
+    /// `prefix` (all names for ""), in byte order: what alert rules naming
+    /// packages by glob are resolved against. Costs one index seek per
+    /// name listed, not one per install.
+    fn software_names(&self, prefix: &str) -> Result<Vec<String>>;
+
     /// Agents whose hostname equals `hostname`, ignoring ASCII case.
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>>;
 

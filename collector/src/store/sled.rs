@@ -937,6 +937,26 @@ impl Store for SledStore {
         })
     }
 
+    fn software_names(&self, prefix: &str) -> Result<Vec<String>> {
+        // Skip scan: after reading a name, seek past every key of it (the
+        // name, the NUL separator, anything) to the next name.
+        let mut names = Vec::new();
+        let mut from = prefix.as_bytes().to_vec();
+        loop {
+            let Some((key, _)) = self.software.range(from.as_slice()..).next().transpose()? else { break };
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let name = name_of_software_key(&key);
+            // Keys of `name` are `name 0 ...`: the first key after all of
+            // them is at or above `name 1`.
+            from = name.as_bytes().to_vec();
+            from.push(1);
+            names.push(name);
+        }
+        Ok(names)
+    }
+
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>> {
         let mut out = Vec::new();
         for entry in self.agents.iter() {
@@ -1564,6 +1584,25 @@ mod tests {
         let versions: Vec<String> = store.software_installs("openssl").expect("q").iter().map(|i| i.version.clone()).collect();
         assert_eq!(versions, vec!["3.0.13-1".to_string(), "3.0.13-1".to_string()]);
         assert!(store.software_installs("curl").expect("q").is_empty());
+    }
+
+    #[test]
+    fn software_names_lists_each_name_once_under_a_prefix() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        store.enroll_agent(new_agent("a2", "u2", 2)).expect("enroll");
+        store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1"), ("curl", "7.88"), ("telnet", "0.17")])], 1).expect("put");
+        let a2 = [("openssl", "3.0.13-1"), ("openssl-dev", "3.0.13-1"), ("telnetd", "0.17"), ("open", "1")];
+        store.put_reports("a2", &[inventory_with(1, &a2)], 1).expect("put");
+        let all = store.software_names("").expect("names");
+        assert_eq!(all, ["curl", "open", "openssl", "openssl-dev", "telnet", "telnetd"], "each name once, in byte order");
+        assert_eq!(store.software_names("openssl").expect("names"), ["openssl", "openssl-dev"]);
+        assert_eq!(store.software_names("telnet").expect("names"), ["telnet", "telnetd"]);
+        assert!(store.software_names("zzz").expect("names").is_empty());
+        // a1 removes telnet: the index, and so the names, follow.
+        store.put_reports("a1", &[inventory_with(2, &[("openssl", "3.0.11-1")])], 2).expect("put");
+        assert_eq!(store.software_names("t").expect("names"), ["telnetd"]);
     }
 
     #[test]
