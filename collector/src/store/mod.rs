@@ -9,6 +9,7 @@
 
 mod group_flush;
 mod host_cache;
+mod name_cache;
 pub mod records;
 pub mod sled;
 mod software_cache;
@@ -265,8 +266,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every distinct package name in the software index that starts with
     /// `prefix` (all names for ""), in byte order: what alert rules naming
-    /// packages by glob are resolved against. Costs one index seek per
-    /// name listed, not one per install.
+    /// packages by glob are resolved against. Held in memory after the
+    /// first call, kept in step with every inventory write.
     fn software_names(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// Agents whose hostname equals `hostname`, ignoring ASCII case.

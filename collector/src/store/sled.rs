@@ -82,6 +82,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::group_flush::GroupFlush;
 use super::host_cache::HostCache;
+use super::name_cache::NameCache;
 use super::records::RECORD_SCHEMA;
 use super::software_cache::SoftwareCache;
 use super::{
@@ -115,6 +116,8 @@ pub struct SledStore {
     hosts: HostCache,
     /// What `software(...)` filters and ListSoftware read (see `software_cache`).
     software_names: SoftwareCache,
+    /// The index's distinct package names (see `name_cache`).
+    package_names: NameCache,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
@@ -158,6 +161,7 @@ impl SledStore {
             host_summary: db.open_tree("host_summary")?,
             hosts: HostCache::default(),
             software_names: SoftwareCache::default(),
+            package_names: NameCache::default(),
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
@@ -230,6 +234,20 @@ impl SledStore {
         if let Err(e) = self.software_names.refresh(agent_id, touched, committed) {
             tracing::warn!(%agent_id, error = %e, "refreshing cached software installs failed; they will be reloaded");
             self.software_names.invalidate();
+        }
+    }
+
+    /// After an inventory write is durable: the names in memory follow
+    /// the names whose installs it added or removed.
+    fn refresh_package_names(&self, touched: &std::collections::HashSet<String>) {
+        let indexed = |name: &str| -> Result<bool> {
+            let mut prefix = name.as_bytes().to_vec();
+            prefix.push(0);
+            Ok(self.software.scan_prefix(&prefix).next().transpose()?.is_some())
+        };
+        if let Err(e) = self.package_names.refresh(touched, indexed) {
+            tracing::warn!(error = %e, "refreshing the package names in memory failed; they will be reloaded");
+            self.package_names.invalidate();
         }
     }
 
@@ -767,6 +785,7 @@ impl Store for SledStore {
             self.refresh_host(agent_id, outcome.2);
             if !outcome.3.is_empty() {
                 self.refresh_software(agent_id, &outcome.3);
+                self.refresh_package_names(&outcome.3);
             }
         }
         Ok(outcome.0)
@@ -938,23 +957,21 @@ impl Store for SledStore {
     }
 
     fn software_names(&self, prefix: &str) -> Result<Vec<String>> {
-        // Skip scan: after reading a name, seek past every key of it (the
-        // name, the NUL separator, anything) to the next name.
-        let mut names = Vec::new();
-        let mut from = prefix.as_bytes().to_vec();
-        loop {
-            let Some((key, _)) = self.software.range(from.as_slice()..).next().transpose()? else { break };
-            if !key.starts_with(prefix.as_bytes()) {
-                break;
+        self.package_names.with_prefix(prefix, || {
+            // Skip scan: after reading a name, seek past every key of it
+            // (the name, the NUL separator, anything) to the next name.
+            let mut names = Vec::new();
+            let mut from = Vec::new();
+            while let Some((key, _)) = self.software.range(from.as_slice()..).next().transpose()? {
+                let name = name_of_software_key(&key);
+                // Keys of `name` are `name 0 ...`: the first key after all
+                // of them is at or above `name 1`.
+                from = name.as_bytes().to_vec();
+                from.push(1);
+                names.push(name);
             }
-            let name = name_of_software_key(&key);
-            // Keys of `name` are `name 0 ...`: the first key after all of
-            // them is at or above `name 1`.
-            from = name.as_bytes().to_vec();
-            from.push(1);
-            names.push(name);
-        }
-        Ok(names)
+            Ok(names)
+        })
     }
 
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>> {
@@ -1603,6 +1620,13 @@ mod tests {
         // a1 removes telnet: the index, and so the names, follow.
         store.put_reports("a1", &[inventory_with(2, &[("openssl", "3.0.11-1")])], 2).expect("put");
         assert_eq!(store.software_names("t").expect("names"), ["telnetd"]);
+        // a2 drops openssl-dev and open (on no other host) and adds tmux.
+        store.put_reports("a2", &[inventory_with(2, &[("telnetd", "0.17"), ("tmux", "3.3")])], 2).expect("put");
+        assert_eq!(store.software_names("").expect("names"), ["openssl", "telnetd", "tmux"]);
+        // A reopened store (nothing in memory) lists the same from the index.
+        drop(store);
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.software_names("").expect("names"), ["openssl", "telnetd", "tmux"]);
     }
 
     #[test]
