@@ -438,36 +438,45 @@ fn alerts(data_dir: &std::path::Path, rounds: usize) -> Result<()> {
     let mut report = serde_json::Map::new();
     let mut decisions = Vec::new();
     for (label, fast) in [("reference (full inventories)", false), ("build_fleet (summaries + software index)", true)] {
-        let mut cpu = Vec::new();
-        let mut wall = Vec::new();
-        let mut alerts = Vec::new();
+        // One book across the rounds, as the collector keeps it: the first
+        // round opens every alert, the next ones find them open.
+        let mut book = AlertBook::new();
+        let (mut build_cpu, mut eval_cpu, mut wall) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..=rounds {
-            let (found, c, w) = timed(|| {
-                let fleet = if fast {
+            let (fleet, c, w) = timed(|| {
+                Ok(if fast {
                     build_fleet(&store, &rules, heartbeat, lookback, now)?
                 } else {
                     build_fleet_reference(&store, heartbeat, lookback, now)?
-                };
-                let mut book = AlertBook::new();
-                evaluate(&rules, &fleet, &mut book, now);
-                Ok(book.alerts().cloned().collect::<Vec<_>>())
+                })
             })?;
-            cpu.push(c);
-            wall.push(w);
-            alerts = found;
+            let (_, e, ew) = timed(|| {
+                evaluate(&rules, &fleet, &mut book, now);
+                Ok(())
+            })?;
+            build_cpu.push(c);
+            eval_cpu.push(e);
+            wall.push(w + ew);
         }
-        let (first_cpu, first_wall) = (cpu.remove(0), wall.remove(0));
-        cpu.sort();
-        wall.sort();
+        let firsts = (build_cpu.remove(0), eval_cpu.remove(0), wall.remove(0));
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            ms(v[v.len() / 2])
+        };
+        let mut by_rule: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for a in book.alerts() {
+            *by_rule.entry(a.rule.clone()).or_default() += 1;
+        }
         report.insert(
             label.into(),
             serde_json::json!({
-                "first_round_cpu_ms": ms(first_cpu), "first_round_wall_ms": ms(first_wall),
-                "rounds": rounds, "median_cpu_ms": ms(cpu[cpu.len() / 2]), "median_wall_ms": ms(wall[wall.len() / 2]),
-                "max_cpu_ms": ms(cpu[cpu.len() - 1]), "alerts": alerts.len(),
+                "first_round": {"build_cpu_ms": ms(firsts.0), "evaluate_cpu_ms": ms(firsts.1), "wall_ms": ms(firsts.2)},
+                "rounds": rounds,
+                "median_build_cpu_ms": median(build_cpu), "median_evaluate_cpu_ms": median(eval_cpu), "median_wall_ms": median(wall),
+                "alerts_by_rule": by_rule,
             }),
         );
-        decisions.push(alerts);
+        decisions.push(book.alerts().cloned().collect::<Vec<_>>());
     }
     report.insert("hosts".into(), agents.len().into());
     report.insert("health_lookups_cpu_ms".into(), ms(health_cpu).into());

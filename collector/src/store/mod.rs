@@ -9,6 +9,7 @@
 
 mod group_flush;
 mod host_cache;
+mod latest_sample;
 mod name_cache;
 pub mod records;
 pub mod sled;

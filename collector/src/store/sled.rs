@@ -82,6 +82,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::group_flush::GroupFlush;
 use super::host_cache::HostCache;
+use super::latest_sample::LatestSamples;
 use super::name_cache::NameCache;
 use super::records::RECORD_SCHEMA;
 use super::software_cache::SoftwareCache;
@@ -118,6 +119,8 @@ pub struct SledStore {
     software_names: SoftwareCache,
     /// The index's distinct package names (see `name_cache`).
     package_names: NameCache,
+    /// Each agent's newest raw sample (see `latest_sample`).
+    latest_samples: LatestSamples,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
@@ -162,6 +165,7 @@ impl SledStore {
             hosts: HostCache::default(),
             software_names: SoftwareCache::default(),
             package_names: NameCache::default(),
+            latest_samples: LatestSamples::default(),
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
@@ -248,6 +252,17 @@ impl SledStore {
         if let Err(e) = self.package_names.refresh(touched, indexed) {
             tracing::warn!(error = %e, "refreshing the package names in memory failed; they will be reloaded");
             self.package_names.invalidate();
+        }
+    }
+
+    /// The newest stored sample at or before a time, read from the index.
+    fn latest_health_sample_stored(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>> {
+        // Keys are agent id + time, so the last key of the range is the
+        // newest sample: one seek, however many samples are kept.
+        let mut range = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, at_or_before_unix_ms));
+        match range.next_back().transpose()? {
+            Some((_, value)) => Ok(Some(decode(&value, "health sample")?)),
+            None => Ok(None),
         }
     }
 
@@ -679,6 +694,8 @@ impl Store for SledStore {
             let mut inventory_changed = false;
             let mut full_inventory_requested = false;
             let mut earliest_sample: Option<i64> = None;
+            // The newest sample stored now, for the samples in memory.
+            let mut newest_sample: Option<(i64, Vec<u8>)> = None;
             // Package names whose installs on this agent changed: their
             // cached lists follow after the commit.
             let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -699,7 +716,11 @@ impl Store for SledStore {
                         agent.health_dropped_batches = agent.health_dropped_batches.max(batch.dropped_batches_total);
                         agent.health_dropped_samples = agent.health_dropped_samples.max(batch.dropped_samples_total);
                         for sample in &batch.samples {
-                            raw.insert(agent_time_key(agent_id, sample.taken_at_unix_ms), sample.encode_to_vec())?;
+                            let encoded = sample.encode_to_vec();
+                            if newest_sample.as_ref().is_none_or(|(t, _)| *t <= sample.taken_at_unix_ms) {
+                                newest_sample = Some((sample.taken_at_unix_ms, encoded.clone()));
+                            }
+                            raw.insert(agent_time_key(agent_id, sample.taken_at_unix_ms), encoded)?;
                             earliest_sample = Some(earliest_sample.map_or(sample.taken_at_unix_ms, |e| e.min(sample.taken_at_unix_ms)));
                         }
                         agent.health_samples_stored += batch.samples.len() as u64;
@@ -778,7 +799,7 @@ impl Store for SledStore {
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             }
-            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed, touched))
+            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed, touched, newest_sample))
         })?;
         if outcome.1 {
             self.flush()?;
@@ -786,6 +807,9 @@ impl Store for SledStore {
             if !outcome.3.is_empty() {
                 self.refresh_software(agent_id, &outcome.3);
                 self.refresh_package_names(&outcome.3);
+            }
+            if let Some((taken_at, encoded)) = outcome.4 {
+                self.latest_samples.observe(agent_id, (taken_at, encoded.into()));
             }
         }
         Ok(outcome.0)
@@ -820,12 +844,16 @@ impl Store for SledStore {
     }
 
     fn latest_health_sample(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>> {
-        // Keys are agent id + time, so the last key of the range is the
-        // newest sample: one seek, however many samples are kept.
-        let mut range = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, at_or_before_unix_ms));
-        match range.next_back().transpose()? {
-            Some((_, value)) => Ok(Some(decode(&value, "health sample")?)),
+        let newest = self.latest_samples.newest(agent_id, || {
+            let mut all = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, i64::MAX));
+            let newest = all.next_back().transpose()?;
+            Ok(newest.map(|(key, value)| (time_from_key(&key[key.len() - 8..]), std::sync::Arc::from(value.as_ref()))))
+        })?;
+        match newest {
             None => Ok(None),
+            Some((taken_at, encoded)) if taken_at <= at_or_before_unix_ms => Ok(Some(decode(&encoded, "health sample")?)),
+            // The newest is later than asked (a clock ahead): from the index.
+            Some(_) => self.latest_health_sample_stored(agent_id, at_or_before_unix_ms),
         }
     }
 
@@ -896,6 +924,10 @@ impl Store for SledStore {
             for key in expired {
                 tree.remove(key)?;
                 done.expired += 1;
+            }
+            if std::ptr::eq(tree, &self.metrics_raw) {
+                // Raw samples only: the newest may have been among them.
+                self.latest_samples.expire(cutoff);
             }
         }
         self.flush()?;
@@ -1839,5 +1871,21 @@ mod tests {
         assert_eq!(cpu(10_000), Some(3.0), "the newest, not another agent's");
         assert_eq!(cpu(2_500), Some(2.0));
         assert_eq!(cpu(999), None);
+        // Held in memory now: later writes must show. A newer sample, a
+        // late older one, then a sample of the same time rewritten.
+        store.put_reports(AGENT, &[batch(2, vec![sample(4_000, 4.0)]), batch(3, vec![sample(500, 0.5)])], 2).expect("put");
+        assert_eq!(cpu(10_000), Some(4.0));
+        assert_eq!(cpu(3_500), Some(3.0));
+        store.put_reports(AGENT, &[batch(4, vec![sample(4_000, 4.5)])], 3).expect("put");
+        assert_eq!(cpu(10_000), Some(4.5), "the same time's later write, as stored");
+        // An agent known to have no sample gets one.
+        const THIRD: &str = "cccccccccccccccccccccccccccccccc";
+        store.enroll_agent(new_agent(THIRD, "host-c", 3)).expect("enroll");
+        assert!(store.latest_health_sample(THIRD, 10_000).expect("read").is_none());
+        store.put_reports(THIRD, &[batch(1, vec![sample(7_000, 7.0)])], 4).expect("put");
+        assert_eq!(store.latest_health_sample(THIRD, 10_000).expect("read").and_then(|s| s.cpu_percent), Some(7.0));
+        drop(store);
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.latest_health_sample(AGENT, 10_000).expect("read").and_then(|s| s.cpu_percent), Some(4.5));
     }
 }
