@@ -14,7 +14,7 @@
 //!   by the rule file, plus the admin API's rules; a name may not be both in
 //!   the file and in the API. A rule file with an error changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -26,6 +26,7 @@ use crate::alert::AlertState;
 use crate::alert::book::{Alert, AlertError, Matcher, Silence};
 use crate::alert::engine::{Evaluation, Notification, Transition, notified};
 use crate::alert::fleet::{BatteryFact, CertificateFact, HostState, MetricPoint, OsFact, PackageFact, SmartFact, UpdateFact};
+use crate::alert::pattern::Glob;
 use crate::alert::rules::{Condition, Rule, RuleSpec};
 use crate::alert::{AlertBook, AlertFingerprint, FleetState, RuleSet, evaluate};
 use crate::changes::{Change, ChangeKind};
@@ -154,11 +155,16 @@ impl Alerting {
     /// Evaluates every rule against the fleet as stored now, and commits
     /// the transitions with their outbox entries. Blocking (store reads).
     pub fn evaluate_once(&self, now_unix_ms: i64) -> Result<EvaluationSummary> {
-        let lookback = self.lock().rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
-        let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
+        // The rules are copied out so the store is read without the lock
+        // (acks and silences are not held up by an evaluation's reads).
+        let rules = self.lock().rules.clone();
+        let lookback = rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
+        let fleet = build_fleet(self.store.as_ref(), &rules, self.config.heartbeat_interval, lookback, now_unix_ms)?;
         let mut state = self.lock();
-        let State { book, rules, .. } = &mut *state;
-        let evaluation = evaluate(rules, &fleet, book, now_unix_ms);
+        // Evaluated with the rules the fleet was built for: a rule added
+        // meanwhile would see no packages (a software_missing rule would
+        // fire everywhere); it is evaluated next round.
+        let evaluation = evaluate(&rules, &fleet, &mut state.book, now_unix_ms);
         let enqueue = self.outbox_entries(&evaluation, now_unix_ms);
         let summary = EvaluationSummary {
             pending: evaluation.pending,
@@ -397,7 +403,7 @@ impl Alerting {
     pub fn test_rules(&self, text: &str, now_unix_ms: i64) -> Result<Vec<Alert>> {
         let rules = RuleSet::from_toml(text)?;
         let lookback = rules.rules.iter().filter_map(change_lookback).max().unwrap_or_default();
-        let fleet = build_fleet(self.store.as_ref(), self.config.heartbeat_interval, lookback, now_unix_ms)?;
+        let fleet = build_fleet(self.store.as_ref(), &rules, self.config.heartbeat_interval, lookback, now_unix_ms)?;
         let mut scratch = AlertBook::new();
         evaluate(&rules, &fleet, &mut scratch, now_unix_ms);
         Ok(scratch.alerts().cloned().collect())
@@ -496,41 +502,136 @@ fn change_lookback(rule: &Rule) -> Option<Duration> {
 /// `stale_after` is 15 minutes).
 const METRIC_LOOKBACK: Duration = Duration::from_secs(3_600);
 
-/// The fleet as the engine sees it, read from the store.
-pub fn build_fleet(store: &dyn Store, heartbeat_interval: Duration, change_lookback: Duration, now_unix_ms: i64) -> Result<FleetState> {
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let mut changes_by_agent: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-    if !change_lookback.is_zero() {
-        for (agent_id, c) in store.changes(None, now_unix_ms.saturating_sub(ms(change_lookback)))? {
-            let Some(kind) = ChangeKind::parse(&c.kind) else { continue };
-            changes_by_agent.entry(agent_id).or_default().push(Change {
-                at_unix_ms: c.at_unix_ms,
-                kind,
-                subject: c.subject,
-                old: c.old,
-                new: c.new,
-            });
+/// The fleet as the engine sees it, read from the store, for evaluating
+/// `rules`: every host from the host summaries in memory (no inventory is
+/// decoded), and as each host's `packages` only the installs of the
+/// package names `rules` can look at, from the software index. The engine
+/// decides the same as on the full package lists (`build_fleet_reference`,
+/// checked by the tests here): a software rule only ever looks at packages
+/// its glob matches, and a host whose inventory had a software section
+/// keeps `Some` (possibly empty: "software known, none of those installed").
+pub fn build_fleet(
+    store: &dyn Store,
+    rules: &RuleSet,
+    heartbeat_interval: Duration,
+    change_lookback: Duration,
+    now_unix_ms: i64,
+) -> Result<FleetState> {
+    let mut changes_by_agent = recent_changes(store, change_lookback, now_unix_ms)?;
+    let mut packages_by_agent = rule_packages(store, rules)?;
+    let mut hosts = Vec::new();
+    for view in store.host_summaries()? {
+        if view.agent.revoked {
+            continue;
         }
+        let mut host = host_state(&view);
+        // A summary keeps an empty software section where the inventory
+        // had one: known, so it gets the host's rule packages (or none).
+        if let Some(packages) = host.packages.as_mut() {
+            *packages = packages_by_agent.remove(&view.agent.agent_id).unwrap_or_default();
+        }
+        host.metrics = latest_metrics(store, &view.agent.agent_id, now_unix_ms)?;
+        host.changes = changes_by_agent.remove(&view.agent.agent_id).unwrap_or_default();
+        hosts.push(host);
     }
+    hosts.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(FleetState { heartbeat_interval, hosts })
+}
+
+/// The fleet with every host's full package list, decoded from each stored
+/// inventory: the straightforward reading, which costs seconds to minutes
+/// per evaluation at fleet scale. Kept as the reference `build_fleet` must
+/// agree with (the equality tests here, and the alert benchmark's
+/// before/after in `collector/examples/bench_query.rs`).
+pub fn build_fleet_reference(
+    store: &dyn Store,
+    heartbeat_interval: Duration,
+    change_lookback: Duration,
+    now_unix_ms: i64,
+) -> Result<FleetState> {
+    let mut changes_by_agent = recent_changes(store, change_lookback, now_unix_ms)?;
     let mut hosts = Vec::new();
     for view in store.hosts()? {
         if view.agent.revoked {
             continue;
         }
         let mut host = host_state(&view);
-        // Allow a minute of clock skew between agent and collector.
-        let latest = store.latest_health_sample(&view.agent.agent_id, now_unix_ms.saturating_add(60_000))?;
-        if let Some(latest) = latest.filter(|s| s.taken_at_unix_ms >= now_unix_ms.saturating_sub(ms(METRIC_LOOKBACK))) {
-            host.metrics = crate::metrics::values_of(&latest)
-                .into_iter()
-                .map(|(name, value)| (name, MetricPoint { value, at_unix_ms: latest.taken_at_unix_ms }))
-                .collect();
-        }
+        host.metrics = latest_metrics(store, &view.agent.agent_id, now_unix_ms)?;
         host.changes = changes_by_agent.remove(&view.agent.agent_id).unwrap_or_default();
         hosts.push(host);
     }
     hosts.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(FleetState { heartbeat_interval, hosts })
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Change events of the last `lookback`, by agent id.
+fn recent_changes(store: &dyn Store, lookback: Duration, now_unix_ms: i64) -> Result<HashMap<String, Vec<Change>>> {
+    let mut by_agent: HashMap<String, Vec<Change>> = HashMap::new();
+    if lookback.is_zero() {
+        return Ok(by_agent);
+    }
+    for (agent_id, c) in store.changes(None, now_unix_ms.saturating_sub(millis(lookback)))? {
+        let Some(kind) = ChangeKind::parse(&c.kind) else { continue };
+        by_agent.entry(agent_id).or_default().push(Change { at_unix_ms: c.at_unix_ms, kind, subject: c.subject, old: c.old, new: c.new });
+    }
+    Ok(by_agent)
+}
+
+/// The latest metric values of a host, if its newest sample is recent.
+fn latest_metrics(store: &dyn Store, agent_id: &str, now_unix_ms: i64) -> Result<BTreeMap<String, MetricPoint>> {
+    // Allow a minute of clock skew between agent and collector.
+    let latest = store.latest_health_sample(agent_id, now_unix_ms.saturating_add(60_000))?;
+    let Some(latest) = latest.filter(|s| s.taken_at_unix_ms >= now_unix_ms.saturating_sub(millis(METRIC_LOOKBACK))) else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(crate::metrics::values_of(&latest)
+        .into_iter()
+        .map(|(name, value)| (name, MetricPoint { value, at_unix_ms: latest.taken_at_unix_ms }))
+        .collect())
+}
+
+/// The package globs of the enabled rules that look at installed packages.
+fn package_globs(rules: &RuleSet) -> Vec<&Glob> {
+    rules
+        .rules
+        .iter()
+        .filter(|r| r.spec.enabled)
+        .filter_map(|r| match &r.spec.when {
+            Condition::SoftwareMissing { package } | Condition::SoftwareForbidden { package } | Condition::VersionBelow { package, .. } => {
+                Some(package)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The installs of every package name a rule's glob matches, by agent id,
+/// from the software index: an exact name is one cached list; a glob is
+/// resolved against the index's names from its literal prefix on.
+fn rule_packages(store: &dyn Store, rules: &RuleSet) -> Result<HashMap<String, Vec<PackageFact>>> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for glob in package_globs(rules) {
+        if glob.is_literal() {
+            names.insert(glob.as_string());
+        } else {
+            names.extend(store.software_names(&glob.literal_prefix())?.into_iter().filter(|n| glob.matches(n)));
+        }
+    }
+    let mut by_agent: HashMap<String, Vec<PackageFact>> = HashMap::new();
+    for name in names {
+        for install in store.software_installs(&name)?.iter() {
+            by_agent.entry(install.agent_id.clone()).or_default().push(PackageFact {
+                name: install.name.clone(),
+                version: install.version.clone(),
+                source: install.source.clone(),
+            });
+        }
+    }
+    Ok(by_agent)
 }
 
 fn host_state(view: &HostView) -> HostState {
@@ -607,5 +708,167 @@ when = { kind = "software_forbidden", package = "telnetd" }
         let clash = rules("[[rule]]\nname = \"no-telnet\"\nwhen = { kind = \"software_missing\", package = \"x\" }\n");
         let err = compose(true, &clash, &api).unwrap_err();
         assert!(err.contains("\"no-telnet\" is defined both"), "{err}");
+    }
+
+    // --- build_fleet from summaries and the software index agrees with
+    // the full-inventory reading
+
+    use crate::store::sled::SledStore;
+
+    /// Rules of every kind that looks at packages: exact names, globs with
+    /// and without a literal prefix, a source filter, a disabled rule.
+    const PACKAGE_RULES: &str = r#"
+[[rule]]
+name = "edr-missing"
+when = { kind = "software_missing", package = "falcon-sensor" }
+[[rule]]
+name = "libssl-missing"
+when = { kind = "software_missing", package = "lib*ssl*" }
+[[rule]]
+name = "vim-like-missing"
+when = { kind = "software_missing", package = "?im" }
+[[rule]]
+name = "no-telnet"
+when = { kind = "software_forbidden", package = "telnet*" }
+[[rule]]
+name = "nothing-at-all"
+when = { kind = "software_forbidden", package = "*-dev" }
+[[rule]]
+name = "openssl-old"
+when = { kind = "version_below", package = "openssl", minimum = "3.0.13" }
+[[rule]]
+name = "rpm-openssl-family-old"
+when = { kind = "version_below", package = "openssl*", minimum = "1.0", source = "rpm" }
+[[rule]]
+name = "disabled-forbids-curl"
+enabled = false
+when = { kind = "software_forbidden", package = "curl" }
+"#;
+
+    const NAMES: [&str; 9] = ["openssl", "openssl-dev", "telnet", "telnetd", "falcon-sensor", "curl", "libssl3", "vim", "jim"];
+    const VERSIONS: [&str; 6] = ["1.0", "1.00", "0.9", "3.0.13", "3.0.2", "2:1.0"];
+    const SOURCES: [&str; 2] = ["dpkg", "rpm"];
+    const ARCHES: [Option<&str>; 3] = [Some("amd64"), Some("i386"), None];
+
+    /// A generated package: indexes into NAMES, VERSIONS, SOURCES, ARCHES.
+    type GenPackage = (usize, usize, usize, usize);
+
+    /// One generated host: its inventories in order (`None`: no software
+    /// section; packages as indexes into the tables above) and whether it
+    /// is revoked at the end.
+    #[derive(Debug, Clone)]
+    struct GenHost {
+        inventories: Vec<Option<Vec<GenPackage>>>,
+        revoked: bool,
+    }
+
+    fn gen_host() -> impl proptest::strategy::Strategy<Value = GenHost> {
+        use proptest::prelude::*;
+        let package = (0..NAMES.len(), 0..VERSIONS.len(), 0..SOURCES.len(), 0..ARCHES.len());
+        let inventory = proptest::option::weighted(0.8, proptest::collection::vec(package, 0..8));
+        (proptest::collection::vec(inventory, 0..3), proptest::bool::weighted(0.2))
+            .prop_map(|(inventories, revoked)| GenHost { inventories, revoked })
+    }
+
+    fn report(seq: u64, packages: &Option<Vec<GenPackage>>) -> pb::Report {
+        let software = packages.as_ref().map(|list| pb::SoftwareSection {
+            packages: list
+                .iter()
+                .map(|&(n, v, s, a)| pb::Package {
+                    name: NAMES[n].into(),
+                    version: VERSIONS[v].into(),
+                    source: SOURCES[s].into(),
+                    arch: ARCHES[a].map(String::from),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        let os = Some(pb::OsSection { id: Some("debian".into()), version_id: Some("12".into()), ..Default::default() });
+        pb::Report {
+            seq,
+            created_at_unix_ms: 1,
+            body: Some(pb::report::Body::Inventory(pb::Inventory { software, os, ..Default::default() })),
+        }
+    }
+
+    fn store_of(dir: &Path, hosts: &[GenHost]) -> SledStore {
+        let store = SledStore::open(dir).expect("open");
+        for (i, h) in hosts.iter().enumerate() {
+            let id = format!("{i:032x}");
+            store.enroll_agent(crate::store::test_agent(&id, &format!("u{i}"), i as u8)).expect("enroll");
+            for (seq, inv) in h.inventories.iter().enumerate() {
+                store.put_reports(&id, &[report(seq as u64 + 1, inv)], 1_000).expect("put");
+            }
+            if h.revoked {
+                store.revoke_agent(&id, 2_000).expect("revoke");
+            }
+        }
+        store
+    }
+
+    /// The fleet restricted to what the rules' globs can see, packages in
+    /// one order and once each (the index keeps neither listing order nor
+    /// exact repeats).
+    fn comparable(mut fleet: FleetState, rules: &RuleSet) -> FleetState {
+        let globs = package_globs(rules);
+        for h in &mut fleet.hosts {
+            if let Some(p) = h.packages.as_mut() {
+                p.retain(|p| globs.iter().any(|g| g.matches(&p.name)));
+                p.sort_by(|a, b| (&a.name, &a.version, &a.source).cmp(&(&b.name, &b.version, &b.source)));
+                p.dedup();
+            }
+        }
+        fleet
+    }
+
+    fn decisions(rules: &RuleSet, fleet: &FleetState, now: i64) -> Vec<Alert> {
+        let mut book = AlertBook::new();
+        evaluate(rules, fleet, &mut book, now);
+        book.alerts().cloned().collect()
+    }
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_known_software_section_without_the_package_still_counts_as_missing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let hosts = [
+            GenHost { inventories: vec![Some(vec![(5, 0, 0, 0)])], revoked: false }, // curl only
+            GenHost { inventories: vec![None], revoked: false },                     // no software section
+            GenHost { inventories: vec![], revoked: false },                         // no inventory
+            GenHost { inventories: vec![Some(vec![])], revoked: true },              // revoked
+            GenHost { inventories: vec![Some(vec![(4, 0, 1, 2)])], revoked: false }, // falcon-sensor
+        ];
+        let store = store_of(dir.path(), &hosts);
+        let rules = rules(PACKAGE_RULES);
+        let fleet = build_fleet(&store, &rules, Duration::from_secs(60), Duration::ZERO, NOW).expect("fleet");
+        let ids: Vec<&str> = fleet.hosts.iter().map(|h| &h.id[30..]).collect();
+        assert_eq!(ids, ["00", "01", "02", "04"], "the revoked host is left out");
+        assert_eq!(fleet.hosts[0].packages, Some(vec![]), "software known, none of the rules' packages installed");
+        assert_eq!(fleet.hosts[1].packages, None);
+        assert_eq!(fleet.hosts[2].packages, None);
+        assert_eq!(fleet.hosts[3].packages.as_ref().map(|p| p[0].name.as_str()), Some("falcon-sensor"));
+        let edr: Vec<String> =
+            decisions(&rules, &fleet, NOW).into_iter().filter(|a| a.rule == "edr-missing").map(|a| a.host_id[30..].to_string()).collect();
+        assert_eq!(edr, ["00"], "missing only where the software section is known and has no falcon-sensor");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 40, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn build_fleet_decides_as_the_full_inventories(hosts in proptest::collection::vec(gen_host(), 1..7)) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let store = store_of(dir.path(), &hosts);
+            let rules = rules(PACKAGE_RULES);
+            let heartbeat = Duration::from_secs(60);
+            let reference = build_fleet_reference(&store, heartbeat, Duration::ZERO, NOW).expect("reference");
+            // Twice: the first call loads the caches, the second reads them.
+            for _ in 0..2 {
+                let fast = build_fleet(&store, &rules, heartbeat, Duration::ZERO, NOW).expect("fleet");
+                proptest::prop_assert_eq!(decisions(&rules, &fast, NOW), decisions(&rules, &reference, NOW));
+                proptest::prop_assert_eq!(comparable(fast, &rules), comparable(reference.clone(), &rules));
+            }
+        }
     }
 }

@@ -414,6 +414,14 @@ fn instances(rule: &Rule, host: &HostState, fleet: &FleetState, now_unix_ms: i64
             }
             found
                 .into_iter()
+                .map(|(name, mut versions)| {
+                    // Sorted and once each: the value does not depend on
+                    // the order (or repeats, one per arch) the packages
+                    // were listed in, which the software index does not keep.
+                    versions.sort_unstable();
+                    versions.dedup();
+                    (name, versions)
+                })
                 .map(|(name, versions)| Instance {
                     identity: BTreeMap::from([("package".to_string(), name.to_string())]),
                     value: versions.join(", "),
@@ -433,7 +441,11 @@ fn instances(rule: &Rule, host: &HostState, fleet: &FleetState, now_unix_ms: i64
                 newest
                     .entry((&p.name, &p.source))
                     .and_modify(|v| {
-                        if eco.compare(&p.version, v).is_gt() {
+                        // Versions equal in the ordering (`1.0` and `1.00`)
+                        // are told apart by their text, so the newest does
+                        // not depend on the order packages are listed in.
+                        let order = eco.compare(&p.version, v).then_with(|| p.version.as_str().cmp(v));
+                        if order.is_gt() {
                             *v = &p.version;
                         }
                     })

@@ -35,6 +35,10 @@ pub struct HostState {
     pub last_seen_unix_ms: Option<i64>,
     /// Latest value of each metric, by the names `crate::metrics` gives.
     pub metrics: BTreeMap<String, MetricPoint>,
+    /// Installed packages. The engine looks at a package only through a
+    /// rule's name glob, so a caller may list just the packages the rules
+    /// it evaluates can match (`alerting::build_fleet` does); what must
+    /// stay is `Some` for a known software section, even if empty.
     pub packages: Option<Vec<PackageFact>>,
     pub os: Option<OsFact>,
     pub agent_version: Option<String>,

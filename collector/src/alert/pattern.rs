@@ -21,6 +21,17 @@ impl Glob {
         self.pattern.iter().collect()
     }
 
+    /// The text before the first wildcard: every match starts with it
+    /// (so a sorted index can be searched from it).
+    pub fn literal_prefix(&self) -> String {
+        self.pattern.iter().take_while(|c| **c != '*' && **c != '?').collect()
+    }
+
+    /// Whether the pattern has no wildcard: it matches itself only.
+    pub fn is_literal(&self) -> bool {
+        !self.pattern.iter().any(|c| *c == '*' || *c == '?')
+    }
+
     /// Whether the whole of `text` matches. Allocates nothing: the host
     /// filter matches globs over every host of the fleet.
     pub fn matches(&self, text: &str) -> bool {
@@ -129,6 +140,31 @@ mod tests {
         fn agrees_with_the_definition(pattern in "[ab*?é]{0,7}", text in "[abé]{0,9}") {
             let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
             proptest::prop_assert_eq!(Glob::new(&pattern).matches(&text), reference(&p, &t), "{:?} on {:?}", pattern, text);
+        }
+    }
+
+    #[test]
+    fn literal_prefix_starts_every_match() {
+        assert_eq!(Glob::new("telnet*d").literal_prefix(), "telnet");
+        assert_eq!(Glob::new("lib?ssl*").literal_prefix(), "lib");
+        assert_eq!(Glob::new("*ssl").literal_prefix(), "");
+        assert_eq!(Glob::new("openssl").literal_prefix(), "openssl");
+        assert!(Glob::new("openssl").is_literal());
+        assert!(!Glob::new("openssl*").is_literal() && !Glob::new("a?").is_literal());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn every_match_starts_with_the_literal_prefix(pattern in "[ab*?]{0,6}", text in "[ab]{0,8}") {
+            let glob = Glob::new(&pattern);
+            if glob.matches(&text) {
+                proptest::prop_assert!(text.starts_with(&glob.literal_prefix()));
+            }
+            if glob.is_literal() {
+                proptest::prop_assert_eq!(glob.matches(&text), text == pattern);
+            }
         }
     }
 

@@ -9,6 +9,8 @@
 
 mod group_flush;
 mod host_cache;
+mod latest_sample;
+mod name_cache;
 pub mod records;
 pub mod sled;
 mod software_cache;
@@ -262,6 +264,12 @@ pub trait Store: Send + Sync + 'static {
     /// the software index kept in step with stored inventories. Shared:
     /// held in memory per name after the first query.
     fn software_installs(&self, name: &str) -> Result<std::sync::Arc<Vec<SoftwareInstall>>>;
+
+    /// Every distinct package name in the software index that starts with
+    /// `prefix` (all names for ""), in byte order: what alert rules naming
+    /// packages by glob are resolved against. Held in memory after the
+    /// first call, kept in step with every inventory write.
+    fn software_names(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// Agents whose hostname equals `hostname`, ignoring ASCII case.
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>>;

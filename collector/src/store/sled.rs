@@ -82,6 +82,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::group_flush::GroupFlush;
 use super::host_cache::HostCache;
+use super::latest_sample::LatestSamples;
+use super::name_cache::NameCache;
 use super::records::RECORD_SCHEMA;
 use super::software_cache::SoftwareCache;
 use super::{
@@ -118,6 +120,10 @@ pub struct SledStore {
     hosts: HostCache,
     /// What `software(...)` filters and ListSoftware read (see `software_cache`).
     software_names: SoftwareCache,
+    /// The index's distinct package names (see `name_cache`).
+    package_names: NameCache,
+    /// Each agent's newest raw sample (see `latest_sample`).
+    latest_samples: LatestSamples,
     admin_tokens: sled::Tree,
     enroll_secrets: sled::Tree,
     software: sled::Tree,
@@ -163,6 +169,8 @@ impl SledStore {
             host_summary: db.open_tree("host_summary")?,
             hosts: HostCache::default(),
             software_names: SoftwareCache::default(),
+            package_names: NameCache::default(),
+            latest_samples: LatestSamples::default(),
             admin_tokens: db.open_tree("admin_tokens")?,
             enroll_secrets: db.open_tree("enroll_secrets")?,
             software: db.open_tree("software")?,
@@ -237,6 +245,31 @@ impl SledStore {
         if let Err(e) = self.software_names.refresh(agent_id, touched, committed) {
             tracing::warn!(%agent_id, error = %e, "refreshing cached software installs failed; they will be reloaded");
             self.software_names.invalidate();
+        }
+    }
+
+    /// After an inventory write is durable: the names in memory follow
+    /// the names whose installs it added or removed.
+    fn refresh_package_names(&self, touched: &std::collections::HashSet<String>) {
+        let indexed = |name: &str| -> Result<bool> {
+            let mut prefix = name.as_bytes().to_vec();
+            prefix.push(0);
+            Ok(self.software.scan_prefix(&prefix).next().transpose()?.is_some())
+        };
+        if let Err(e) = self.package_names.refresh(touched, indexed) {
+            tracing::warn!(error = %e, "refreshing the package names in memory failed; they will be reloaded");
+            self.package_names.invalidate();
+        }
+    }
+
+    /// The newest stored sample at or before a time, read from the index.
+    fn latest_health_sample_stored(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>> {
+        // Keys are agent id + time, so the last key of the range is the
+        // newest sample: one seek, however many samples are kept.
+        let mut range = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, at_or_before_unix_ms));
+        match range.next_back().transpose()? {
+            Some((_, value)) => Ok(Some(decode(&value, "health sample")?)),
+            None => Ok(None),
         }
     }
 
@@ -721,6 +754,8 @@ impl Store for SledStore {
             let mut inventory_changed = false;
             let mut full_inventory_requested = false;
             let mut earliest_sample: Option<i64> = None;
+            // The newest sample stored now, for the samples in memory.
+            let mut newest_sample: Option<(i64, Vec<u8>)> = None;
             // Package names whose installs on this agent changed: their
             // cached lists follow after the commit.
             let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -744,7 +779,11 @@ impl Store for SledStore {
                         agent.health_dropped_batches = agent.health_dropped_batches.max(batch.dropped_batches_total);
                         agent.health_dropped_samples = agent.health_dropped_samples.max(batch.dropped_samples_total);
                         for sample in &batch.samples {
-                            raw.insert(agent_time_key(agent_id, sample.taken_at_unix_ms), sample.encode_to_vec())?;
+                            let encoded = sample.encode_to_vec();
+                            if newest_sample.as_ref().is_none_or(|(t, _)| *t <= sample.taken_at_unix_ms) {
+                                newest_sample = Some((sample.taken_at_unix_ms, encoded.clone()));
+                            }
+                            raw.insert(agent_time_key(agent_id, sample.taken_at_unix_ms), encoded)?;
                             earliest_sample = Some(earliest_sample.map_or(sample.taken_at_unix_ms, |e| e.min(sample.taken_at_unix_ms)));
                         }
                         agent.health_samples_stored += batch.samples.len() as u64;
@@ -818,13 +857,17 @@ impl Store for SledStore {
             if changed {
                 agents.insert(agent_id.as_bytes(), agent.encode_to_vec())?;
             }
-            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed, touched))
+            Ok((Ingested { acked_through: agent.last_seq, full_inventory_requested }, changed, inventory_changed, touched, newest_sample))
         })?;
         if outcome.1 {
             self.flush()?;
             self.refresh_host(agent_id, outcome.2);
             if !outcome.3.is_empty() {
                 self.refresh_software(agent_id, &outcome.3);
+                self.refresh_package_names(&outcome.3);
+            }
+            if let Some((taken_at, encoded)) = outcome.4 {
+                self.latest_samples.observe(agent_id, (taken_at, encoded.into()));
             }
         }
         Ok(outcome.0)
@@ -859,12 +902,16 @@ impl Store for SledStore {
     }
 
     fn latest_health_sample(&self, agent_id: &str, at_or_before_unix_ms: i64) -> Result<Option<pb::HealthSample>> {
-        // Keys are agent id + time, so the last key of the range is the
-        // newest sample: one seek, however many samples are kept.
-        let mut range = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, at_or_before_unix_ms));
-        match range.next_back().transpose()? {
-            Some((_, value)) => Ok(Some(decode(&value, "health sample")?)),
+        let newest = self.latest_samples.newest(agent_id, || {
+            let mut all = self.metrics_raw.range(agent_time_key(agent_id, i64::MIN)..=agent_time_key(agent_id, i64::MAX));
+            let newest = all.next_back().transpose()?;
+            Ok(newest.map(|(key, value)| (time_from_key(&key[key.len() - 8..]), std::sync::Arc::from(value.as_ref()))))
+        })?;
+        match newest {
             None => Ok(None),
+            Some((taken_at, encoded)) if taken_at <= at_or_before_unix_ms => Ok(Some(decode(&encoded, "health sample")?)),
+            // The newest is later than asked (a clock ahead): from the index.
+            Some(_) => self.latest_health_sample_stored(agent_id, at_or_before_unix_ms),
         }
     }
 
@@ -936,6 +983,10 @@ impl Store for SledStore {
                 tree.remove(key)?;
                 done.expired += 1;
             }
+            if std::ptr::eq(tree, &self.metrics_raw) {
+                // Raw samples only: the newest may have been among them.
+                self.latest_samples.expire(cutoff);
+            }
         }
         self.flush()?;
         Ok(done)
@@ -992,6 +1043,24 @@ impl Store for SledStore {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn software_names(&self, prefix: &str) -> Result<Vec<String>> {
+        self.package_names.with_prefix(prefix, || {
+            // Skip scan: after reading a name, seek past every key of it
+            // (the name, the NUL separator, anything) to the next name.
+            let mut names = Vec::new();
+            let mut from = Vec::new();
+            while let Some((key, _)) = self.software.range(from.as_slice()..).next().transpose()? {
+                let name = name_of_software_key(&key);
+                // Keys of `name` are `name 0 ...`: the first key after all
+                // of them is at or above `name 1`.
+                from = name.as_bytes().to_vec();
+                from.push(1);
+                names.push(name);
+            }
+            Ok(names)
         })
     }
 
@@ -1625,6 +1694,32 @@ mod tests {
     }
 
     #[test]
+    fn software_names_lists_each_name_once_under_a_prefix() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SledStore::open(dir.path()).expect("open");
+        store.enroll_agent(new_agent("a1", "u1", 1)).expect("enroll");
+        store.enroll_agent(new_agent("a2", "u2", 2)).expect("enroll");
+        store.put_reports("a1", &[inventory_with(1, &[("openssl", "3.0.11-1"), ("curl", "7.88"), ("telnet", "0.17")])], 1).expect("put");
+        let a2 = [("openssl", "3.0.13-1"), ("openssl-dev", "3.0.13-1"), ("telnetd", "0.17"), ("open", "1")];
+        store.put_reports("a2", &[inventory_with(1, &a2)], 1).expect("put");
+        let all = store.software_names("").expect("names");
+        assert_eq!(all, ["curl", "open", "openssl", "openssl-dev", "telnet", "telnetd"], "each name once, in byte order");
+        assert_eq!(store.software_names("openssl").expect("names"), ["openssl", "openssl-dev"]);
+        assert_eq!(store.software_names("telnet").expect("names"), ["telnet", "telnetd"]);
+        assert!(store.software_names("zzz").expect("names").is_empty());
+        // a1 removes telnet: the index, and so the names, follow.
+        store.put_reports("a1", &[inventory_with(2, &[("openssl", "3.0.11-1")])], 2).expect("put");
+        assert_eq!(store.software_names("t").expect("names"), ["telnetd"]);
+        // a2 drops openssl-dev and open (on no other host) and adds tmux.
+        store.put_reports("a2", &[inventory_with(2, &[("telnetd", "0.17"), ("tmux", "3.3")])], 2).expect("put");
+        assert_eq!(store.software_names("").expect("names"), ["openssl", "telnetd", "tmux"]);
+        // A reopened store (nothing in memory) lists the same from the index.
+        drop(store);
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.software_names("").expect("names"), ["openssl", "telnetd", "tmux"]);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         {
@@ -1834,5 +1929,21 @@ mod tests {
         assert_eq!(cpu(10_000), Some(3.0), "the newest, not another agent's");
         assert_eq!(cpu(2_500), Some(2.0));
         assert_eq!(cpu(999), None);
+        // Held in memory now: later writes must show. A newer sample, a
+        // late older one, then a sample of the same time rewritten.
+        store.put_reports(AGENT, &[batch(2, vec![sample(4_000, 4.0)]), batch(3, vec![sample(500, 0.5)])], 2).expect("put");
+        assert_eq!(cpu(10_000), Some(4.0));
+        assert_eq!(cpu(3_500), Some(3.0));
+        store.put_reports(AGENT, &[batch(4, vec![sample(4_000, 4.5)])], 3).expect("put");
+        assert_eq!(cpu(10_000), Some(4.5), "the same time's later write, as stored");
+        // An agent known to have no sample gets one.
+        const THIRD: &str = "cccccccccccccccccccccccccccccccc";
+        store.enroll_agent(new_agent(THIRD, "host-c", 3)).expect("enroll");
+        assert!(store.latest_health_sample(THIRD, 10_000).expect("read").is_none());
+        store.put_reports(THIRD, &[batch(1, vec![sample(7_000, 7.0)])], 4).expect("put");
+        assert_eq!(store.latest_health_sample(THIRD, 10_000).expect("read").and_then(|s| s.cpu_percent), Some(7.0));
+        drop(store);
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.latest_health_sample(AGENT, 10_000).expect("read").and_then(|s| s.cpu_percent), Some(4.5));
     }
 }
