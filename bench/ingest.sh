@@ -12,6 +12,13 @@
 #   BIN_DIR=/tmp/before bench/ingest.sh 1000     (binaries built elsewhere: no build;
 #                                                 for before/after runs of two commits)
 #   LOADGEN_ARGS="--delta-chance 0" bench/ingest.sh 1000  (more census-loadgen flags)
+#   BACKFILL=24h bench/ingest.sh 200  (each host first sends a day of back-dated
+#                                      history at the agent's defaults; the
+#                                      collector compacts every 5 s, and the
+#                                      size per host is taken after a round
+#                                      that started once the health phase
+#                                      ended: "sled bytes per host after 24
+#                                      simulated hours")
 #   PERF_OUT=/tmp/ingest.perf bench/ingest.sh 1000 (perf record -g of the collector
 #                                                 during the health phase)
 #
@@ -26,6 +33,7 @@ duration=${DURATION:-60s}
 rate=${RATE:-10000}
 packages=${PACKAGES:-1000..3000}
 concurrency=${CONCURRENCY:-256}
+backfill=${BACKFILL:-}
 cd "$(dirname "$0")/.."
 if [ -n "${BIN_DIR:-}" ]; then
   bin=$BIN_DIR
@@ -50,7 +58,12 @@ for n in "${sizes[@]}"; do
   secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["enrollment_secret"])' "$work/init$n.json")
   # A simulated host here reports far above one agent's rate limit: off.
   printf 'data_dir = "%s"\n[agent_api]\nlisten = "127.0.0.1:%s"\n[admin_api]\nlisten = "127.0.0.1:%s"\n[limits]\nreports_per_agent_per_minute = 0\n' "$dir" "$port" "$admin" > "$work/c$n.toml"
-  $bin/census-collector serve --config "$work/c$n.toml" > "$work/c$n.log" 2>&1 &
+  if [ -n "$backfill" ]; then
+    # Rollups soon after the history arrives, so the size includes them.
+    printf '[metrics]\ncompaction_interval = "5s"\n' >> "$work/c$n.toml"
+  fi
+  # With BACKFILL, compaction rounds are logged (debug) for the wait below.
+  env ${backfill:+RUST_LOG=info,census_collector::server=debug} $bin/census-collector serve --config "$work/c$n.toml" > "$work/c$n.log" 2>&1 &
   pid=$!
   wait_ready "$work/c$n.log" > /dev/null
   interval=$(python3 -c "print(f'{$n / $rate * 1000:.0f}ms')")
@@ -63,9 +76,17 @@ for n in "${sizes[@]}"; do
   echo "== N=$n: health every $interval per host, $duration, packages $packages" >&2
   $bin/census-loadgen --server "https://127.0.0.1:$port" --ca "$dir/pki/ca.pem" --domain localhost \
     --secret "$secret" --agents "$n" --duration "$duration" --health-interval "$interval" \
-    --inventory-packages "$packages" --concurrency "$concurrency" --collector-pid "$pid" --json ${LOADGEN_ARGS:-} > "$work/lg$n.json"
+    --inventory-packages "$packages" --concurrency "$concurrency" --collector-pid "$pid" --json ${backfill:+--backfill "$backfill"} ${LOADGEN_ARGS:-} > "$work/lg$n.json"
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), indent=1))' "$work/lg$n.json" >&2
   if [ -n "${PERF_OUT:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+  if [ -n "$backfill" ]; then
+    # One more compaction round that had work (the last health batches'):
+    # it started after every back-dated sample was stored.
+    rounds=$(grep -c 'metrics compacted' "$work/c$n.log" || true)
+    for _ in $(seq 300); do
+      [ "$(grep -c 'metrics compacted' "$work/c$n.log" || true)" -gt "$rounds" ] && break; sleep 0.1
+    done
+  fi
   kill -TERM "$pid"; wait "$pid" || true
   db_bytes=$(du -sb "$dir" | cut -f1)
   $bin/census-collector serve --config "$work/c$n.toml" > "$work/c$n.restart.log" 2>&1 &

@@ -221,11 +221,42 @@ impl Host {
     }
 
     fn health_batch(&mut self, samples: usize, interval: Duration) -> pb::Report {
-        let now = now_ms();
+        self.health_batch_at(now_ms(), samples, interval)
+    }
+
+    /// A batch of `samples` spread over the `interval` that ends at `end_ms`.
+    fn health_batch_at(&mut self, end_ms: i64, samples: usize, interval: Duration) -> pb::Report {
         let step = i64::try_from(interval.as_millis() / samples.max(1) as u128).unwrap_or(0);
-        let samples = (0..samples).map(|k| self.sample(now - step * (samples - 1 - k) as i64)).collect();
+        let samples = (0..samples).map(|k| self.sample(end_ms - step * (samples - 1 - k) as i64)).collect();
         let seq = self.next_seq();
-        pb::Report { seq, created_at_unix_ms: now, body: Some(pb::report::Body::Health(pb::HealthBatch { samples, ..Default::default() })) }
+        pb::Report { seq, created_at_unix_ms: end_ms, body: Some(pb::report::Body::Health(pb::HealthBatch { samples, ..Default::default() })) }
+    }
+
+    /// `span` of back-dated history at the agent's defaults: a health
+    /// batch a minute and an inventory delta an hour, oldest first, sent
+    /// in full requests as an agent drains its spool. Stops at the first
+    /// failed request (counted in the tally).
+    pub async fn send_history(&mut self, plan: &Plan, span: Duration) {
+        const BATCH_EVERY: Duration = Duration::from_secs(60);
+        let batches = span.as_secs() / BATCH_EVERY.as_secs();
+        let start = now_ms() - i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+        for minute in 1..=batches {
+            let end = start + i64::try_from(minute * 60_000).unwrap_or(i64::MAX);
+            let report = self.health_batch_at(end, plan.samples_per_batch, BATCH_EVERY);
+            self.spool.push_back(report);
+            if minute % 60 == 0 {
+                let report = self.delta(plan);
+                self.spool.push_back(report);
+            }
+            if self.spool.len() >= MAX_REPORTS && self.flush(plan).await.is_none() {
+                return;
+            }
+        }
+        while !self.spool.is_empty() {
+            if self.flush(plan).await.is_none() {
+                return;
+            }
+        }
     }
 
     /// A sample with the metrics a Linux server usually reports.

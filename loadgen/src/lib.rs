@@ -61,6 +61,12 @@ pub struct Args {
     /// Chance per health batch that an inventory delta goes with it.
     #[arg(long, default_value_t = 0.01)]
     pub delta_chance: f64,
+    /// Before the health phase, each host sends this much simulated
+    /// history at the agent's defaults (a batch of --batch samples a minute,
+    /// an inventory delta an hour), back-dated and as fast as the collector
+    /// takes it: for the store's size per host after a day (e.g. 24h).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub backfill: Duration,
     /// Share of hosts that go offline once for a while and come back.
     #[arg(long, default_value_t = 0.1)]
     pub offline_share: f64,
@@ -233,6 +239,35 @@ pub async fn run(args: Args) -> Result<()> {
     }
     eprintln!("sent {} full inventories in {inventory_s:.1} s", inventory.inventories);
 
+    // Simulated history, every host at once (bounded by the in-flight limit).
+    let t = Instant::now();
+    let mut backfill = Tally::default();
+    if !args.backfill.is_zero() {
+        let mut set = tokio::task::JoinSet::new();
+        for mut host in hosts {
+            let plan = plan.clone();
+            let span = args.backfill;
+            set.spawn(async move {
+                host.send_history(&plan, span).await;
+                host
+            });
+        }
+        hosts = Vec::with_capacity(args.agents);
+        while let Some(done) = set.join_next().await {
+            let mut host = done.context("backfill task")?;
+            backfill.merge(std::mem::take(&mut host.tally));
+            hosts.push(host);
+        }
+        eprintln!(
+            "sent {} simulated hours of history per host ({} health reports, {} deltas) in {:.1} s",
+            args.backfill.as_secs() / 3600,
+            backfill.health_reports,
+            backfill.deltas,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let backfill_s = t.elapsed().as_secs_f64();
+
     // Health for --duration. Offline hosts: the first share of the fleet,
     // each out once for a quarter of the run at a random point of the first
     // half.
@@ -275,6 +310,8 @@ pub async fn run(args: Args) -> Result<()> {
         enroll_s,
         inventory_s,
         inventory,
+        backfill_s,
+        backfill,
         health_s,
         health,
         load: (load_before, load_after),
@@ -295,6 +332,8 @@ struct Summary<'a> {
     enroll_s: f64,
     inventory_s: f64,
     inventory: Tally,
+    backfill_s: f64,
+    backfill: Tally,
     health_s: f64,
     health: Tally,
     load: (f64, f64),
@@ -308,7 +347,7 @@ impl Summary<'_> {
         let ack = Percentiles::of(&mut self.health.health_ack_us);
         let due = Percentiles::of(&mut self.health.health_due_us);
         let mut errors = self.inventory.errors.clone();
-        for (k, v) in &self.health.errors {
+        for (k, v) in self.backfill.errors.iter().chain(&self.health.errors) {
             *errors.entry(k.clone()).or_default() += v;
         }
         let offered = self.args.agents as f64 / self.args.health_interval.as_secs_f64();
@@ -322,6 +361,13 @@ impl Summary<'_> {
                 "seconds": self.inventory_s,
                 "per_s": self.inventory.inventories as f64 / self.inventory_s,
                 "ack_latency": inv.json(),
+            },
+            "backfill": {
+                "span_s": self.args.backfill.as_secs(),
+                "seconds": self.backfill_s,
+                "reports": self.backfill.health_reports,
+                "samples": self.backfill.health_samples,
+                "deltas": self.backfill.deltas,
             },
             "health": {
                 "seconds": self.health_s,
