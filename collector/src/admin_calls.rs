@@ -98,14 +98,21 @@ pub struct AdminCalls {
 }
 
 /// One matching host with its sort field's value, taken once per host
-/// rather than twice per comparison.
+/// rather than twice per comparison, and its rank in listing order (the
+/// tie-break, compared without reading the host names again).
 struct Keyed<'h> {
     sort: Option<crate::filter::Value<'h>>,
+    rank: usize,
     host: &'h Arc<HostView>,
 }
 
-fn keyed<'h>(query: &HostQuery, hosts: &'h [Arc<HostView>]) -> Vec<Keyed<'h>> {
-    hosts.iter().map(|host| Keyed { sort: query.sort.as_ref().and_then(|f| f.value(host, &query.ctx)), host }).collect()
+/// `hosts` must be in listing order (as `host_query::with_matching` gives them).
+fn keyed<'h>(query: &HostQuery, hosts: &[&'h Arc<HostView>]) -> Vec<Keyed<'h>> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(rank, &host)| Keyed { sort: query.sort.as_ref().and_then(|f| f.value(host, &query.ctx)), rank, host })
+        .collect()
 }
 
 /// A listing's order: its sort field, then the listing order (host name
@@ -113,10 +120,32 @@ fn keyed<'h>(query: &HostQuery, hosts: &'h [Arc<HostView>]) -> Vec<Keyed<'h>> {
 /// one a full sort gives.
 fn host_order(descending: bool) -> impl Fn(&Keyed<'_>, &Keyed<'_>) -> std::cmp::Ordering {
     move |a, b| {
-        let order = crate::filter::sort_cmp(a.sort.as_ref(), b.sort.as_ref())
-            .then_with(|| crate::store::listing_order(&a.host.agent, &b.host.agent));
+        let order = crate::filter::sort_cmp(a.sort.as_ref(), b.sort.as_ref()).then_with(|| a.rank.cmp(&b.rank));
         if descending { order.reverse() } else { order }
     }
+}
+
+/// The hosts at `offset..offset + page_size` of the listing's order among
+/// `matching` (in listing order), and whether more follow. Only the hosts
+/// up to the end of the page need their order: select them (linear), then
+/// sort those. The order is total, so the page is the one a full sort gives.
+fn sorted_page(
+    query: &HostQuery,
+    matching: &[&Arc<HostView>],
+    descending: bool,
+    offset: usize,
+    page_size: usize,
+) -> (Vec<Arc<HostView>>, bool) {
+    let mut hosts = keyed(query, matching);
+    let order = host_order(descending);
+    let total = hosts.len();
+    let end = offset.saturating_add(page_size).min(total);
+    if end > 0 && end < total {
+        hosts.select_nth_unstable_by(end - 1, &order);
+        hosts.truncate(end);
+    }
+    hosts.sort_by(&order);
+    (hosts.iter().skip(offset).take(page_size).map(|k| Arc::clone(k.host)).collect(), end < total)
 }
 
 /// Most hosts in one ListSoftware answer (the default too): about 600 KB,
@@ -306,20 +335,13 @@ impl AdminCalls {
             let more = leading.len() > end;
             (leading.into_iter().skip(offset).take(page_size).collect::<Vec<_>>(), more)
         } else {
-            let matching = self.matching_hosts(&query).await?;
-            let mut hosts = keyed(&query, &matching);
-            let order = host_order(req.descending);
-            let total = hosts.len();
-            // Only the hosts up to the end of the page need their order:
-            // select them (linear), then sort those. The order is total
-            // (agent ids are unique), so the page is the one a full sort gives.
-            let end = end.min(total);
-            if end > 0 && end < total {
-                hosts.select_nth_unstable_by(end - 1, &order);
-                hosts.truncate(end);
-            }
-            hosts.sort_by(&order);
-            (hosts.iter().skip(offset).take(page_size).map(|k| Arc::clone(k.host)).collect(), end < total)
+            let (q, descending) = (Arc::clone(&query), req.descending);
+            self.with_store(move |s| {
+                crate::host_query::with_matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx, |matching| {
+                    sorted_page(&q, matching, descending, offset, page_size)
+                })
+            })
+            .await?
         };
         if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
             let ids: Vec<String> = page_hosts.iter().map(|h| h.agent.agent_id.clone()).collect();
@@ -342,23 +364,22 @@ impl AdminCalls {
         Ok(pb::ListHostsResponse { hosts: page, next_page_token })
     }
 
-    /// The hosts a listing's filter matches, unordered. Summaries (no
-    /// package lists) unless the filter or sort needs them
-    /// (crate::host_query).
-    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<Arc<HostView>>> {
-        let q = Arc::clone(query);
-        self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await
-    }
-
     /// Every host a listing's filter matches, in the listing's order, and
     /// their count (the export: every row, no page).
     pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<Arc<HostView>>, usize)> {
         let query = Arc::new(HostQuery::parse(req, self.filter_context(now_ms()))?);
-        let matching = self.matching_hosts(&query).await?;
-        let mut hosts = keyed(&query, &matching);
-        hosts.sort_by(host_order(req.descending));
+        let descending = req.descending;
+        let hosts: Vec<Arc<HostView>> = self
+            .with_store(move |s| {
+                crate::host_query::with_matching(s, query.filter.as_ref(), query.sort.as_ref(), &query.ctx, |matching| {
+                    let mut hosts = keyed(&query, matching);
+                    hosts.sort_by(host_order(descending));
+                    hosts.into_iter().map(|k| Arc::clone(k.host)).collect()
+                })
+            })
+            .await?;
         let total = hosts.len();
-        Ok((hosts.into_iter().map(|k| Arc::clone(k.host)).collect(), total))
+        Ok((hosts, total))
     }
 
     pub async fn get_fleet_summary(&self, caller: &Caller, req: pb::GetFleetSummaryRequest) -> Result<pb::GetFleetSummaryResponse> {

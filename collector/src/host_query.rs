@@ -68,19 +68,35 @@ pub fn path(filter: Option<&Filter>, sort: Option<&FieldRef>) -> Path {
     if indexed { Path::Indexed } else { Path::Summaries }
 }
 
-/// The hosts the filter selects: in listing order (`store::listing_order`)
-/// on the summary and indexed paths, in no particular order on the scan
-/// path, which reads full inventories.
+/// The hosts the filter selects, in listing order (`store::listing_order`).
 pub fn matching(store: &dyn Store, filter: Option<&Filter>, sort: Option<&FieldRef>, ctx: &Context) -> Result<Vec<Arc<HostView>>> {
+    with_matching(store, filter, sort, ctx, |hosts| hosts.iter().map(|h| Arc::clone(h)).collect())
+}
+
+/// Hands `f` the hosts the filter selects, in listing order, borrowed from
+/// the shared summaries on the summary and indexed paths (no pointer is
+/// copied per host); the scan path reads and orders full inventories.
+pub fn with_matching<R>(
+    store: &dyn Store,
+    filter: Option<&Filter>,
+    sort: Option<&FieldRef>,
+    ctx: &Context,
+    f: impl FnOnce(&[&Arc<HostView>]) -> R,
+) -> Result<R> {
     if path(filter, sort) == Path::Scan {
         let mut hosts: Vec<Arc<HostView>> = store.hosts()?.into_iter().map(Arc::new).collect();
-        if let Some(f) = filter {
-            hosts.retain(|h| f.matches_in(h, ctx));
+        if let Some(filter) = filter {
+            hosts.retain(|h| filter.matches_in(h, ctx));
         }
-        return Ok(hosts);
+        hosts.sort_by(|a, b| listing_order(&a.agent, &b.agent));
+        let refs: Vec<&Arc<HostView>> = hosts.iter().collect();
+        return Ok(f(&refs));
     }
     let hosts = store.host_snapshot()?;
-    select(store, filter, ctx, |keep| hosts.iter().filter(|h| keep(h)).cloned().collect())
+    select(store, filter, ctx, |keep| {
+        let refs: Vec<&Arc<HostView>> = hosts.iter().filter(|h| keep(h)).collect();
+        f(&refs)
+    })
 }
 
 /// The first `want` hosts the filter selects in listing order (its reverse
@@ -90,7 +106,6 @@ pub fn matching(store: &dyn Store, filter: Option<&Filter>, sort: Option<&FieldR
 pub fn leading(store: &dyn Store, filter: Option<&Filter>, ctx: &Context, descending: bool, want: usize) -> Result<Vec<Arc<HostView>>> {
     if path(filter, None) == Path::Scan {
         let mut hosts = matching(store, filter, None, ctx)?;
-        hosts.sort_by(|a, b| listing_order(&a.agent, &b.agent));
         if descending {
             hosts.reverse();
         }
