@@ -20,6 +20,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{AgentRecord, HostView, InventoryRecord, listing_order};
@@ -40,6 +41,9 @@ struct Loaded {
 #[derive(Debug, Default)]
 pub struct HostCache {
     hosts: Mutex<Option<Loaded>>,
+    /// The last names generation handed out, across reloads: a listing
+    /// stamped before an `invalidate` never matches the reloaded summaries.
+    generations: AtomicU64,
 }
 
 impl HostCache {
@@ -54,8 +58,9 @@ impl HostCache {
         ordered.sort_by(|a, b| listing_order(&a.agent, &b.agent));
         let by_id = ordered.iter().map(|h| (h.agent.agent_id.clone(), Arc::clone(h))).collect();
         let ordered = Arc::new(ordered);
-        *hosts = Some(Loaded { by_id, ordered: Arc::clone(&ordered), names_generation: 0 });
-        Ok((ordered, 0))
+        let names_generation = self.next_generation();
+        *hosts = Some(Loaded { by_id, ordered: Arc::clone(&ordered), names_generation });
+        Ok((ordered, names_generation))
     }
 
     /// After a write to `agent_id`: `agent` reads its committed record;
@@ -76,7 +81,7 @@ impl HostCache {
                 let at = position(ordered, &old.agent)?;
                 ordered.remove(at);
                 loaded.by_id.remove(agent_id);
-                loaded.names_generation += 1;
+                loaded.names_generation = self.next_generation();
             }
             return Ok(());
         };
@@ -99,11 +104,15 @@ impl HostCache {
                 }
                 let at = ordered.partition_point(|h| listing_order(&h.agent, &new.agent) == Ordering::Less);
                 ordered.insert(at, Arc::clone(&new));
-                loaded.names_generation += 1;
+                loaded.names_generation = self.next_generation();
             }
         }
         loaded.by_id.insert(agent_id.to_string(), new);
         Ok(())
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, AtomicOrdering::Relaxed) + 1
     }
 
     /// Forgets everything (the next query reloads): after a failed
@@ -126,4 +135,42 @@ fn position(ordered: &[Arc<HostView>], agent: &AgentRecord) -> Result<usize> {
     ordered
         .binary_search_by(|h| listing_order(&h.agent, agent))
         .map_err(|_| Error::Internal(format!("host summary of {} missing from the ordered summaries", agent.agent_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(id: &str, name: &str) -> HostView {
+        HostView { agent: AgentRecord { agent_id: id.into(), hostname: name.into(), ..Default::default() }, inventory: None }
+    }
+
+    fn names(ordered: &[Arc<HostView>]) -> Vec<&str> {
+        ordered.iter().map(|h| h.agent.agent_id.as_str()).collect()
+    }
+
+    #[test]
+    fn refresh_keeps_listing_order_and_names_generation_changes_only_with_names() {
+        let cache = HostCache::default();
+        let (ordered, g0) = cache.ordered(|| Ok(vec![host("1", "web"), host("2", "Alpha"), host("3", "db")])).unwrap();
+        assert_eq!(names(&ordered), ["2", "3", "1"]);
+        let read = |h: HostView| move || Ok(Some(h.agent));
+        // A heartbeat: same place, same generation; the query's vector is untouched.
+        cache.refresh("3", read(host("3", "db")), None).unwrap();
+        let (after, g1) = cache.ordered(|| unreachable!("loaded")).unwrap();
+        assert_eq!((names(&after), g1), (vec!["2", "3", "1"], g0));
+        // A rename moves the host and changes the generation.
+        cache.refresh("1", read(host("1", "aardvark")), None).unwrap();
+        let (after, g2) = cache.ordered(|| unreachable!("loaded")).unwrap();
+        assert_eq!(names(&after), ["1", "2", "3"]);
+        assert_ne!(g2, g1);
+        assert_eq!(names(&ordered), ["2", "3", "1"], "a query keeps its snapshot");
+        // Removal, then a reload after invalidation: never an old generation.
+        cache.refresh("2", || Ok(None), None).unwrap();
+        let (after, g3) = cache.ordered(|| unreachable!("loaded")).unwrap();
+        assert_eq!(names(&after), ["1", "3"]);
+        cache.invalidate();
+        let (_, g4) = cache.ordered(|| Ok(vec![host("1", "aardvark")])).unwrap();
+        assert!(g4 > g3 && g3 > g2 && g2 > g0, "{g0} {g2} {g3} {g4}");
+    }
 }
