@@ -294,6 +294,10 @@ async fn query(target: Target, runs: usize) -> Result<()> {
         ("last seen", hosts("last_seen > 1h ago", "", 100)),
         ("sort + page", hosts("", "memory.total", 50)),
         ("no filter, first page", hosts("", "", 100)),
+        // Worst cases without a sort: nothing matches, so every host is
+        // tested before the (empty) page is known.
+        ("no match", hosts(r#"os.name = "Windows""#, "", 100)),
+        ("software, no match", hosts(r#"software("openssl") < "1.0""#, "", 100)),
     ];
     let mut results = serde_json::Map::new();
     for (name, req) in host_queries {

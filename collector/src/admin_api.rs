@@ -322,6 +322,18 @@ mod tests {
                     ids.reverse();
                 }
                 assert_eq!(all, ids, "descending {descending}");
+            } else {
+                // By memory, ties in the default order.
+                let mut by_memory: Vec<(u64, String, String)> = expected
+                    .iter()
+                    .map(|(name, id)| (u64::from(u8::from_str_radix(&id[30..], 16).unwrap_or(0) % 4), name.clone(), id.clone()))
+                    .collect();
+                by_memory.sort();
+                let mut ids: Vec<String> = by_memory.into_iter().map(|(_, _, id)| id).collect();
+                if descending {
+                    ids.reverse();
+                }
+                assert_eq!(all, ids, "by memory, descending {descending}");
             }
             for page_size in [1, 2, 4] {
                 let (mut paged, mut token) = (Vec::new(), String::new());

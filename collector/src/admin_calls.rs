@@ -98,37 +98,54 @@ pub struct AdminCalls {
 }
 
 /// One matching host with its sort field's value, taken once per host
-/// rather than twice per comparison.
+/// rather than twice per comparison, and its rank in listing order (the
+/// tie-break, compared without reading the host names again).
 struct Keyed<'h> {
     sort: Option<crate::filter::Value<'h>>,
+    rank: usize,
     host: &'h Arc<HostView>,
 }
 
-fn keyed<'h>(query: &HostQuery, hosts: &'h [Arc<HostView>]) -> Vec<Keyed<'h>> {
-    hosts.iter().map(|host| Keyed { sort: query.sort.as_ref().and_then(|f| f.value(host, &query.ctx)), host }).collect()
+/// `hosts` must be in listing order (as `host_query::with_matching` gives them).
+fn keyed<'h>(query: &HostQuery, hosts: &[&'h Arc<HostView>]) -> Vec<Keyed<'h>> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(rank, &host)| Keyed { sort: query.sort.as_ref().and_then(|f| f.value(host, &query.ctx)), rank, host })
+        .collect()
 }
 
-/// A listing's order: its sort field, then the host name
-/// (case-insensitive), then the agent id, so the order is total and a page
-/// is the one a full sort gives.
+/// A listing's order: its sort field, then the listing order (host name
+/// ignoring case, then agent id), so the order is total and a page is the
+/// one a full sort gives.
 fn host_order(descending: bool) -> impl Fn(&Keyed<'_>, &Keyed<'_>) -> std::cmp::Ordering {
     move |a, b| {
-        let order = crate::filter::sort_cmp(a.sort.as_ref(), b.sort.as_ref())
-            .then_with(|| name_order(&a.host.agent.hostname, &b.host.agent.hostname))
-            .then_with(|| a.host.agent.agent_id.cmp(&b.host.agent.agent_id));
+        let order = crate::filter::sort_cmp(a.sort.as_ref(), b.sort.as_ref()).then_with(|| a.rank.cmp(&b.rank));
         if descending { order.reverse() } else { order }
     }
 }
 
-/// The order of the lower-cased names, without lower-casing (an
-/// allocation per host per query) when both are ASCII, as host names
-/// nearly always are: there `to_lowercase` is the ASCII one.
-fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
-    } else {
-        a.to_lowercase().cmp(&b.to_lowercase())
+/// The hosts at `offset..offset + page_size` of the listing's order among
+/// `matching` (in listing order), and whether more follow. Only the hosts
+/// up to the end of the page need their order: select them (linear), then
+/// sort those. The order is total, so the page is the one a full sort gives.
+fn sorted_page(
+    query: &HostQuery,
+    matching: &[&Arc<HostView>],
+    descending: bool,
+    offset: usize,
+    page_size: usize,
+) -> (Vec<Arc<HostView>>, bool) {
+    let mut hosts = keyed(query, matching);
+    let order = host_order(descending);
+    let total = hosts.len();
+    let end = offset.saturating_add(page_size).min(total);
+    if end > 0 && end < total {
+        hosts.select_nth_unstable_by(end - 1, &order);
+        hosts.truncate(end);
     }
+    hosts.sort_by(&order);
+    (hosts.iter().skip(offset).take(page_size).map(|k| Arc::clone(k.host)).collect(), end < total)
 }
 
 /// Most hosts in one ListSoftware answer (the default too): about 600 KB,
@@ -306,21 +323,26 @@ impl AdminCalls {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
         let query = Arc::new(HostQuery::parse(&req, self.filter_context(now_ms()))?);
-        let matching = self.matching_hosts(&query).await?;
-        let mut hosts = keyed(&query, &matching);
-        let order = host_order(req.descending);
-        let total = hosts.len();
-        // Only the hosts up to the end of the page need their order: select
-        // them (linear), then sort those. The order is total (agent ids are
-        // unique), so the page is the one a full sort gives.
-        let end = offset.saturating_add(page_size).min(total);
-        if end > 0 && end < total {
-            hosts.select_nth_unstable_by(end - 1, &order);
-            hosts.truncate(end);
-        }
-        hosts.sort_by(&order);
         let now = query.ctx.now_unix_ms;
-        let mut page_hosts: Vec<Arc<HostView>> = hosts.iter().skip(offset).take(page_size).map(|k| Arc::clone(k.host)).collect();
+        let end = offset.saturating_add(page_size);
+        let (mut page_hosts, more) = if query.sort.is_none() {
+            // Listing order is the summaries' own order: read up to the end
+            // of the page, and one more to know whether a next page exists.
+            let (q, descending) = (Arc::clone(&query), req.descending);
+            let leading = self
+                .with_store(move |s| crate::host_query::leading(s, q.filter.as_ref(), &q.ctx, descending, end.saturating_add(1)))
+                .await?;
+            let more = leading.len() > end;
+            (leading.into_iter().skip(offset).take(page_size).collect::<Vec<_>>(), more)
+        } else {
+            let (q, descending) = (Arc::clone(&query), req.descending);
+            self.with_store(move |s| {
+                crate::host_query::with_matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx, |matching| {
+                    sorted_page(&q, matching, descending, offset, page_size)
+                })
+            })
+            .await?
+        };
         if query.columns.iter().any(|(_, f)| crate::host_query::reads_packages(f)) {
             let ids: Vec<String> = page_hosts.iter().map(|h| h.agent.agent_id.clone()).collect();
             let full = self.with_store(move |s| ids.iter().map(|id| s.host(id)).collect::<Result<Vec<_>>>()).await?;
@@ -338,28 +360,26 @@ impl AdminCalls {
                 summary
             })
             .collect();
-        let next = offset + page.len();
-        let next_page_token = if next < total { next.to_string() } else { String::new() };
+        let next_page_token = if more { (offset + page.len()).to_string() } else { String::new() };
         Ok(pb::ListHostsResponse { hosts: page, next_page_token })
-    }
-
-    /// The hosts a listing's filter matches, unordered. Summaries (no
-    /// package lists) unless the filter or sort needs them
-    /// (crate::host_query).
-    async fn matching_hosts(&self, query: &Arc<HostQuery>) -> Result<Vec<Arc<HostView>>> {
-        let q = Arc::clone(query);
-        self.with_store(move |s| crate::host_query::matching(s, q.filter.as_ref(), q.sort.as_ref(), &q.ctx)).await
     }
 
     /// Every host a listing's filter matches, in the listing's order, and
     /// their count (the export: every row, no page).
     pub(crate) async fn filtered_hosts(&self, req: &pb::ListHostsRequest) -> Result<(Vec<Arc<HostView>>, usize)> {
         let query = Arc::new(HostQuery::parse(req, self.filter_context(now_ms()))?);
-        let matching = self.matching_hosts(&query).await?;
-        let mut hosts = keyed(&query, &matching);
-        hosts.sort_by(host_order(req.descending));
+        let descending = req.descending;
+        let hosts: Vec<Arc<HostView>> = self
+            .with_store(move |s| {
+                crate::host_query::with_matching(s, query.filter.as_ref(), query.sort.as_ref(), &query.ctx, |matching| {
+                    let mut hosts = keyed(&query, matching);
+                    hosts.sort_by(host_order(descending));
+                    hosts.into_iter().map(|k| Arc::clone(k.host)).collect()
+                })
+            })
+            .await?;
         let total = hosts.len();
-        Ok((hosts.into_iter().map(|k| Arc::clone(k.host)).collect(), total))
+        Ok((hosts, total))
     }
 
     pub async fn get_fleet_summary(&self, caller: &Caller, req: pb::GetFleetSummaryRequest) -> Result<pb::GetFleetSummaryResponse> {
@@ -410,33 +430,21 @@ impl AdminCalls {
             req.page_token.parse().map_err(|_| Error::InvalidArgument("page_token is not one this server issued".into()))?
         };
         let name = req.name.clone();
-        let (installs, hostnames) = self
-            .with_store(move |s| {
-                let installs = s.software_installs(&name)?;
-                // Host names from the in-memory summaries: reading each
-                // host's full inventory for its name cost seconds at 100,000 hosts.
-                let wanted: std::collections::HashSet<&str> = installs.iter().map(|i| i.agent_id.as_str()).collect();
-                let hostnames: std::collections::HashMap<String, String> = s
-                    .host_summaries()?
-                    .iter()
-                    .filter(|h| wanted.contains(h.agent.agent_id.as_str()))
-                    .map(|h| (h.agent.agent_id.clone(), h.agent.hostname.clone()))
-                    .collect();
-                Ok((installs, hostnames))
-            })
-            .await?;
+        // Grouped by version and ordered by host name in the store, once
+        // per change of the package's installs: a page only slices it.
+        let listing = self.with_store(move |s| s.software_listing(&name)).await?;
         // The page: hosts [offset, offset + page_size) of the versions'
         // host lists laid end to end; every version keeps its count, and
         // only the page's hosts are built.
         let end = offset.saturating_add(page_size);
         let mut before = 0usize;
-        let versions: Vec<pb::SoftwareVersion> = crate::software::versions_newest_first(&installs)
-            .into_iter()
+        let versions: Vec<pb::SoftwareVersion> = listing
+            .iter()
             .filter(|g| req.version.is_empty() || g.version == req.version)
             .map(|g| {
                 let window = offset.saturating_sub(before)..end.saturating_sub(before);
-                before += g.agents.len();
-                wire::software_version(g, &hostnames, window)
+                before += g.hosts.len();
+                wire::software_version(g, window)
             })
             .collect();
         let next_page_token = if end < before { end.to_string() } else { String::new() };

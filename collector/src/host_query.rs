@@ -3,12 +3,15 @@
 //!
 //! Three paths, one answer (tested: `indexed_and_summary_paths_equal_the_scan`):
 //! - **summaries**: the filter and sort read nothing of the package lists,
-//!   so they run over the in-memory host summaries (`Store::host_summaries`);
+//!   so they run over the in-memory host summaries (`Store::host_snapshot`,
+//!   kept in listing order, so that a listing without a sort field stops
+//!   at the end of its page: `leading`);
 //! - **indexed**: besides that, only conditions on one named package's
 //!   name, version or source (`software("openssl") < "3.0.13"`), which the
-//!   software index answers: each such condition is evaluated once per host
-//!   that has the package, on that host's installs of it, and the filter
-//!   then runs over the summaries with those answers. A host without the
+//!   software index answers: each such condition is evaluated once per
+//!   version of the package (`Store::software_listing`), giving the set of
+//!   agents where it holds, and the filter then runs over the summaries
+//!   with those answers. A host without the
 //!   package has no value for the field, so the condition is false there,
 //!   as on the full inventory (any-match over no values);
 //! - **scan**: anything else (a wildcard package key, `software.vendor`,
@@ -18,14 +21,15 @@
 //! Columns are not selection: the caller reads a package column from the
 //! full inventory of the hosts on the page only (`reads_packages`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use census_proto::v1 as pb;
 
 use crate::error::Result;
 use crate::filter::{Condition, Context, FieldRef, Filter};
-use crate::store::{AgentRecord, HostView, InventoryRecord, SoftwareInstall, Store};
+use crate::software::ListedVersion;
+use crate::store::{AgentRecord, HostView, InventoryRecord, Store, listing_order};
 
 /// Whether the field reads package lists, which host summaries leave out.
 pub fn reads_packages(field: &FieldRef) -> bool {
@@ -64,95 +68,110 @@ pub fn path(filter: Option<&Filter>, sort: Option<&FieldRef>) -> Path {
     if indexed { Path::Indexed } else { Path::Summaries }
 }
 
-/// The hosts the filter selects, in no particular order: summaries on the
-/// summary and indexed paths, full inventories on the scan path.
+/// The hosts the filter selects, in listing order (`store::listing_order`).
 pub fn matching(store: &dyn Store, filter: Option<&Filter>, sort: Option<&FieldRef>, ctx: &Context) -> Result<Vec<Arc<HostView>>> {
-    match path(filter, sort) {
-        Path::Scan => {
-            let mut hosts: Vec<Arc<HostView>> = store.hosts()?.into_iter().map(Arc::new).collect();
-            if let Some(f) = filter {
-                hosts.retain(|h| f.matches_in(h, ctx));
-            }
-            Ok(hosts)
+    with_matching(store, filter, sort, ctx, |hosts| hosts.iter().map(|h| Arc::clone(h)).collect())
+}
+
+/// Hands `f` the hosts the filter selects, in listing order, borrowed from
+/// the shared summaries on the summary and indexed paths (no pointer is
+/// copied per host); the scan path reads and orders full inventories.
+pub fn with_matching<R>(
+    store: &dyn Store,
+    filter: Option<&Filter>,
+    sort: Option<&FieldRef>,
+    ctx: &Context,
+    f: impl FnOnce(&[&Arc<HostView>]) -> R,
+) -> Result<R> {
+    if path(filter, sort) == Path::Scan {
+        let mut hosts: Vec<Arc<HostView>> = store.hosts()?.into_iter().map(Arc::new).collect();
+        if let Some(filter) = filter {
+            hosts.retain(|h| filter.matches_in(h, ctx));
         }
-        Path::Summaries => {
-            let mut hosts = store.host_summaries()?;
-            if let Some(f) = filter {
-                hosts.retain(|h| f.matches_in(h, ctx));
-            }
-            Ok(hosts)
-        }
-        Path::Indexed => {
-            let Some(filter) = filter else { return store.host_summaries() };
-            let conditions: Vec<&Condition> = filter.conditions().into_iter().filter(|c| reads_packages(&c.field)).collect();
-            let mut installs = Vec::with_capacity(conditions.len());
-            for c in &conditions {
-                installs.push(store.software_installs(c.field.key().and_then(|k| k.exact()).unwrap_or_default())?);
-            }
-            let answered: Vec<HashSet<&str>> = conditions.iter().zip(&installs).map(|(c, i)| hosts_where(i, c, ctx)).collect();
-            let mut hosts = store.host_summaries()?;
-            hosts.retain(|h| {
-                let decided = |c: &Condition| {
-                    let i = conditions.iter().position(|known| std::ptr::eq(*known, c))?;
-                    Some(answered[i].contains(h.agent.agent_id.as_str()))
-                };
-                filter.matches_with(h, ctx, &decided)
-            });
-            Ok(hosts)
-        }
+        hosts.sort_by(|a, b| listing_order(&a.agent, &b.agent));
+        let refs: Vec<&Arc<HostView>> = hosts.iter().collect();
+        return Ok(f(&refs));
     }
+    let hosts = store.host_snapshot()?;
+    select(store, filter, ctx, |keep| {
+        let refs: Vec<&Arc<HostView>> = hosts.iter().filter(|h| keep(h)).collect();
+        f(&refs)
+    })
+}
+
+/// The first `want` hosts the filter selects in listing order (its reverse
+/// when `descending`): a listing without a sort field reads its page off
+/// the ordered summaries and stops there, instead of filtering and ordering
+/// the whole fleet.
+pub fn leading(store: &dyn Store, filter: Option<&Filter>, ctx: &Context, descending: bool, want: usize) -> Result<Vec<Arc<HostView>>> {
+    if path(filter, None) == Path::Scan {
+        let mut hosts = matching(store, filter, None, ctx)?;
+        if descending {
+            hosts.reverse();
+        }
+        hosts.truncate(want);
+        return Ok(hosts);
+    }
+    let hosts = store.host_snapshot()?;
+    select(store, filter, ctx, |keep| {
+        if descending {
+            hosts.iter().rev().filter(|h| keep(h)).take(want).cloned().collect()
+        } else {
+            hosts.iter().filter(|h| keep(h)).take(want).cloned().collect()
+        }
+    })
+}
+
+/// Hands `walk` the filter as a test of one host summary, with the
+/// conditions on packages answered by the software index beforehand
+/// (summary and indexed paths only).
+fn select<R>(store: &dyn Store, filter: Option<&Filter>, ctx: &Context, walk: impl FnOnce(&dyn Fn(&HostView) -> bool) -> R) -> Result<R> {
+    let Some(filter) = filter else { return Ok(walk(&|_| true)) };
+    let conditions: Vec<&Condition> = filter.conditions().into_iter().filter(|c| reads_packages(&c.field)).collect();
+    if conditions.is_empty() {
+        return Ok(walk(&|h| filter.matches_in(h, ctx)));
+    }
+    let mut listings = Vec::with_capacity(conditions.len());
+    for c in &conditions {
+        listings.push(store.software_listing(c.field.key().and_then(|k| k.exact()).unwrap_or_default())?);
+    }
+    let answered: Vec<HashSet<&str>> = conditions.iter().zip(&listings).map(|(c, l)| hosts_where(l, c, ctx)).collect();
+    Ok(walk(&|h| {
+        let decided = |c: &Condition| {
+            let i = conditions.iter().position(|known| std::ptr::eq(*known, c))?;
+            Some(answered[i].contains(h.agent.agent_id.as_str()))
+        };
+        filter.matches_with(h, ctx, &decided)
+    }))
 }
 
 /// The agents on which a condition over one named package holds, from the
-/// software index: the condition is evaluated on a host holding only that
-/// package's installs, which is all it reads. Hosts with the same installs
-/// (most of a fleet has one of a few versions) share one evaluation.
-fn hosts_where<'a>(installs: &'a [SoftwareInstall], condition: &Condition, ctx: &Context) -> HashSet<&'a str> {
-    type Install<'a> = (&'a str, &'a str, Option<&'a str>);
-    let mut by_agent: HashMap<&str, Vec<Install<'a>>> = HashMap::new();
-    for i in installs {
-        by_agent.entry(i.agent_id.as_str()).or_default().push((&i.version, &i.source, i.arch.as_deref()));
-    }
+/// package's versions. The condition reads only that package's name,
+/// version or source and holds when some install satisfies it (any-match),
+/// so it holds on a host exactly when it holds on one of the host's
+/// versions: it is evaluated once per version, on a host holding only that
+/// install, not once per host.
+fn hosts_where<'a>(listing: &'a [ListedVersion], condition: &Condition, ctx: &Context) -> HashSet<&'a str> {
     let name = condition.field.key().and_then(|k| k.exact()).unwrap_or_default();
-    // One scratch host, its package list swapped per distinct list.
-    let mut scratch = HostView {
-        agent: AgentRecord::default(),
-        inventory: Some(Arc::new(InventoryRecord {
-            inventory: Some(pb::Inventory { software: Some(pb::SoftwareSection::default()), ..Default::default() }),
-            ..Default::default()
-        })),
-    };
-    let mut decided: HashMap<Vec<Install<'a>>, bool> = HashMap::new();
     let mut out = HashSet::new();
-    for (agent_id, mut list) in by_agent {
-        // Order does not matter to an any-match condition; sorting makes
-        // equal lists equal keys.
-        list.sort_unstable();
-        let holds = match decided.get(&list) {
-            Some(known) => *known,
-            None => {
-                if let Some(software) =
-                    scratch.inventory.as_mut().and_then(Arc::get_mut).and_then(|r| r.inventory.as_mut()).and_then(|i| i.software.as_mut())
-                {
-                    software.packages = list
-                        .iter()
-                        .map(|(version, source, arch)| pb::Package {
-                            name: name.to_string(),
-                            version: version.to_string(),
-                            source: source.to_string(),
-                            arch: arch.map(str::to_string),
-                            vendor: None,
-                            install_time_unix_ms: None,
-                        })
-                        .collect();
-                }
-                let holds = condition.holds(&scratch, ctx);
-                decided.insert(list, holds);
-                holds
-            }
+    for version in listing {
+        let package = pb::Package {
+            name: name.to_string(),
+            version: version.version.clone(),
+            source: version.source.clone(),
+            arch: None,
+            vendor: None,
+            install_time_unix_ms: None,
         };
-        if holds {
-            out.insert(agent_id);
+        let one = HostView {
+            agent: AgentRecord::default(),
+            inventory: Some(Arc::new(InventoryRecord {
+                inventory: Some(pb::Inventory { software: Some(pb::SoftwareSection { packages: vec![package] }), ..Default::default() }),
+                ..Default::default()
+            })),
+        };
+        if condition.holds(&one, ctx) {
+            out.extend(version.hosts.iter().map(|h| h.agent_id.as_str()));
         }
     }
     out
@@ -290,5 +309,104 @@ mod tests {
         scan.retain(|h| old.matches_in(h, &ctx));
         assert_eq!(fast, ids(scan));
         assert_eq!(fast, ["d"]);
+    }
+
+    /// A generated fleet of `n` hosts: names that tie ignoring case, differ
+    /// only in case, or are not ASCII; a spread of OS, memory and openssl
+    /// versions (some hosts with two, some with none).
+    fn generated(n: u64) -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let names = ["web", "Web", "db", "Ölmühle", "cache", "zeta", "ALPHA"];
+        let oses = ["Ubuntu", "Debian GNU/Linux", "Rocky Linux"];
+        let openssl = ["3.0.2-0ubuntu1", "3.0.13-1", "3.0.15-1", "1.1.1w-0"];
+        for i in 0..n {
+            let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB0B;
+            let mut next = |m: u64| {
+                z ^= z >> 29;
+                z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                (z >> 32) % m
+            };
+            let agent_id = format!("{i:032x}");
+            let mut agent = test_agent(&agent_id, &format!("uuid-{i}"), 1);
+            agent.cert_fingerprint[..8].copy_from_slice(&i.to_be_bytes());
+            agent.hostname = format!("{}-{}", names[next(7) as usize], next(n / 3 + 1));
+            store.enroll_agent(agent).unwrap();
+            let mut packages = vec![package("curl", "7.88", "dpkg")];
+            for _ in 0..next(3) {
+                packages.push(package("openssl", openssl[next(4) as usize], "dpkg"));
+            }
+            let inv = inventory(oses[next(3) as usize], 1 << next(6), packages);
+            let report = pb::Report { seq: 1, created_at_unix_ms: 1, body: Some(pb::report::Body::Inventory(inv)) };
+            store.put_reports(&agent_id, &[report], 1_000 + next(9_000) as i64).unwrap();
+        }
+        (dir, store)
+    }
+
+    /// What a listing without a sort field must return: every host the
+    /// filter matches on its full inventory, fully sorted.
+    fn plain(store: &SledStore, filter: Option<&Filter>, ctx: &Context, descending: bool) -> Vec<String> {
+        let mut hosts: Vec<HostView> = store.hosts().unwrap();
+        hosts.retain(|h| filter.is_none_or(|f| f.matches_in(h, ctx)));
+        hosts.sort_by(|a, b| listing_order(&a.agent, &b.agent));
+        if descending {
+            hosts.reverse();
+        }
+        hosts.into_iter().map(|h| h.agent.agent_id).collect()
+    }
+
+    #[test]
+    fn leading_hosts_equal_a_full_filter_and_sort_on_generated_hosts() {
+        let (_dir, store) = generated(400);
+        let ctx = Context { now_unix_ms: 10_000, offline_after_ms: 4_000 };
+        let filters = [
+            None,
+            Some(r#"os.name = "Ubuntu" and memory.total < 8GiB"#),
+            Some(r#"software("openssl") < "3.0.13""#),
+            Some(r#"not software("openssl") and online"#),
+            Some(r#"software("openssl") = "3.0.15-1" or os.name = "Rocky Linux""#),
+            Some(r#"software("open*")"#),
+            Some(r#"os.name = "Windows""#),
+        ];
+        let check = |store: &SledStore| {
+            // The kept software listing is the one built afresh.
+            let names: std::collections::HashMap<String, String> =
+                store.hosts().unwrap().into_iter().map(|h| (h.agent.agent_id, h.agent.hostname)).collect();
+            let fresh = crate::software::listing(&store.software_installs("openssl").unwrap(), |id| names.get(id).map(String::as_str));
+            assert_eq!(*store.software_listing("openssl").unwrap(), fresh);
+            for text in filters {
+                let filter = text.map(|t| Filter::parse(t).unwrap());
+                for descending in [false, true] {
+                    let expected = plain(store, filter.as_ref(), &ctx, descending);
+                    for want in [0, 1, 7, 150, expected.len(), 10_000] {
+                        let got: Vec<String> = leading(store, filter.as_ref(), &ctx, descending, want)
+                            .unwrap()
+                            .iter()
+                            .map(|h| h.agent.agent_id.clone())
+                            .collect();
+                        assert_eq!(got, expected[..want.min(expected.len())], "{text:?} descending {descending} want {want}");
+                    }
+                    assert!(!expected.is_empty() || text == Some(r#"os.name = "Windows""#), "{text:?} selects some host");
+                }
+            }
+        };
+        check(&store);
+        // Renames (the order changes), a new host and upgrades after the
+        // summaries and the listings were loaded.
+        for i in [3u64, 77, 250] {
+            let agent_id = format!("{i:032x}");
+            let mut agent = test_agent(&agent_id, &format!("uuid-{i}"), 1);
+            agent.cert_fingerprint[..8].copy_from_slice(&i.to_be_bytes());
+            agent.hostname = format!("AAA-renamed-{i}");
+            store.enroll_agent(agent).unwrap();
+            let inv = inventory("Ubuntu", 2, vec![package("openssl", "1.0.2u-1", "dpkg")]);
+            let report = pb::Report { seq: 1, created_at_unix_ms: 1, body: Some(pb::report::Body::Inventory(inv)) };
+            store.put_reports(&agent_id, &[report], 9_999).unwrap();
+        }
+        let snapshot = store.host_snapshot().unwrap();
+        assert!(snapshot.windows(2).all(|w| listing_order(&w[0].agent, &w[1].agent).is_lt()), "the summaries stay in listing order");
+        assert_eq!(snapshot.len(), 400);
+        assert!(snapshot[..3].iter().all(|h| h.agent.hostname.starts_with("AAA-renamed-")), "renamed hosts moved first");
+        check(&store);
     }
 }

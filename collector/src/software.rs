@@ -41,6 +41,40 @@ pub fn versions_newest_first(installs: &[SoftwareInstall]) -> Vec<VersionGroup> 
     out
 }
 
+/// One version of a package as ListSoftware shows it: its hosts ordered
+/// by host name, then agent id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub version: String,
+    pub source: String,
+    pub hosts: Vec<ListedHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedHost {
+    pub agent_id: String,
+    /// Empty for an agent `hostname` does not know.
+    pub hostname: String,
+    pub arch: Option<String>,
+}
+
+/// `versions_newest_first`, each version's hosts named by `hostname` and
+/// ordered by name, then agent id: what every page of ListSoftware slices.
+pub fn listing<'a>(installs: &[SoftwareInstall], hostname: impl Fn(&str) -> Option<&'a str>) -> Vec<ListedVersion> {
+    versions_newest_first(installs)
+        .into_iter()
+        .map(|g| {
+            let mut hosts: Vec<ListedHost> = g
+                .agents
+                .into_iter()
+                .map(|(agent_id, arch)| ListedHost { hostname: hostname(&agent_id).unwrap_or("").to_string(), agent_id, arch })
+                .collect();
+            hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname).then_with(|| a.agent_id.cmp(&b.agent_id)));
+            ListedVersion { version: g.version, source: g.source, hosts }
+        })
+        .collect()
+}
+
 fn newest_first(a: &VersionGroup, b: &VersionGroup) -> Ordering {
     a.source.cmp(&b.source).then_with(|| compare(Ecosystem::for_source(&a.source), &b.version, &a.version))
 }
@@ -73,5 +107,19 @@ mod tests {
         assert_eq!(order, vec!["1:1.0", "3.0.11-1", "3.0.11-1~deb12u2"]);
         assert_eq!(groups[1].agents.len(), 2, "host d counted once");
         assert_eq!(groups[1].agents[1], ("d".to_string(), Some("amd64,i386".to_string())));
+    }
+
+    #[test]
+    fn a_listing_orders_each_version_by_host_name_then_agent() {
+        let names = std::collections::HashMap::from([("a", "zeta"), ("b", "alpha"), ("c", "alpha")]);
+        let listed = listing(
+            &[install("2.0", "a", "amd64"), install("2.0", "c", "amd64"), install("2.0", "b", "amd64"), install("1.0", "x", "i386")],
+            |id| names.get(id).copied(),
+        );
+        let order: Vec<(&str, Vec<(&str, &str)>)> = listed
+            .iter()
+            .map(|v| (v.version.as_str(), v.hosts.iter().map(|h| (h.hostname.as_str(), h.agent_id.as_str())).collect()))
+            .collect();
+        assert_eq!(order, vec![("2.0", vec![("alpha", "b"), ("alpha", "c"), ("zeta", "a")]), ("1.0", vec![("", "x")])]);
     }
 }

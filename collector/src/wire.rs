@@ -62,20 +62,14 @@ pub fn host_change(agent_id: &str, hostname: &str, c: crate::store::ChangeRecord
 /// One version group of `census software NAME`, hosts ordered by
 /// hostname; only the hosts at positions `window` of that order are built
 /// (a page), the count is all of them.
-pub fn software_version(
-    group: crate::software::VersionGroup,
-    hostnames: &std::collections::HashMap<String, String>,
-    window: std::ops::Range<usize>,
-) -> pb::SoftwareVersion {
-    let name = |id: &str| hostnames.get(id).map(String::as_str).unwrap_or("");
-    let mut agents = group.agents;
-    let host_count = agents.len() as u64;
-    agents.sort_by(|(a, _), (b, _)| name(a).cmp(name(b)).then_with(|| a.cmp(b)));
-    let to = window.end.min(agents.len());
+pub fn software_version(group: &crate::software::ListedVersion, window: std::ops::Range<usize>) -> pb::SoftwareVersion {
+    let to = window.end.min(group.hosts.len());
     let from = window.start.min(to);
-    let hosts =
-        agents.drain(from..to).map(|(agent_id, arch)| pb::SoftwareHost { hostname: name(&agent_id).to_string(), agent_id, arch }).collect();
-    pb::SoftwareVersion { version: group.version, source: group.source, host_count, hosts }
+    let hosts = group.hosts[from..to]
+        .iter()
+        .map(|h| pb::SoftwareHost { hostname: h.hostname.clone(), agent_id: h.agent_id.clone(), arch: h.arch.clone() })
+        .collect();
+    pb::SoftwareVersion { version: group.version.clone(), source: group.source.clone(), host_count: group.hosts.len() as u64, hosts }
 }
 
 /// One alert as `census alerts` and `census alert ID` show it.

@@ -146,6 +146,21 @@ pub struct SledStore {
 }
 
 impl SledStore {
+    /// The host summaries in listing order with their names generation
+    /// (`host_cache`), loaded from the summary tree on first use.
+    fn host_snapshot_at(&self) -> Result<(std::sync::Arc<Vec<std::sync::Arc<HostView>>>, u64)> {
+        self.hosts.ordered(|| {
+            let mut out = Vec::with_capacity(self.agents.len());
+            for entry in self.agents.iter() {
+                let (key, value) = entry?;
+                let agent: AgentRecord = decode(&value, "agent")?;
+                let inventory = self.host_summary.get(&key)?.map(|b| decode(&b, "host summary")).transpose()?.map(std::sync::Arc::new);
+                out.push(HostView { agent, inventory });
+            }
+            Ok(out)
+        })
+    }
+
     /// Opens (creating if needed) the database under `dir`, checking and
     /// migrating its schema version.
     pub fn open(dir: &Path) -> Result<SledStore> {
@@ -1011,16 +1026,11 @@ impl Store for SledStore {
     }
 
     fn host_summaries(&self) -> Result<Vec<std::sync::Arc<HostView>>> {
-        self.hosts.all(|| {
-            let mut out = Vec::with_capacity(self.agents.len());
-            for entry in self.agents.iter() {
-                let (key, value) = entry?;
-                let agent: AgentRecord = decode(&value, "agent")?;
-                let inventory = self.host_summary.get(&key)?.map(|b| decode(&b, "host summary")).transpose()?.map(std::sync::Arc::new);
-                out.push(HostView { agent, inventory });
-            }
-            Ok(out)
-        })
+        Ok(self.host_snapshot()?.to_vec())
+    }
+
+    fn host_snapshot(&self) -> Result<std::sync::Arc<Vec<std::sync::Arc<HostView>>>> {
+        Ok(self.host_snapshot_at()?.0)
     }
 
     fn agents(&self) -> Result<Vec<AgentRecord>> {
@@ -1062,6 +1072,21 @@ impl Store for SledStore {
             }
             Ok(names)
         })
+    }
+
+    fn software_listing(&self, name: &str) -> Result<std::sync::Arc<Vec<crate::software::ListedVersion>>> {
+        // The names and their generation are taken together: a rename
+        // after this leaves the listing stamped as stale.
+        let (hosts, generation) = self.host_snapshot_at()?;
+        let installs = self.software_installs(name)?;
+        if let Some(kept) = self.software_names.listing(name, &installs, generation) {
+            return Ok(kept);
+        }
+        let names: std::collections::HashMap<&str, &str> =
+            hosts.iter().map(|h| (h.agent.agent_id.as_str(), h.agent.hostname.as_str())).collect();
+        let listing = std::sync::Arc::new(crate::software::listing(&installs, |id| names.get(id).copied()));
+        self.software_names.keep_listing(name, &installs, generation, std::sync::Arc::clone(&listing));
+        Ok(listing)
     }
 
     fn agents_named(&self, hostname: &str) -> Result<Vec<AgentRecord>> {
