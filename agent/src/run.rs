@@ -5,7 +5,11 @@
 //! samples (sent as one `HealthBatch` per batch interval), inventory
 //! (a full snapshot on enrollment, every `full_inventory_interval` and when
 //! the collector asks; otherwise a delta against the last queued inventory,
-//! and nothing at all when nothing changed). Every report gets a persisted
+//! and nothing at all when nothing changed). The inventory comes from an
+//! `InventorySource` (a child process in `census-agent run`) and is
+//! collected beside the loop, so a slow or failed collection delays no
+//! health sample or heartbeat; a failed one is logged and tried again at
+//! the next inventory interval. Every report gets a persisted
 //! sequence number and is written to the spool before it is sent; it leaves
 //! the spool only when the collector acknowledges it (after its durable
 //! write), or when the collector refuses it as malformed or too large (it
@@ -37,6 +41,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use crate::config::{Config, Share};
 use crate::error::Result;
 use crate::health::{Sampler, TextfileDir};
+use crate::inventory_source::InventorySource;
 use crate::renew::RenewError;
 use crate::spool::Spool;
 use crate::state::{Enrolled, InventoryBase, LastAck, SequenceCounter};
@@ -288,8 +293,11 @@ impl HealthState {
     }
 }
 
-/// Runs until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+/// An inventory being collected (`InventorySource::collect`).
+type Collecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<pb::Inventory>> + Send>>;
+
+/// Runs until `shutdown` resolves, taking each inventory from `source`.
+pub async fn run(config: Config, source: InventorySource, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let mut state = Enrolled::open(&config.state_dir)?;
     let server = if config.server.is_empty() { state.server.clone() } else { config.server.clone() };
     let channel = transport::report_channel(&state, &server, config.request_timeout)?;
@@ -328,6 +336,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let mut next_heartbeat = Instant::now();
     let mut heartbeat_sent = false;
     let mut next_inventory = Instant::now();
+    // At most one collection at a time; dropping it (shutdown) kills a child.
+    let mut collecting: Option<Collecting> = None;
     let mut next_sample = Instant::now();
     let mut next_batch = Instant::now() + config.health_batch_interval;
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
@@ -366,12 +376,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 }
             };
         }
-        if now >= next_inventory {
-            let (root, certificate_paths) = (root.clone(), config.certificate_paths.clone());
-            let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root, &certificate_paths))
-                .await
-                .map_err(|e| crate::error::Error::Collector(format!("inventory task failed: {e}")))?;
-            reporter.enqueue_inventory(crate::wire::inventory(&inventory))?;
+        if now >= next_inventory && collecting.is_none() {
+            // Runs beside the loop: a slow or hung collection must not hold
+            // up health samples and heartbeats.
+            collecting = Some(Box::pin(source.collect(&root, &config.certificate_paths)));
             next_inventory = now + inventory_every;
         }
         if now >= next_sample {
@@ -476,9 +484,20 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         if let Some(t) = next_renewal {
             wake = wake.min(t.max(Instant::now()));
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
+        let collected = tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => None,
+            inventory = async { collecting.as_mut().expect("guarded by the branch condition").await }, if collecting.is_some() => Some(inventory),
             _ = &mut shutdown => break,
+        };
+        if let Some(inventory) = collected {
+            collecting = None;
+            match inventory {
+                Ok(inventory) => reporter.enqueue_inventory(inventory)?,
+                Err(e) => {
+                    let retry_in = next_inventory.saturating_duration_since(Instant::now());
+                    warn!(error = %e, ?retry_in, "inventory collection failed; it is tried again at the next inventory interval");
+                }
+            }
         }
     }
     // Samples taken since the last batch go to the spool, not to waste.
