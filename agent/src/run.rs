@@ -127,8 +127,6 @@ struct Reporter {
     spool: Spool,
     /// The collector accepts health batches and inventory deltas.
     accepts_new: bool,
-    /// What the collector holds as this agent's inventory, if all goes well.
-    base: Option<InventoryBase>,
     full_inventory_every: Duration,
     /// The collector asked for a full snapshot.
     full_requested: bool,
@@ -168,10 +166,14 @@ impl Reporter {
     fn enqueue_inventory(&mut self, mut inventory: pb::Inventory) -> Result<()> {
         crate::delta::canonicalize(&mut inventory);
         let now = crate::now_unix_ms();
-        let full_due = self.base.as_ref().is_none_or(|b| {
+        // The base is read from the state directory, not kept in memory:
+        // it is needed once per inventory interval, and an idle agent's
+        // memory is what SPEC §8 measures.
+        let base = InventoryBase::load(&self.state_dir);
+        let full_due = base.as_ref().is_none_or(|b| {
             now.saturating_sub(b.last_full_unix_ms) >= i64::try_from(self.full_inventory_every.as_millis()).unwrap_or(i64::MAX)
         });
-        let last_full_unix_ms = match (&self.base, self.accepts_new && !full_due && !self.full_requested) {
+        let last_full_unix_ms = match (&base, self.accepts_new && !full_due && !self.full_requested) {
             (Some(base), true) => {
                 let delta = crate::delta::diff(&base.inventory, &inventory, base.seq);
                 if crate::delta::is_empty(&delta, &base.inventory) {
@@ -192,11 +194,10 @@ impl Reporter {
         self.save_base(seq, last_full_unix_ms, inventory)
     }
 
-    fn save_base(&mut self, seq: u64, last_full_unix_ms: i64, inventory: pb::Inventory) -> Result<()> {
-        let base = InventoryBase { seq, last_full_unix_ms, inventory };
-        base.save(&self.state_dir)?;
-        self.base = Some(base);
-        Ok(())
+    /// Records what the collector will hold as this agent's inventory, if
+    /// all goes well: the base of the next delta.
+    fn save_base(&self, seq: u64, last_full_unix_ms: i64, inventory: pb::Inventory) -> Result<()> {
+        InventoryBase { seq, last_full_unix_ms, inventory }.save(&self.state_dir)
     }
 
     async fn send(&mut self) -> std::result::Result<pb::ReportResponse, SendError> {
@@ -316,7 +317,6 @@ pub async fn run(config: Config, source: InventorySource, shutdown: impl std::fu
         dropped_logged: spool.dropped(),
         spool,
         accepts_new: crate::state::load_collector_accepts_new(&config.state_dir),
-        base: InventoryBase::load(&config.state_dir),
         full_inventory_every: config.full_inventory_interval,
         full_requested: false,
         last_queued: None,
