@@ -137,6 +137,11 @@ impl ChildCommand {
         if !status.success() {
             return Err(failed(format!("{status} (its own messages, if any, are logged just before)")));
         }
+        // An empty message decodes as an empty inventory, which would
+        // replace the host's whole inventory with nothing.
+        if bytes.is_empty() {
+            return Err(failed("it exited without writing an inventory".into()));
+        }
         let inventory = pb::Inventory::decode(bytes.as_slice()).map_err(|e| failed(format!("its output is not an inventory: {e}")))?;
         tracing::debug!(bytes = bytes.len(), elapsed_ms = started.elapsed().as_millis() as u64, "inventory collected by a child process");
         Ok(inventory)
@@ -244,6 +249,12 @@ mod tests {
     fn a_child_exiting_non_zero_fails_the_round() {
         let r = reason(runtime().block_on(shell("echo partial; exit 3", Duration::from_secs(30), 1024).run()));
         assert!(r.contains("exit status: 3"), "{r}");
+    }
+
+    #[test]
+    fn a_child_that_writes_nothing_fails_the_round() {
+        let r = reason(runtime().block_on(shell("exit 0", Duration::from_secs(30), 1024).run()));
+        assert!(r.contains("without writing an inventory"), "{r}");
     }
 
     #[test]
