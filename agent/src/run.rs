@@ -477,7 +477,13 @@ pub async fn run(config: Config, source: InventorySource, shutdown: impl std::fu
             }
         }
 
-        let mut wake = next_heartbeat.min(next_inventory).min(next_sample).min(next_batch);
+        let mut wake = next_heartbeat.min(next_sample).min(next_batch);
+        // While a collection runs, its end wakes the loop: an inventory due
+        // meanwhile (a short interval, the collector asking) waits for it
+        // rather than making the loop spin.
+        if collecting.is_none() {
+            wake = wake.min(next_inventory);
+        }
         if let Some(t) = retry_at {
             wake = wake.min(t.max(Instant::now()));
         }

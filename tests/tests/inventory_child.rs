@@ -51,6 +51,16 @@ fn alive(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
+/// CPU time of this test process (the in-process agent's threads), from
+/// /proc/self/stat in clock ticks of 10 ms (Linux's USER_HZ).
+fn own_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("own stat");
+    let fields: Vec<&str> = stat.rsplit(')').next().expect("fields after the name").split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `fields` starts at field 3.
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
+}
+
 /// Raw health samples of the metric `procs` the collector holds.
 fn procs_samples(collector: &Collector) -> usize {
     let Some(agent_id) = collector.hosts().first().and_then(|h| h["agent_id"].as_str().map(str::to_string)) else { return 0 };
@@ -98,6 +108,7 @@ fn a_failing_inventory_child_is_killed_and_retried_while_health_keeps_flowing() 
 
     // While the first child hangs, health samples still reach the collector.
     let pids = eventually("the first child to hang", || std::fs::read_to_string(work.join("hung.pids")).ok().filter(|p| p.ends_with('\n')));
+    let (hang_started, cpu_at_hang) = (std::time::Instant::now(), own_cpu());
     let pids: Vec<String> = pids.split_whitespace().map(str::to_string).collect();
     assert_eq!(pids.len(), 2, "shell and its command: {pids:?}");
     let during_hang = eventually("health samples while the inventory child hangs", || {
@@ -106,6 +117,14 @@ fn a_failing_inventory_child_is_killed_and_retried_while_health_keeps_flowing() 
         (samples >= 2).then_some(samples).filter(|_| attempts(&work) == 1 && pids.iter().all(|p| alive(p)))
     });
     assert!(collector.hosts()[0]["memory_total_bytes"].as_u64().unwrap_or(0) == 0, "no inventory yet");
+    // The hung child is killed at its timeout. Inventories fell due every
+    // second meanwhile: the agent must have waited for the running child,
+    // not spun (a spinning loop takes a core).
+    eventually("the hung child to be given up", || (attempts(&work) >= 2).then_some(()));
+    let (cpu, wall) = (own_cpu() - cpu_at_hang, hang_started.elapsed());
+    // Measured: 140 ms in 15 s waiting; 2.9 s spinning on a machine so
+    // loaded that the spinning thread got a fifth of a core.
+    assert!(cpu < wall / 20, "the agent used {cpu:?} of CPU in {wall:?} while waiting for the child");
 
     // The hung child is killed at its timeout, the flooding and the failing
     // ones fail their rounds, and the real child's inventory arrives.
