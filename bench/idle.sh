@@ -68,12 +68,14 @@ ListenPort=$zabbix_port
 Hostname=census-bench
 AllowRoot=1
 EOF
-python3 - "$work" "$CENSUS_AGENT" "$node_port" "$zabbix_port" "$fusion_port" > "$work/spec.json" <<'PY'
+# census-agent runs with the malloc settings of its shipped systemd unit.
+tunables=$(sed -n 's/^Environment=GLIBC_TUNABLES=//p' deploy/systemd/census-agent.service)
+python3 - "$work" "$CENSUS_AGENT" "$node_port" "$zabbix_port" "$fusion_port" "$tunables" > "$work/spec.json" <<'PY'
 import json, sys
-work, agent, node, zabbix, fusion = sys.argv[1:]
+work, agent, node, zabbix, fusion, tunables = sys.argv[1:]
 print(json.dumps([
     {"label": "census-agent", "binary": agent, "log": f"{work}/agent.log",
-     "cmd": [agent, "--state-dir", f"{work}/agent", "run"], "poll": None},
+     "cmd": ["env", f"GLIBC_TUNABLES={tunables}", agent, "--state-dir", f"{work}/agent", "run"], "poll": None},
     {"label": "prometheus-node-exporter", "binary": "/usr/bin/prometheus-node-exporter", "log": f"{work}/node.log",
      "cmd": ["/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{node}"],
      "poll": {"kind": "http", "every_s": 15, "url": f"http://127.0.0.1:{node}/metrics"}},

@@ -1,6 +1,7 @@
 //! Census endpoint agent. `main.rs` is a thin wrapper; the library exposes
 //! `run`, `enroll::enroll` and `collect::inventory` so the demo and tests can
-//! drive an agent in-process. See ARCHITECTURE.md.
+//! drive an agent in-process (`InventorySource` says whether `run` collects
+//! inventory in its own process or in a child). See ARCHITECTURE.md.
 
 pub mod collect;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod enroll;
 pub mod error;
 pub mod health;
 pub mod inventory;
+pub mod inventory_source;
 pub mod render;
 pub mod renew;
 pub mod run;
@@ -20,6 +22,7 @@ pub mod wire;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use inventory_source::InventorySource;
 pub use run::run;
 
 /// This agent's version, reported to the collector.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use census_agent::config::{Config, LogFormat};
 use census_agent::enroll::EnrollmentSecret;
+use census_agent::inventory_source::{ChildCommand, InventorySource};
 use census_agent::state::{Enrolled, LastAck};
 use census_agent::{Error, collect, render, service};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -102,6 +103,17 @@ enum Command {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Internal: collect this host's inventory and write it, protobuf-encoded, to standard output.
+    /// `census-agent run` runs it in a child process so that collection memory is never the agent's.
+    #[command(hide = true)]
+    CollectInventory {
+        /// Filesystem root to read inventory from.
+        #[arg(long)]
+        root: PathBuf,
+        /// Extra certificate file or directory to inventory (repeatable).
+        #[arg(long = "certificate-path")]
+        certificate_paths: Vec<PathBuf>,
+    },
     /// Print this host's inventory without any collector.
     Inventory {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -113,9 +125,11 @@ enum Command {
 }
 
 fn resolve(args: &Args) -> Result<Config, Error> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
+    let mut config = match (&args.config, &args.command) {
+        // The inventory child of `census-agent run` gets all it needs as
+        // flags; the config file may have changed since the agent read it.
+        (_, Command::CollectInventory { .. }) | (None, _) => Config::default(),
+        (Some(path), _) => Config::from_file(path)?,
     };
     if let Some(d) = &args.state_dir {
         config.state_dir = d.clone();
@@ -261,8 +275,12 @@ fn execute(command: Command, config: Config, args_config: Option<PathBuf>) -> Re
             Ok(())
         }
         Command::Run { .. } => {
+            let source = InventorySource::ChildProcess(ChildCommand::collect_inventory(this_binary()?, &config));
             let rt = runtime()?;
-            rt.block_on(census_agent::run(config, shutdown_signal()))
+            rt.block_on(census_agent::run(config, source, shutdown_signal()))
+        }
+        Command::CollectInventory { root, certificate_paths } => {
+            census_agent::inventory_source::write_inventory(&root, &certificate_paths, &mut std::io::stdout().lock())
         }
     }
 }
@@ -292,6 +310,20 @@ fn enroll(config: &Config, server: &str, ca: &std::path::Path, secret: Option<St
 /// A service starts elsewhere than here: its paths must not be relative.
 fn absolute(path: &std::path::Path) -> Result<PathBuf, Error> {
     std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))
+}
+
+/// This very binary, for the inventory child. On Linux `/proc/self/exe`
+/// names the running binary even after a package upgrade replaced the
+/// file, so the child always speaks the parent's version of the wire.
+fn this_binary() -> Result<PathBuf, Error> {
+    #[cfg(target_os = "linux")]
+    {
+        let exe = PathBuf::from("/proc/self/exe");
+        if exe.exists() {
+            return Ok(exe);
+        }
+    }
+    std::env::current_exe().map_err(|e| Error::io("locating", "the census-agent binary", e))
 }
 
 /// One small runtime: the agent does little at a time, and every thread costs memory.

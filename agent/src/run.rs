@@ -5,7 +5,11 @@
 //! samples (sent as one `HealthBatch` per batch interval), inventory
 //! (a full snapshot on enrollment, every `full_inventory_interval` and when
 //! the collector asks; otherwise a delta against the last queued inventory,
-//! and nothing at all when nothing changed). Every report gets a persisted
+//! and nothing at all when nothing changed). The inventory comes from an
+//! `InventorySource` (a child process in `census-agent run`) and is
+//! collected beside the loop, so a slow or failed collection delays no
+//! health sample or heartbeat; a failed one is logged and tried again at
+//! the next inventory interval. Every report gets a persisted
 //! sequence number and is written to the spool before it is sent; it leaves
 //! the spool only when the collector acknowledges it (after its durable
 //! write), or when the collector refuses it as malformed or too large (it
@@ -37,6 +41,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use crate::config::{Config, Share};
 use crate::error::Result;
 use crate::health::{Sampler, TextfileDir};
+use crate::inventory_source::InventorySource;
 use crate::renew::RenewError;
 use crate::spool::Spool;
 use crate::state::{Enrolled, InventoryBase, LastAck, SequenceCounter};
@@ -122,8 +127,6 @@ struct Reporter {
     spool: Spool,
     /// The collector accepts health batches and inventory deltas.
     accepts_new: bool,
-    /// What the collector holds as this agent's inventory, if all goes well.
-    base: Option<InventoryBase>,
     full_inventory_every: Duration,
     /// The collector asked for a full snapshot.
     full_requested: bool,
@@ -163,10 +166,14 @@ impl Reporter {
     fn enqueue_inventory(&mut self, mut inventory: pb::Inventory) -> Result<()> {
         crate::delta::canonicalize(&mut inventory);
         let now = crate::now_unix_ms();
-        let full_due = self.base.as_ref().is_none_or(|b| {
+        // The base is read from the state directory, not kept in memory:
+        // it is needed once per inventory interval, and an idle agent's
+        // memory is what SPEC §8 measures.
+        let base = InventoryBase::load(&self.state_dir);
+        let full_due = base.as_ref().is_none_or(|b| {
             now.saturating_sub(b.last_full_unix_ms) >= i64::try_from(self.full_inventory_every.as_millis()).unwrap_or(i64::MAX)
         });
-        let last_full_unix_ms = match (&self.base, self.accepts_new && !full_due && !self.full_requested) {
+        let last_full_unix_ms = match (&base, self.accepts_new && !full_due && !self.full_requested) {
             (Some(base), true) => {
                 let delta = crate::delta::diff(&base.inventory, &inventory, base.seq);
                 if crate::delta::is_empty(&delta, &base.inventory) {
@@ -187,11 +194,10 @@ impl Reporter {
         self.save_base(seq, last_full_unix_ms, inventory)
     }
 
-    fn save_base(&mut self, seq: u64, last_full_unix_ms: i64, inventory: pb::Inventory) -> Result<()> {
-        let base = InventoryBase { seq, last_full_unix_ms, inventory };
-        base.save(&self.state_dir)?;
-        self.base = Some(base);
-        Ok(())
+    /// Records what the collector will hold as this agent's inventory, if
+    /// all goes well: the base of the next delta.
+    fn save_base(&self, seq: u64, last_full_unix_ms: i64, inventory: pb::Inventory) -> Result<()> {
+        InventoryBase { seq, last_full_unix_ms, inventory }.save(&self.state_dir)
     }
 
     async fn send(&mut self) -> std::result::Result<pb::ReportResponse, SendError> {
@@ -288,8 +294,11 @@ impl HealthState {
     }
 }
 
-/// Runs until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+/// An inventory being collected (`InventorySource::collect`).
+type Collecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<pb::Inventory>> + Send>>;
+
+/// Runs until `shutdown` resolves, taking each inventory from `source`.
+pub async fn run(config: Config, source: InventorySource, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let mut state = Enrolled::open(&config.state_dir)?;
     let server = if config.server.is_empty() { state.server.clone() } else { config.server.clone() };
     let channel = transport::report_channel(&state, &server, config.request_timeout)?;
@@ -308,7 +317,6 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         dropped_logged: spool.dropped(),
         spool,
         accepts_new: crate::state::load_collector_accepts_new(&config.state_dir),
-        base: InventoryBase::load(&config.state_dir),
         full_inventory_every: config.full_inventory_interval,
         full_requested: false,
         last_queued: None,
@@ -328,6 +336,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let mut next_heartbeat = Instant::now();
     let mut heartbeat_sent = false;
     let mut next_inventory = Instant::now();
+    // At most one collection at a time; dropping it (shutdown) kills a child.
+    let mut collecting: Option<Collecting> = None;
     let mut next_sample = Instant::now();
     let mut next_batch = Instant::now() + config.health_batch_interval;
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
@@ -366,12 +376,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 }
             };
         }
-        if now >= next_inventory {
-            let (root, certificate_paths) = (root.clone(), config.certificate_paths.clone());
-            let (inventory, _) = tokio::task::spawn_blocking(move || crate::collect::inventory(&root, &certificate_paths))
-                .await
-                .map_err(|e| crate::error::Error::Collector(format!("inventory task failed: {e}")))?;
-            reporter.enqueue_inventory(crate::wire::inventory(&inventory))?;
+        if now >= next_inventory && collecting.is_none() {
+            // Runs beside the loop: a slow or hung collection must not hold
+            // up health samples and heartbeats.
+            collecting = Some(Box::pin(source.collect(&root, &config.certificate_paths)));
             next_inventory = now + inventory_every;
         }
         if now >= next_sample {
@@ -469,16 +477,33 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             }
         }
 
-        let mut wake = next_heartbeat.min(next_inventory).min(next_sample).min(next_batch);
+        let mut wake = next_heartbeat.min(next_sample).min(next_batch);
+        // While a collection runs, its end wakes the loop: an inventory due
+        // meanwhile (a short interval, the collector asking) waits for it
+        // rather than making the loop spin.
+        if collecting.is_none() {
+            wake = wake.min(next_inventory);
+        }
         if let Some(t) = retry_at {
             wake = wake.min(t.max(Instant::now()));
         }
         if let Some(t) = next_renewal {
             wake = wake.min(t.max(Instant::now()));
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
+        let collected = tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => None,
+            inventory = async { collecting.as_mut().expect("guarded by the branch condition").await }, if collecting.is_some() => Some(inventory),
             _ = &mut shutdown => break,
+        };
+        if let Some(inventory) = collected {
+            collecting = None;
+            match inventory {
+                Ok(inventory) => reporter.enqueue_inventory(inventory)?,
+                Err(e) => {
+                    let retry_in = next_inventory.saturating_duration_since(Instant::now());
+                    warn!(error = %e, ?retry_in, "inventory collection failed; it is tried again at the next inventory interval");
+                }
+            }
         }
     }
     // Samples taken since the last batch go to the spool, not to waste.

@@ -46,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("enrolling this machine")?;
     let agent_config = census_agent::Config { state_dir: agent_state.clone(), ..census_agent::Config::default() };
-    let agent_task = tokio::spawn(census_agent::run(agent_config, stopped(stop_rx)));
+    // In-process collection: the demo is one process by design.
+    let agent_task = tokio::spawn(census_agent::run(agent_config, census_agent::InventorySource::InProcess, stopped(stop_rx)));
 
     // Show the host the way the CLI shows it, once its inventory is in.
     let cli_config = dir.path().join("cli.toml");
