@@ -229,7 +229,11 @@ impl Host {
         let step = i64::try_from(interval.as_millis() / samples.max(1) as u128).unwrap_or(0);
         let samples = (0..samples).map(|k| self.sample(end_ms - step * (samples - 1 - k) as i64)).collect();
         let seq = self.next_seq();
-        pb::Report { seq, created_at_unix_ms: end_ms, body: Some(pb::report::Body::Health(pb::HealthBatch { samples, ..Default::default() })) }
+        pb::Report {
+            seq,
+            created_at_unix_ms: end_ms,
+            body: Some(pb::report::Body::Health(pb::HealthBatch { samples, ..Default::default() })),
+        }
     }
 
     /// `span` of back-dated history at the agent's defaults: a health
