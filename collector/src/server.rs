@@ -58,7 +58,11 @@ impl Collector {
         }
         let pki = Arc::new(Pki::load(&pki_dir)?);
         let certificate = ServerCertificate::load(&pki_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&SledStore::path_in(&config.data_dir))?);
+        // Two seconds: long enough for the lock of a store this process
+        // just closed (the demo initialises, then serves), short for the
+        // error when another collector holds it.
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open_after_close(&SledStore::path_in(&config.data_dir), std::time::Duration::from_secs(2))?);
         let alerting = Arc::new(Alerting::open(Arc::clone(&store), AlertingConfig::from_config(&config))?);
         // Sinks are built (secret files read, TLS set up) now, so a broken
         // sink stops the start with its name, not the first alert.

@@ -213,6 +213,15 @@ impl SledStore {
         Ok(store)
     }
 
+    /// `open` for a store this process may have closed a moment ago (`init`
+    /// then serving, as the demo does in one process): sled's I/O threads
+    /// hold its lock briefly after the last handle is dropped, so a held
+    /// lock is retried for up to `wait`. Another process holding it (a
+    /// running collector) still fails, after `wait`.
+    pub fn open_after_close(dir: &Path, wait: std::time::Duration) -> Result<SledStore> {
+        reopening_for(wait, || SledStore::open(dir))
+    }
+
     /// Brings a store of an older layout (`found`; `None`: a new store) to
     /// `SCHEMA_VERSION`, one step at a time, each made durable before the
     /// version that records it.
@@ -439,8 +448,12 @@ const LOCK_HELD: &str = "could not acquire lock";
 /// Reopening right after dropping the last handle can find the lock still
 /// held for a moment (sled's IO threads release their references after the
 /// drop); sled reports it as an I/O error of kind Other, hence the text.
-fn reopening<T>(mut open: impl FnMut() -> Result<T>) -> Result<T> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+fn reopening<T>(open: impl FnMut() -> Result<T>) -> Result<T> {
+    reopening_for(std::time::Duration::from_secs(10), open)
+}
+
+fn reopening_for<T>(wait: std::time::Duration, mut open: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + wait;
     loop {
         match open() {
             Err(Error::Store(m)) if m.contains(LOCK_HELD) && std::time::Instant::now() < deadline => {
